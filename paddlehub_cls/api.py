@@ -1,0 +1,335 @@
+"""The public entry points: orchestration only.
+
+HTTP, archives and caching live in :mod:`paddlehub_cls.hub`, file formats in
+:mod:`paddlehub_cls.formats`, name maps in :mod:`paddlehub_cls.layouts`, networks
+in :mod:`paddlehub_cls.models`. Paddle is imported only when a network is built.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
+
+from paddlehub_cls.registry import ModelInfo, WeightVariant, load_registry
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    from paddle import nn
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def list_models(pattern: str = "*", *, pretrained: Optional[bool] = None) -> List[str]:
+    """Names of the registered models matching ``pattern``.
+
+    Args:
+        pattern: fnmatch pattern, matched case-insensitively (``"resnet*"``).
+        pretrained: True keeps models with at least one weight variant, False
+            those without any, None keeps all.
+
+    Returns:
+        Sorted model names in their release spelling.
+    """
+    reg = load_registry()
+    out = []
+    for name in reg.names():
+        if not fnmatch.fnmatch(name.lower(), pattern.lower()):
+            continue
+        if pretrained is not None and bool(reg.get(name).weights) != pretrained:
+            continue
+        out.append(name)
+    return sorted(out)
+
+
+def model_info(name: str) -> ModelInfo:
+    """Registry metadata of ``name`` (case-insensitive; ``"Name.tag"`` accepted).
+
+    Raises:
+        UnknownModelError: listing the closest names.
+    """
+    return load_registry().resolve(name)[0]
+
+
+def download(
+    name: str,
+    *,
+    weights: Optional[str] = None,
+    cache_dir: Optional[PathLike] = None,
+    progress: Optional[bool] = None,
+) -> Path:
+    """Fetch (or find in a cache) the verified weights of ``name``.
+
+    Args:
+        name: model name, optionally ``"Name.tag"``.
+        weights: variant tag; default the registry's default variant.
+        cache_dir: user cache root (default ``$PADDLEHUB_CLS_HOME`` or
+            ``~/.cache/paddlehub_cls``).
+        progress: show a progress bar; default only on a terminal.
+
+    Returns:
+        The verified file, or the unpacked directory for archive variants.
+    """
+    from paddlehub_cls import hub
+
+    info, variant = load_registry().resolve(name, weights)
+    return hub.download_variant(info, variant, cache_dir=cache_dir, progress=progress)
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_model` did, key by key.
+
+    Attributes:
+        model: registry name of the model.
+        weights: variant tag, or ``"local"`` for a path.
+        path: file or directory the tensors were read from.
+        checksum: the verified checksum of the artifact (``md5:``/``sha256:``), if known.
+        format: container read (``fluid``, ``pdparams``, ``safetensors``).
+        layout: name map applied (``fluid2019``, ``paddle_vision``, ...).
+        loaded: our keys restored from the file.
+        reset: our keys freshly initialised (new classifier).
+        adapted: our key -> how it was changed (``in_chans``).
+        filled: our key -> why it was filled with a constant (absent in the source).
+        cast: our key -> dtype conversion applied.
+    """
+
+    model: str
+    weights: str
+    path: str
+    checksum: Optional[str]
+    format: str
+    layout: str
+    loaded: List[str] = field(default_factory=list)
+    reset: List[str] = field(default_factory=list)
+    adapted: Dict[str, str] = field(default_factory=dict)
+    filled: Dict[str, str] = field(default_factory=dict)
+    cast: Dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        lines = [
+            f"{self.model} weights {self.weights!r} from {self.path} "
+            f"({self.format}, layout {self.layout}, checksum {self.checksum or 'none'})",
+            f"  loaded {len(self.loaded)} tensors",
+        ]
+        if self.reset:
+            lines.append(f"  reset {len(self.reset)}: {', '.join(self.reset)}")
+        for title, items in (("adapted", self.adapted), ("filled", self.filled), ("cast", self.cast)):
+            if items:
+                lines.append(f"  {title} {len(items)}: " + "; ".join(f"{k}: {v}" for k, v in items.items()))
+        return "\n".join(lines)
+
+
+def _resolve_weights(name: str, weights: Optional[str]) -> Tuple[ModelInfo, Optional[WeightVariant], Optional[Path]]:
+    """Split ``weights`` into a registry variant or a local path."""
+    reg = load_registry()
+    if weights is not None and not isinstance(weights, (str, os.PathLike)):
+        raise TypeError(f"weights must be a variant tag or a path, got {weights!r} ({type(weights).__name__})")
+    if weights is not None:
+        local = Path(os.fspath(weights)).expanduser()
+        looks_like_path = isinstance(weights, os.PathLike) or os.sep in str(weights) or local.exists()
+        if looks_like_path:
+            if not local.exists():
+                raise FileNotFoundError(
+                    f"weights path {str(local)!r} for {name} does not exist; pass an existing file or "
+                    f"directory, or a variant tag such as {sorted(reg.resolve(name)[0].weights)}"
+                )
+            info = reg.resolve(name)[0]
+            return info, None, local
+    info, variant = reg.resolve(name, weights)
+    return info, variant, None
+
+
+def _first_conv_adapter(in_chans: int) -> Callable[["np.ndarray"], "np.ndarray"]:
+    def adapt(w: "np.ndarray") -> "np.ndarray":
+        import numpy as np
+
+        w = np.asarray(w, dtype=np.float32)
+        if w.shape[1] != 3:
+            raise ValueError(f"first conv has {w.shape[1]} input channels, expected 3 to adapt to {in_chans}")
+        if in_chans == 1:
+            return w.sum(axis=1, keepdims=True)
+        # Repeating the RGB filters keeps the pattern; scaling by 3/N keeps the
+        # activation magnitude of an input whose channels look alike.
+        reps = -(-in_chans // 3)
+        return (np.tile(w, (1, reps, 1, 1))[:, :in_chans] * (3.0 / in_chans)).astype(np.float32)
+
+    return adapt
+
+
+def _check_args(num_classes: Optional[int], in_chans: int) -> None:
+    if num_classes is not None and (
+        isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0
+    ):
+        raise ValueError(
+            f"num_classes must be None (keep the checkpoint's head), 0 (pooled features) or a positive int; "
+            f"got {num_classes!r}"
+        )
+    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
+        raise ValueError(f"in_chans must be a positive int, got {in_chans!r}")
+
+
+def _pretrained_cfg(info: ModelInfo, variant: Optional[WeightVariant], model: Any) -> Dict[str, Any]:
+    cfg = {
+        "name": info.name,
+        "architecture": info.architecture,
+        "family": info.family,
+        "num_classes": model.num_classes,
+        "input_size": list(info.input_size),
+        "mean": list(info.mean),
+        "std": list(info.std),
+        "interpolation": info.interpolation,
+        "crop_pct": info.crop_pct,
+        "classifier": list(model.classifier_attrs),
+        "first_conv": model.first_conv,
+        "tag": None,
+    }
+    if variant is not None:
+        cfg.update(tag=variant.tag, urls=list(variant.urls), layout=variant.layout, checksum=variant.checksum)
+    return cfg
+
+
+def load_model(
+    name: str,
+    pretrained: bool = True,
+    num_classes: Optional[int] = None,
+    *,
+    weights: Optional[PathLike] = None,
+    in_chans: int = 3,
+    cache_dir: Optional[PathLike] = None,
+    progress: Optional[bool] = None,
+) -> "nn.Layer":
+    """Build ``name`` and restore its ImageNet weights.
+
+    Args:
+        name: release name (``"ResNet50"``, case-insensitive) or ``"Name.tag"``.
+        pretrained: restore weights; False gives a randomly initialised network.
+        num_classes: None keeps the checkpoint's head; a positive int restores
+            every weight but the classifier, which is freshly initialised with
+            that many outputs; 0 returns a pooled-feature extractor.
+        weights: a variant tag (``"fluid2019"``, ``"paddleclas"``,
+            ``"paddle_vision"``) or a local file/directory (format and layout
+            detected from its content). Implies ``pretrained=True``.
+        in_chans: input channels; for 1 the first conv sums its RGB filters,
+            otherwise they are repeated and scaled by 3/in_chans.
+        cache_dir: user cache root for downloads.
+        progress: show a download progress bar; default only on a terminal.
+
+    Returns:
+        The network in eval mode, with ``pretrained_cfg`` and ``load_report`` set
+        (call ``model.train()`` before fine-tuning).
+
+    Raises:
+        UnknownModelError: unknown model or tag.
+        WeightsMismatchError: the weights do not fit the network.
+        DownloadError, ChecksumError, OfflineError: the weights could not be fetched.
+        ValueError: invalid ``num_classes`` or ``in_chans``.
+    """
+    _check_args(num_classes, in_chans)
+    info, variant, local = _resolve_weights(name, weights)
+    if weights is not None:
+        pretrained = True
+    if pretrained and variant is None and local is None:
+        raise ValueError(f"{info.name} has no published weights; pass pretrained=False or weights=<path>")
+
+    import paddle
+
+    from paddlehub_cls.models import get_builder
+
+    builder = get_builder(info.architecture)
+    build_kwargs = info.build_kwargs(variant.tag if variant is not None else None)
+    head = variant.num_classes if variant is not None else info.num_classes
+    if not pretrained:
+        model = builder(num_classes=head if num_classes is None else num_classes, in_chans=in_chans, **build_kwargs)
+        model.pretrained_cfg = _pretrained_cfg(info, None, model)
+        model.eval()
+        return model
+
+    from paddlehub_cls import formats, layouts
+
+    if local is not None:
+        path, checksum, tag = _unpack_local(local, cache_dir), None, "local"
+    else:
+        from paddlehub_cls import hub
+
+        path = hub.download_variant(info, variant, cache_dir=cache_dir, progress=progress)
+        checksum, tag = hub.recorded_checksum(path) or variant.checksum, variant.tag
+    source = formats.read_weights(path)
+    # Build without random initialisation: every parameter is assigned below.
+    with paddle.LazyGuard():
+        model = builder(num_classes=head, in_chans=in_chans, **build_kwargs)
+    if local is not None:
+        # A fine-tuned checkpoint carries its own head size.
+        found = _head_from_source(model, source.tensors, info.family)
+        if found is not None and found != head:
+            head = found
+            with paddle.LazyGuard():
+                model = builder(num_classes=head, in_chans=in_chans, **build_kwargs)
+    adapt = {}
+    if in_chans != 3:
+        adapt[f"{model.first_conv}.weight"] = _first_conv_adapter(in_chans)
+    origin = str(path)
+    if variant is not None:
+        match = layouts.match_layout(model, source.tensors, variant.layout, info.family, origin=origin, adapt=adapt)
+    else:
+        match = layouts.detect_layout(model, source.tensors, info.family, origin=origin, adapt=adapt)
+    reset_head = num_classes is not None and num_classes != head
+    skip = set(model.classifier_keys()) if reset_head else set()
+    report = LoadReport(
+        model=info.name, weights=tag, path=str(path), checksum=checksum, format=source.format, layout=match.layout
+    )
+    _assign(model, match.arrays, skip)
+    report.loaded = [k for k in match.arrays if k not in skip]
+    report.filled, report.cast = dict(match.filled), dict(match.cast)
+    report.adapted = {k: f"first conv adapted from 3 to {in_chans} input channels" for k in adapt}
+    if reset_head:
+        model.reset_classifier(num_classes)
+        report.reset = model.classifier_keys()
+    model.pretrained_cfg = _pretrained_cfg(info, variant, model)
+    model.load_report = report
+    model.eval()
+    logger.info("%s", report)
+    return model
+
+
+def _head_from_source(model: Any, tensors: Dict[str, "np.ndarray"], family: str) -> Optional[int]:
+    """Classifier width of a local checkpoint, read through any layout that names it."""
+    from paddlehub_cls import layouts
+
+    key = f"{model.classifier_attrs[0]}.weight"
+    for name in layouts.layouts_for(family):
+        src = layouts.get_layout(family, name)(model).get(key)
+        src = getattr(src, "key", src)
+        if src in tensors and tensors[src].ndim == 2:
+            return int(tensors[src].shape[-1])
+    return None
+
+
+def _assign(model: Any, arrays: Dict[str, "np.ndarray"], skip: set) -> None:
+    import numpy as np
+
+    for key, param in model.state_dict().items():
+        if key in skip:
+            continue
+        arr = arrays[key]
+        want = str(param.dtype).replace("paddle.", "")
+        if str(arr.dtype) != want:
+            arr = arr.astype(want)
+        param.set_value(np.ascontiguousarray(arr))
+
+
+def _unpack_local(path: Path, cache_dir: Optional[PathLike]) -> Path:
+    """A local archive is unpacked safely into the cache; files and dirs are used as they are."""
+    if path.is_file():
+        from paddlehub_cls import archive
+
+        if archive.is_archive(path):
+            from paddlehub_cls import hub
+
+            return hub.unpack_local_archive(path, cache_dir=cache_dir)
+    return path

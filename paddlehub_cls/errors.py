@@ -1,0 +1,76 @@
+"""Exception hierarchy of paddlehub_cls.
+
+Every exception derives from :class:`PaddleHubClsError` and from the builtin that
+matches its meaning, so callers can catch either ``PaddleHubClsError`` or, say,
+``OSError`` / ``LookupError``. Messages say what was wrong, the value received and
+how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class PaddleHubClsError(Exception):
+    """Base class of every error raised by paddlehub_cls."""
+
+
+class UnknownModelError(PaddleHubClsError, LookupError):
+    """A model name or weight tag is not in the registry."""
+
+    def __str__(self) -> str:  # LookupError/KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class RegistryError(PaddleHubClsError, ValueError):
+    """A registry file is malformed; the message names the entry and field."""
+
+
+class DownloadError(PaddleHubClsError, OSError):
+    """A weight artifact could not be fetched."""
+
+
+class ChecksumError(DownloadError):
+    """Downloaded or cached bytes do not match the expected checksum."""
+
+
+class OfflineError(DownloadError):
+    """Offline mode is on and the artifact is not in any cache."""
+
+
+class LockTimeoutError(DownloadError, TimeoutError):
+    """Waiting for another process's download took longer than allowed."""
+
+
+class CacheError(PaddleHubClsError, OSError):
+    """The cache directory cannot be used (not writable, full disk, bad bundle)."""
+
+
+class UnsafeArchiveError(PaddleHubClsError, ValueError):
+    """An archive member would escape its directory or is otherwise unsafe."""
+
+
+class UnsafeWeightsError(PaddleHubClsError, ValueError):
+    """A weight file asks to execute code or build objects that are not allowed."""
+
+
+class WeightsFormatError(PaddleHubClsError, ValueError):
+    """A weight file is malformed; the message names the file and byte offset."""
+
+
+class WeightsMismatchError(PaddleHubClsError, RuntimeError):
+    """Weights do not fit the network: lists missing, unexpected and mis-shaped keys."""
+
+
+__all__ = [
+    "PaddleHubClsError",
+    "UnknownModelError",
+    "RegistryError",
+    "DownloadError",
+    "ChecksumError",
+    "OfflineError",
+    "LockTimeoutError",
+    "CacheError",
+    "UnsafeArchiveError",
+    "UnsafeWeightsError",
+    "WeightsFormatError",
+    "WeightsMismatchError",
+]

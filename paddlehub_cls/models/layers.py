@@ -1,0 +1,99 @@
+"""Blocks shared by several families: conv-BN-activation, squeeze-excitation, pooling head."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import paddle
+from paddle import nn
+
+# The 2019 fluid batch_norm defaults; Paddle's nn.BatchNorm2D uses the same values.
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+
+_ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
+    "swish": nn.Swish,
+    "sigmoid": nn.Sigmoid,
+}
+
+
+def make_act(name: Optional[str]) -> nn.Layer:
+    """Activation layer by name; ``None`` gives the identity."""
+    if name is None:
+        return nn.Identity()
+    try:
+        return _ACTIVATIONS[name]()
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; expected one of {sorted(_ACTIVATIONS)} or None") from None
+
+
+class ConvBNAct(nn.Layer):
+    """Convolution without bias, batch norm, optional activation.
+
+    State-dict keys: ``conv.weight``, ``bn.weight``, ``bn.bias``, ``bn._mean``, ``bn._variance``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        groups: int = 1,
+        act: Optional[str] = "relu",
+        padding: Optional[int] = None,
+    ) -> None:
+        super().__init__()
+        self.conv = nn.Conv2D(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=(kernel_size - 1) // 2 if padding is None else padding,
+            groups=groups,
+            bias_attr=False,
+        )
+        self.bn = nn.BatchNorm2D(out_channels, momentum=BN_MOMENTUM, epsilon=BN_EPSILON)
+        self.act = make_act(act)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return self.act(self.bn(self.conv(x)))
+
+
+class SqueezeExcite(nn.Layer):
+    """Squeeze-and-excitation with fully connected layers (the SE-ResNeXt form).
+
+    Keys: ``squeeze.weight`` ``[C, C/r]``, ``squeeze.bias``, ``excite.weight`` ``[C/r, C]``, ``excite.bias``.
+    """
+
+    def __init__(self, channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        hidden = channels // reduction
+        self.pool = nn.AdaptiveAvgPool2D(1)
+        self.squeeze = nn.Linear(channels, hidden)
+        self.excite = nn.Linear(hidden, channels)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        s = paddle.flatten(self.pool(x), 1)
+        s = nn.functional.sigmoid(self.excite(nn.functional.relu(self.squeeze(s))))
+        return x * s.unsqueeze([2, 3])
+
+
+def make_dropout(p: float, mode: str) -> nn.Layer:
+    """Dropout in the mode the weights were evaluated with (WEIGHTS_FACTS section 8).
+
+    ``downscale_in_infer`` multiplies by ``1 - p`` at inference, as the 2019 fluid
+    graphs did; ``upscale_in_train`` is the identity at inference.
+    """
+    if mode not in ("downscale_in_infer", "upscale_in_train"):
+        raise ValueError(f"dropout_mode must be 'downscale_in_infer' or 'upscale_in_train', got {mode!r}")
+    if p == 0:
+        return nn.Identity()
+    return nn.Dropout(p, mode=mode)
+
+
+def global_pool_flatten(x: paddle.Tensor) -> paddle.Tensor:
+    """Global average pool to (N, C)."""
+    return paddle.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
