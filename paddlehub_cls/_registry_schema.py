@@ -1,0 +1,346 @@
+"""Schema of ``registry.json``: parsing, validation and merging of raw entries.
+
+Kept apart from :mod:`paddlehub_cls.registry` (lookup and dataclasses) so each file stays small.
+Every error is a :class:`~paddlehub_cls.errors.RegistryError` naming the registry file(s), the
+model, the weight tag and the field, the value received and how to fix it. ``docs/registry.md``
+describes the same schema for people.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any, Mapping, NoReturn, Optional
+from urllib.parse import urlsplit
+
+from paddlehub_cls.errors import RegistryError
+
+SCHEMA_VERSION = 1
+
+CONTAINERS = frozenset({"pdparams", "fluid-tar", "fluid-zip", "safetensors"})
+ARCHIVE_CONTAINERS = frozenset({"fluid-tar", "fluid-zip"})
+LAYOUTS = frozenset({"fluid2019", "paddleclas_legendary", "paddleclas_model_zoo", "paddle_vision", "native"})
+INTERPOLATIONS = frozenset({"bilinear", "bicubic", "lanczos", "nearest"})
+URL_SCHEMES = ("http", "https", "file")
+
+DOCUMENT_FIELDS = frozenset({"schema_version", "models"})
+MODEL_REQUIRED = frozenset(
+    {"architecture", "family", "num_classes", "input_size", "mean", "std", "interpolation", "crop_pct",
+     "license", "weights"}
+)
+MODEL_OPTIONAL = frozenset({"arch_kwargs", "num_params", "flops", "paper", "default_weights", "preprocess_source"})
+VARIANT_REQUIRED = frozenset({"urls", "checksum", "container", "layout"})
+VARIANT_OPTIONAL = frozenset(
+    {"checksum_note", "size", "archive_root", "num_classes", "arch_kwargs", "metrics", "source", "note"}
+)
+
+# '.' is excluded from names and tags: "ResNet50.fluid2019" must split unambiguously.
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+_TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+_CHECKSUM_RE = re.compile(r"^(md5:[0-9a-fA-F]{32}|sha256:[0-9a-fA-F]{64})$")
+_MISSING = object()
+_DOCS = "see docs/registry.md"
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str, keys: list[str]) -> None:
+        super().__init__(key)
+        self.key = key
+        self.keys = keys
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json keeps the last of two equal keys silently; in a registry that hides a real mistake.
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key, [k for k, _ in pairs])
+        out[key] = value
+    return out
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not allowed in a registry (JSON has no such number)")
+
+
+def parse_document(text: str, label: str) -> dict[str, dict[str, Any]]:
+    """Parse one registry file and check its top level; return ``{model name: raw entry}``."""
+    try:
+        doc = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+    except _DuplicateKey as exc:
+        raise RegistryError(
+            f"registry file {label}: key {exc.key!r} appears twice in the same JSON object "
+            f"(keys there: {', '.join(dict.fromkeys(exc.keys))}); keep one of them"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise RegistryError(
+            f"registry file {label} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except ValueError as exc:
+        raise RegistryError(f"registry file {label}: {exc}") from None
+    if not isinstance(doc, dict):
+        raise RegistryError(f"registry file {label}: the top level must be a JSON object, got {_kind(doc)}")
+    unknown = sorted(set(doc) - DOCUMENT_FIELDS)
+    if unknown:
+        raise RegistryError(
+            f"registry file {label}: unknown top-level field(s) {', '.join(map(repr, unknown))}; "
+            f"allowed: schema_version, models"
+        )
+    version = doc.get("schema_version", _MISSING)
+    if version is _MISSING:
+        raise RegistryError(f"registry file {label}: field 'schema_version' is missing; add \"schema_version\": 1")
+    if type(version) is not int or version != SCHEMA_VERSION:
+        raise RegistryError(
+            f"registry file {label}: schema_version {version!r} is not supported; this paddlehub_cls "
+            f"reads schema_version {SCHEMA_VERSION} ({_DOCS})"
+        )
+    models = doc.get("models", _MISSING)
+    if not isinstance(models, dict):
+        got = "nothing" if models is _MISSING else _kind(models)
+        raise RegistryError(f"registry file {label}: field 'models' must be an object of model entries, got {got}")
+    seen: dict[str, str] = {}
+    for name, entry in models.items():
+        if not _NAME_RE.match(name):
+            raise RegistryError(
+                f"registry file {label}: model name {name!r} is not allowed; use letters, digits, '_' and "
+                f"'-' only (no '.', which separates a model from its weight tag)"
+            )
+        if name.lower() in seen:
+            raise RegistryError(
+                f"registry file {label}: models {seen[name.lower()]!r} and {name!r} differ only in case; "
+                f"names are case-insensitive, keep one"
+            )
+        seen[name.lower()] = name
+        if not isinstance(entry, dict):
+            raise RegistryError(f"registry file {label}: model {name!r} must be a JSON object, got {_kind(entry)}")
+    return models
+
+
+def merge_entry(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge an extra file's entry over an existing one (fields replace; variants merge per field).
+
+    A variant set to ``null`` in the override removes that weight tag. Inputs are not modified.
+    """
+    merged = dict(base)
+    for key, value in override.items():
+        if key == "weights" and isinstance(value, dict) and isinstance(base.get("weights"), dict):
+            weights = dict(base["weights"])
+            lowered = {t.lower(): t for t in weights}
+            for tag, variant in value.items():
+                old_tag = lowered.get(tag.lower())
+                old = weights.pop(old_tag) if old_tag is not None else None
+                if variant is None:
+                    continue
+                if isinstance(old, dict) and isinstance(variant, dict):
+                    variant = {**old, **variant}
+                weights[tag] = variant
+            merged["weights"] = weights
+        else:
+            merged[key] = value
+    return merged
+
+
+class _Where:
+    """Where an error is: builds messages that name file(s), model, tag and field."""
+
+    def __init__(self, origin: str, model: str, tag: Optional[str] = None) -> None:
+        self.origin, self.model, self.tag = origin, model, tag
+
+    def fail(self, field: str, problem: str, value: Any = _MISSING, fix: str = "") -> NoReturn:
+        where = f"model {self.model!r}" + (f", weights {self.tag!r}" if self.tag else "")
+        got = "" if value is _MISSING else f"; got {value!r}"
+        raise RegistryError(
+            f"registry {self.origin}: {where}, field {field!r}: {problem}{got}. {fix or 'Fix the entry'} ({_DOCS})"
+        )
+
+    def fields(self, entry: Mapping[str, Any], required: frozenset, optional: frozenset) -> None:
+        missing = sorted(required - set(entry))
+        if missing:
+            self.fail(missing[0], "is missing", fix=f"Add it (required fields: {', '.join(sorted(required))})")
+        unknown = sorted(set(entry) - required - optional)
+        if unknown:
+            self.fail(unknown[0], "is not a known field", fix=f"Allowed: {', '.join(sorted(required | optional))}")
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__
+    )
+
+
+def _is_int(v: Any) -> bool:
+    return type(v) is int  # bool is an int subclass and never a valid count here
+
+
+def _is_number(v: Any) -> bool:
+    return (type(v) is int or type(v) is float) and math.isfinite(v)
+
+
+def _text(w: _Where, entry: Mapping[str, Any], field: str, *, required: bool = True) -> None:
+    value = entry.get(field)
+    if value is None and not required:
+        return
+    if not isinstance(value, str) or not value.strip():
+        w.fail(field, "must be a non-empty string" + ("" if required else " or null"), value)
+
+
+def _identifier(w: _Where, entry: Mapping[str, Any], field: str) -> None:
+    value = entry.get(field)
+    if not isinstance(value, str) or not value.isidentifier():
+        w.fail(field, "must be a Python identifier naming a registered builder", value)
+
+
+def _positive_int(w: _Where, entry: Mapping[str, Any], field: str, *, required: bool = True) -> None:
+    value = entry.get(field)
+    if value is None and not required:
+        return
+    if not _is_int(value) or value <= 0:
+        w.fail(field, "must be a positive integer" + ("" if required else " or null"), value)
+
+
+def _kwargs(w: _Where, entry: Mapping[str, Any], field: str = "arch_kwargs") -> None:
+    value = entry.get(field, {})
+    if not isinstance(value, dict):
+        w.fail(field, "must be an object of builder keyword arguments", value)
+    for key in value:
+        if not key.isidentifier():
+            w.fail(field, f"key {key!r} is not a valid keyword argument name", value)
+
+
+def _record(w: _Where, entry: Mapping[str, Any], field: str, spec: Mapping[str, str]) -> None:
+    """Check an optional sub-object: ``spec`` maps key -> 'int' | 'number' | 'text' | 'url' | 'opt-text'."""
+    value = entry.get(field)
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        w.fail(field, f"must be an object with keys {', '.join(spec)} or null", value)
+    unknown = sorted(set(value) - set(spec))
+    if unknown:
+        w.fail(f"{field}.{unknown[0]}", f"is not a known field (allowed: {', '.join(spec)})")
+    for key, kind in spec.items():
+        item = value.get(key)
+        name = f"{field}.{key}"
+        if kind == "opt-text":
+            if item is not None and not (isinstance(item, str) and item.strip()):
+                w.fail(name, "must be a non-empty string or absent", item)
+        elif kind == "int":
+            if not _is_int(item) or item < 0:
+                w.fail(name, "must be a non-negative integer", item)
+        elif kind == "percent":
+            if not _is_number(item) or not 0 <= item <= 100:
+                w.fail(name, "must be a number from 0 to 100 (percent)", item)
+        elif kind == "url":
+            if not isinstance(item, str) or urlsplit(item).scheme not in ("http", "https") or not urlsplit(item).netloc:
+                w.fail(name, "must be an http(s) URL", item)
+        elif not isinstance(item, str) or not item.strip():
+            w.fail(name, "must be a non-empty string", item)
+
+
+def _urls(w: _Where, variant: Mapping[str, Any]) -> None:
+    urls = variant.get("urls")
+    if not isinstance(urls, list) or not urls:
+        w.fail("urls", "must be a non-empty array of URLs", urls)
+    for url in urls:
+        if not isinstance(url, str) or not url or any(c.isspace() for c in url):
+            w.fail("urls", "every URL must be a string without spaces", url)
+        parts = urlsplit(url)
+        if parts.scheme not in URL_SCHEMES:
+            w.fail("urls", f"URL scheme {parts.scheme!r} is not allowed (only {', '.join(URL_SCHEMES)})", url)
+        if parts.scheme in ("http", "https") and not parts.netloc:
+            w.fail("urls", "an http(s) URL needs a host", url)
+        if parts.scheme == "file" and not parts.path:
+            w.fail("urls", "a file URL needs a path", url)
+
+
+def _validate_variant(w: _Where, variant: Any, default_classes: int) -> dict[str, Any]:
+    if not isinstance(variant, dict):
+        w.fail("weights", "each weight variant must be a JSON object", variant)
+    w.fields(variant, VARIANT_REQUIRED, VARIANT_OPTIONAL)
+    _urls(w, variant)
+    out = dict(variant)
+    checksum = variant["checksum"]
+    if checksum is None:
+        note = variant.get("checksum_note")
+        if not isinstance(note, str) or not note.strip():
+            w.fail("checksum_note", "must say why no checksum is given when checksum is null", note,
+                   fix="Add the published checksum, or a checksum_note")
+    elif not isinstance(checksum, str) or not _CHECKSUM_RE.match(checksum):
+        w.fail("checksum", "must be 'md5:<32 hex digits>', 'sha256:<64 hex digits>' or null", checksum,
+               fix="Copy the checksum exactly as published, with its algorithm prefix")
+    else:
+        out["checksum"] = checksum.lower()
+    _text(w, variant, "checksum_note", required=False)
+    _positive_int(w, variant, "size", required=False)
+    container = variant["container"]
+    if container not in CONTAINERS:
+        w.fail("container", f"must be one of {', '.join(sorted(CONTAINERS))}", container)
+    if variant["layout"] not in LAYOUTS:
+        w.fail("layout", f"must be one of {', '.join(sorted(LAYOUTS))}", variant["layout"])
+    root = variant.get("archive_root")
+    if container in ARCHIVE_CONTAINERS:
+        if not isinstance(root, str) or not root.strip():
+            w.fail("archive_root", f"is required for a {container} container: the directory inside the archive",
+                   root)
+        if root.startswith("/") or "\\" in root or ".." in root.split("/"):
+            w.fail("archive_root", "must be a relative path inside the archive, without '..'", root)
+    elif root is not None:
+        w.fail("archive_root", f"only applies to archives, not to a {container} container; use null", root)
+    _positive_int(w, variant, "num_classes", required=False)
+    out.setdefault("num_classes", default_classes)
+    _kwargs(w, variant)
+    _record(w, variant, "metrics", {"top1": "percent", "top5": "percent", "source": "text", "note": "opt-text"})
+    metrics = variant.get("metrics")
+    if metrics is not None and metrics["top5"] < metrics["top1"]:
+        w.fail("metrics", "top5 must not be below top1 (are the columns swapped?)", metrics)
+    _text(w, variant, "source", required=False)
+    _text(w, variant, "note", required=False)
+    return out
+
+
+def validate_model(name: str, entry: Mapping[str, Any], origin: str) -> dict[str, Any]:
+    """Validate one model entry; return it with checksums normalised and defaults filled in."""
+    w = _Where(origin, name)
+    w.fields(entry, MODEL_REQUIRED, MODEL_OPTIONAL)
+    _identifier(w, entry, "architecture")
+    _identifier(w, entry, "family")
+    _kwargs(w, entry)
+    _positive_int(w, entry, "num_classes")
+    size = entry["input_size"]
+    if not isinstance(size, list) or len(size) != 3 or not all(_is_int(v) and v > 0 for v in size):
+        w.fail("input_size", "must be [channels, height, width] of positive integers", size)
+    for field in ("mean", "std"):
+        value = entry[field]
+        if not isinstance(value, list) or len(value) != size[0] or not all(_is_number(v) for v in value):
+            w.fail(field, f"must be {size[0]} numbers, one per input channel", value)
+    if not all(v > 0 for v in entry["std"]):
+        w.fail("std", "every value must be positive", entry["std"])
+    if entry["interpolation"] not in INTERPOLATIONS:
+        w.fail("interpolation", f"must be one of {', '.join(sorted(INTERPOLATIONS))}", entry["interpolation"])
+    crop = entry["crop_pct"]
+    if not _is_number(crop) or not 0 < crop <= 1:
+        w.fail("crop_pct", "must be a number in (0, 1], e.g. 0.875 for a 224 crop of 256", crop)
+    _text(w, entry, "license")
+    _text(w, entry, "preprocess_source", required=False)
+    _record(w, entry, "num_params", {"value": "int", "source": "text", "note": "opt-text"})
+    _record(w, entry, "flops", {"value": "int", "unit": "text", "source": "text", "note": "opt-text"})
+    _record(w, entry, "paper", {"title": "text", "url": "url"})
+
+    weights = entry["weights"]
+    if not isinstance(weights, dict):
+        w.fail("weights", "must be an object mapping weight tags to variants", weights)
+    seen: dict[str, str] = {}
+    out_weights = {}
+    for tag, variant in weights.items():
+        if not _TAG_RE.match(tag):
+            w.fail("weights", f"tag {tag!r} is not allowed: use letters, digits, '_' and '-' (no '.')")
+        if tag.lower() in seen:
+            w.fail("weights", f"tags {seen[tag.lower()]!r} and {tag!r} differ only in case; keep one")
+        seen[tag.lower()] = tag
+        out_weights[tag] = _validate_variant(_Where(origin, name, tag), variant, entry["num_classes"])
+    default = entry.get("default_weights")
+    if weights and default not in weights:
+        w.fail("default_weights", f"must be one of the model's weight tags ({', '.join(weights)})", default)
+    if not weights and default is not None:
+        w.fail("default_weights", "must be null when the model has no weights", default)
+    return {**entry, "weights": out_weights}
