@@ -1,0 +1,97 @@
+"""Subprocess entry of :mod:`oracles.paddleclas`: ``python _paddleclas_worker.py spec.json``.
+
+Runs in its own interpreter because PaddleClas gives parameters global
+``ParamAttr`` names (two models in one process would collide). The spec is
+written by :func:`oracles.paddleclas.run_paddleclas`; results go to files next
+to the weights, described by ``<stem>.oracle.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from importlib import import_module
+from pathlib import Path
+
+# Run by path, Python puts this file's folder first on sys.path, where our
+# ``paddleclas.py`` / ``fluid.py`` would shadow real packages; put ``tests/``
+# there instead so the ``oracles`` package (shared randomisation) imports.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+import numpy as np  # noqa: E402
+
+from oracles import flatten_outputs, randomize_state  # noqa: E402
+
+
+def main(spec_path: str) -> int:
+    t0 = time.time()
+    spec = json.loads(Path(spec_path).read_text())
+    import paddle
+
+    paddle.set_device("cpu")
+    paddle.seed(int(spec["seed"]))
+    np.random.seed(int(spec["seed"]))
+
+    # PaddleClas's logger is None until initialised and some constructors warn
+    # through it (TheseusLayer.init_res); ERROR level keeps stdout quiet.
+    from ppcls.utils import logger as ppcls_logger
+
+    ppcls_logger.init_logger(log_level=logging.ERROR)
+
+    mod = import_module(spec["module"])
+    try:
+        builder = getattr(mod, spec["builder"])
+    except AttributeError:
+        raise SystemExit(
+            f"module {spec['module']!r} has no builder {spec['builder']!r}; "
+            f"callables there: {sorted(n for n in dir(mod) if n[:1].isupper())}"
+        )
+    model = builder(pretrained=False, **spec["kwargs"])
+    model.eval()
+
+    state = model.state_dict()
+    keys = list(state.keys())
+    shapes = {k: [int(s) for s in v.shape] for k, v in state.items()}
+    num_params = int(sum(int(np.prod(s)) for s in shapes.values()))
+    num_trainable = int(sum(int(np.prod(p.shape)) for p in model.parameters() if not p.stop_gradient))
+    info = {
+        "keys": keys,
+        "shapes": shapes,
+        "num_params": num_params,
+        "num_trainable": num_trainable,
+        "class": type(model).__name__,
+    }
+
+    out_dir = Path(spec["out_dir"])
+    stem = spec["stem"]
+    if spec["mode"] == "run":
+        arrays = {k: v.numpy() for k, v in state.items()}
+        new = randomize_state(arrays, seed=int(spec["seed"]))
+        for k, t in state.items():
+            t.set_value(new[k])
+        pdparams = out_dir / f"{stem}.pdparams"
+        paddle.save(model.state_dict(), str(pdparams))
+
+        x = paddle.to_tensor(np.load(spec["x_path"]).astype("float32"))
+        with paddle.no_grad():
+            outputs = model(x)
+        flat = flatten_outputs(outputs, lambda t: np.asarray(t.numpy()))
+        np.savez(out_dir / f"{stem}.outputs.npz", **flat)
+        main_key = next(iter(flat))
+        np.save(out_dir / f"{stem}.logits.npy", flat[main_key])
+        info.update(
+            pdparams=str(pdparams),
+            output_keys=list(flat),
+            main_output=main_key,
+        )
+    info["seconds"] = time.time() - t0
+    (out_dir / f"{stem}.oracle.json").write_text(json.dumps(info))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
