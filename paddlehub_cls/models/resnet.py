@@ -1,0 +1,231 @@
+"""ResNet18/34/50/101/152 (He et al., 2015), and the residual blocks SE-ResNeXt reuses.
+
+One table gives the five depths (the way PaddleClas's ``NET_CONFIG`` does); the
+network, its stages and its blocks are written once. Every weight source this
+library reads (the 2019 fluid graphs, PaddleClas ``legendary_models``,
+``paddle.vision``) puts the stride of a bottleneck on its 3x3 convolution, and so
+do we.
+
+The sources differ in one place: whether the first block of the first stage of
+ResNet18/34 has a projection shortcut. There, input and output both have 64
+channels at stride 1, so ``paddle.vision`` uses the identity, while the 2019 graph
+(its ``is_first`` flag) and PaddleClas (``use_first_short_conv=True``) add a 1x1
+conv + BN. ``first_block_projection`` selects the graph that fits the weights.
+Bottleneck networks always project there (64 -> 256 channels), so the flag does
+not change them.
+
+State-dict keys: ``stem.{conv,bn}.*``, ``stages.<s>.<b>.{conv1,conv2,conv3,shortcut}.{conv,bn}.*``
+(``se.{squeeze,excite}.*`` in SE blocks), ``fc.{weight,bias}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Sequence, Tuple
+
+import paddle
+from paddle import nn
+
+from paddlehub_cls.models._base import ClassifierNet, check_num_classes, make_linear
+from paddlehub_cls.models._registry import register_model
+from paddlehub_cls.models.layers import ConvBNAct, SqueezeExcite, global_pool_flatten, make_dropout
+
+# depth -> (block type, blocks per stage)
+RESNET_CONFIGS: Dict[int, Tuple[str, Tuple[int, int, int, int]]] = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
+
+# Output channels of a stage are width * expansion.
+_EXPANSION = {"basic": 1, "bottleneck": 4}
+_WIDTHS = (64, 128, 256, 512)
+
+
+class BasicBlock(nn.Layer):
+    """Two 3x3 conv-BN layers (stride on the first) plus the shortcut."""
+
+    def __init__(self, in_chs: int, width: int, out_chs: int, stride: int, project: bool) -> None:
+        super().__init__()
+        self.conv1 = ConvBNAct(in_chs, width, 3, stride=stride)
+        self.conv2 = ConvBNAct(width, out_chs, 3, act=None)
+        self.shortcut = ConvBNAct(in_chs, out_chs, 1, stride=stride, act=None) if project else None
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        short = x if self.shortcut is None else self.shortcut(x)
+        return nn.functional.relu(self.conv2(self.conv1(x)) + short)
+
+
+class Bottleneck(nn.Layer):
+    """1x1 reduce, 3x3 (strided, optionally grouped), 1x1 expand, optional SE, plus the shortcut.
+
+    Args:
+        in_chs: input channels.
+        width: channels of the 3x3 conv.
+        out_chs: output channels.
+        stride: stride of the 3x3 conv and of the projection.
+        project: use a 1x1 conv + BN shortcut instead of the identity.
+        groups: groups of the 3x3 conv (cardinality for ResNeXt).
+        se_reduction: squeeze-excitation reduction ratio, 0 for none.
+    """
+
+    def __init__(
+        self,
+        in_chs: int,
+        width: int,
+        out_chs: int,
+        stride: int,
+        project: bool,
+        groups: int = 1,
+        se_reduction: int = 0,
+    ) -> None:
+        super().__init__()
+        self.conv1 = ConvBNAct(in_chs, width, 1)
+        self.conv2 = ConvBNAct(width, width, 3, stride=stride, groups=groups)
+        self.conv3 = ConvBNAct(width, out_chs, 1, act=None)
+        self.se = SqueezeExcite(out_chs, se_reduction) if se_reduction else None
+        self.shortcut = ConvBNAct(in_chs, out_chs, 1, stride=stride, act=None) if project else None
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        out = self.conv3(self.conv2(self.conv1(x)))
+        if self.se is not None:
+            out = self.se(out)
+        short = x if self.shortcut is None else self.shortcut(x)
+        return nn.functional.relu(out + short)
+
+
+_BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
+
+
+class ResNet(ClassifierNet):
+    """7x7 stem, max-pool, four residual stages, global average pool, optional dropout, linear head.
+
+    Args:
+        depths: blocks per stage.
+        block: ``"basic"`` or ``"bottleneck"``.
+        widths: per stage, the width of the blocks (the 3x3 convs of a bottleneck).
+        expansion: stage output channels = width * expansion.
+        groups: groups of the bottleneck 3x3 convs.
+        se_reduction: squeeze-excitation ratio in every bottleneck, 0 for none.
+        first_block_projection: give the first block a projection shortcut even
+            when its input and output shapes agree (the 2019 and PaddleClas ResNet18/34).
+        num_classes: classifier outputs; 0 returns pooled features.
+        in_chans: input channels.
+        dropout: dropout probability before the classifier.
+        dropout_mode: ``"downscale_in_infer"`` (the 2019 fluid graphs: scale by
+            ``1 - dropout`` at inference) or ``"upscale_in_train"`` (identity at inference).
+    """
+
+    classifier_attrs = ("fc",)
+    first_conv = "stem.conv"
+
+    def __init__(
+        self,
+        depths: Sequence[int],
+        block: str = "bottleneck",
+        widths: Sequence[int] = _WIDTHS,
+        expansion: int = 4,
+        groups: int = 1,
+        se_reduction: int = 0,
+        first_block_projection: bool = False,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        dropout: float = 0.0,
+        dropout_mode: str = "upscale_in_train",
+    ) -> None:
+        super().__init__()
+        _check_args(block, first_block_projection, in_chans, dropout)
+        if len(depths) != len(widths):
+            raise ValueError(f"depths and widths need one entry per stage, got {list(depths)} and {list(widths)}")
+        if block == "basic" and (groups != 1 or se_reduction):
+            raise ValueError(f"basic blocks take neither groups nor SE; got groups={groups}, se_reduction={se_reduction}")
+        check_num_classes(num_classes)
+        # Kept for the layouts, whose source names depend on the depth and block type.
+        self.block_type = block
+        self.depths = tuple(int(d) for d in depths)
+        self.stem = ConvBNAct(in_chans, 64, 7, stride=2)
+        self.pool = nn.MaxPool2D(kernel_size=3, stride=2, padding=1)
+
+        block_cls = _BLOCKS[block]
+        extra = {"groups": groups, "se_reduction": se_reduction} if block == "bottleneck" else {}
+        in_chs = 64
+        stages = []
+        for idx, (depth, width) in enumerate(zip(depths, widths)):
+            out_chs = width * expansion
+            blocks = []
+            for i in range(depth):
+                stride = 2 if (i == 0 and idx > 0) else 1
+                project = i == 0 and (stride != 1 or in_chs != out_chs or (idx == 0 and first_block_projection))
+                blocks.append(block_cls(in_chs, width, out_chs, stride, project, **extra))
+                in_chs = out_chs
+            stages.append(nn.Sequential(*blocks))
+            self.feature_info.append({"module": f"stages.{idx}", "num_chs": out_chs, "reduction": 4 * 2**idx})
+        self.stages = nn.LayerList(stages)
+
+        self.num_features = in_chs
+        self.num_classes = num_classes
+        self.drop = make_dropout(dropout, dropout_mode)
+        self.fc = make_linear(self.num_features, num_classes)
+
+    def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
+        x = self.pool(self.stem(x))
+        for stage in self.stages:
+            x = stage(x)
+        return x
+
+    def forward_head(self, x: paddle.Tensor, pre_logits: bool = False) -> paddle.Tensor:
+        x = global_pool_flatten(x)
+        # The inference-time dropout scale belongs to the classifier's input, so
+        # pooled features (pre_logits, or no classifier) are returned unscaled.
+        if pre_logits or self.num_classes == 0:
+            return x
+        return self.fc(self.drop(x))
+
+
+def _check_args(block: str, first_block_projection: bool, in_chans: int, dropout: float) -> None:
+    if block not in _BLOCKS:
+        raise ValueError(f"block must be one of {sorted(_BLOCKS)}, got {block!r}")
+    if not isinstance(first_block_projection, bool):
+        raise ValueError(f"first_block_projection must be True or False, got {first_block_projection!r}")
+    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
+        raise ValueError(f"in_chans must be a positive int, got {in_chans!r}")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+
+
+def _resnet(depth: int, num_classes: int, in_chans: int, kwargs: Dict[str, Any]) -> ResNet:
+    block, depths = RESNET_CONFIGS[depth]
+    return ResNet(
+        depths, block=block, expansion=_EXPANSION[block], num_classes=num_classes, in_chans=in_chans, **kwargs
+    )
+
+
+@register_model
+def resnet18(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """ResNet-18 (basic blocks 2-2-2-2). ``first_block_projection=True`` for the 2019 and PaddleClas weights."""
+    return _resnet(18, num_classes, in_chans, kwargs)
+
+
+@register_model
+def resnet34(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """ResNet-34 (basic blocks 3-4-6-3). ``first_block_projection=True`` for the 2019 and PaddleClas weights."""
+    return _resnet(34, num_classes, in_chans, kwargs)
+
+
+@register_model
+def resnet50(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """ResNet-50 (bottlenecks 3-4-6-3)."""
+    return _resnet(50, num_classes, in_chans, kwargs)
+
+
+@register_model
+def resnet101(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """ResNet-101 (bottlenecks 3-4-23-3)."""
+    return _resnet(101, num_classes, in_chans, kwargs)
+
+
+@register_model
+def resnet152(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """ResNet-152 (bottlenecks 3-8-36-3)."""
+    return _resnet(152, num_classes, in_chans, kwargs)
