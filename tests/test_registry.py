@@ -1,0 +1,591 @@
+"""Tests for registry.json and paddlehub_cls.registry.
+
+The schema test walks every packaged entry (torchvision's ``test_schema_meta_validation`` is the
+model) and names the entry and field that break a rule. Expected URLs and checksums are copied
+from the published sources (paddle.vision ``model_urls``, the PaddlePaddle/models README,
+PaddleClas ``MODEL_URLS``), independently of the registry file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import os
+import re
+import typing
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from paddlehub_cls import registry as registry_mod
+from paddlehub_cls.errors import PaddleHubClsError, RegistryError, UnknownModelError
+from paddlehub_cls.registry import ENV_REGISTRY, load_registry
+
+ROOT = Path(__file__).resolve().parents[1]
+RAW = json.loads((ROOT / "registry.json").read_text(encoding="utf-8"))
+
+MODELS = [
+    "MobileNetV1", "ResNet18", "ResNet34", "ResNet50", "ResNet101", "ResNet152", "SE_ResNeXt50_32x4d",
+    "SE_ResNeXt101_32x4d", "VGG11", "VGG13", "VGG16", "VGG19", "GoogLeNet", "MobileNetV2", "ShuffleNetV2",
+    "ShuffleNetV2_swish",
+]
+ARCH = {
+    "MobileNetV1": ("mobilenet_v1", "mobilenet_v1"), "ResNet18": ("resnet18", "resnet"),
+    "ResNet34": ("resnet34", "resnet"), "ResNet50": ("resnet50", "resnet"), "ResNet101": ("resnet101", "resnet"),
+    "ResNet152": ("resnet152", "resnet"), "SE_ResNeXt50_32x4d": ("se_resnext50_32x4d", "se_resnext"),
+    "SE_ResNeXt101_32x4d": ("se_resnext101_32x4d", "se_resnext"), "VGG11": ("vgg11", "vgg"),
+    "VGG13": ("vgg13", "vgg"), "VGG16": ("vgg16", "vgg"), "VGG19": ("vgg19", "vgg"),
+    "GoogLeNet": ("googlenet", "googlenet"), "MobileNetV2": ("mobilenet_v2", "mobilenet_v2"),
+    "ShuffleNetV2": ("shufflenet_v2_x1_0", "shufflenet_v2"),
+    "ShuffleNetV2_swish": ("shufflenet_v2_swish", "shufflenet_v2"),
+}
+
+# paddle.vision model_urls (python/paddle/vision/models/*.py): URL and md5 as published.
+PADDLE_VISION = {
+    "ResNet18": ("https://paddle-hapi.bj.bcebos.com/models/resnet18.pdparams", "cf548f46534aa3560945be4b95cd11c4"),
+    "ResNet34": ("https://paddle-hapi.bj.bcebos.com/models/resnet34.pdparams", "8d2275cf8706028345f78ac0e1d31969"),
+    "ResNet50": ("https://paddle-hapi.bj.bcebos.com/models/resnet50.pdparams", "ca6f485ee1ab0492d38f323885b0ad80"),
+    "ResNet101": ("https://paddle-hapi.bj.bcebos.com/models/resnet101.pdparams", "02f35f034ca3858e1e54d4036443c92d"),
+    "ResNet152": ("https://paddle-hapi.bj.bcebos.com/models/resnet152.pdparams", "7ad16a2f1e7333859ff986138630fd7a"),
+    "VGG16": ("https://paddle-hapi.bj.bcebos.com/models/vgg16.pdparams", "89bbffc0f87d260be9b8cdc169c991c4"),
+    "VGG19": ("https://paddle-hapi.bj.bcebos.com/models/vgg19.pdparams", "23b18bb13d8894f60f54e642be79a0dd"),
+    "MobileNetV1": ("https://paddle-hapi.bj.bcebos.com/models/mobilenetv1_1.0.pdparams",
+                    "3033ab1975b1670bef51545feb65fc45"),
+    "MobileNetV2": ("https://paddle-hapi.bj.bcebos.com/models/mobilenet_v2_x1.0.pdparams",
+                    "0340af0a901346c8d46f4529882fb63d"),
+    "ShuffleNetV2": ("https://paddle-hapi.bj.bcebos.com/models/shufflenet_v2_x1_0.pdparams",
+                     "122d42478b9e81eb49f8a9ede327b1a4"),
+    "ShuffleNetV2_swish": ("https://paddle-hapi.bj.bcebos.com/models/shufflenet_v2_swish.pdparams",
+                           "adde0aa3b023e5b0c94a68be1c394b84"),
+    "GoogLeNet": ("https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/GoogLeNet_pretrained.pdparams",
+                  "80c06f038e905c53ab32c40eca6e26ae"),
+}
+# The only md5 published for a PaddleClas dygraph file among these models (by paddle.vision).
+PADDLECLAS_MD5 = {"GoogLeNet": "80c06f038e905c53ab32c40eca6e26ae"}
+
+_B = "paddle-imagenet-models-name.bj.bcebos.com"
+# PaddlePaddle/models image_classification README after the 2019-05-14 rename (models@83c1f63),
+# http/https exactly as written there.
+FLUID2019_URLS = {
+    "MobileNetV1": f"http://{_B}/MobileNetV1_pretrained.tar",
+    "ResNet18": f"https://{_B}/ResNet18_pretrained.tar",
+    "ResNet34": f"https://{_B}/ResNet34_pretrained.tar",
+    "ResNet50": f"http://{_B}/ResNet50_pretrained.tar",
+    "ResNet101": f"http://{_B}/ResNet101_pretrained.tar",
+    "ResNet152": f"https://{_B}/ResNet152_pretrained.tar",
+    "SE_ResNeXt50_32x4d": f"https://{_B}/SE_ResNeXt50_32x4d_pretrained.tar",
+    "SE_ResNeXt101_32x4d": f"https://{_B}/SE_ResNeXt101_32x4d_pretrained.tar",
+    "VGG11": f"https://{_B}/VGG11_pretrained.tar",
+    "VGG13": f"https://{_B}/VGG13_pretrained.tar",
+    "VGG16": f"https://{_B}/VGG16_pretrained.tar",
+    "VGG19": f"https://{_B}/VGG19_pretrained.tar",
+    "GoogLeNet": f"https://{_B}/GoogleNet_pretrained.tar",
+    "MobileNetV2": f"https://{_B}/MobileNetV2_pretrained.tar",
+    "ShuffleNetV2": f"https://{_B}/ShuffleNetV2_pretrained.tar",
+    "ShuffleNetV2_swish": f"https://{_B}/ShuffleNetV2_swish_pretrained.tar",
+}
+# PaddleClas MODEL_URLS (legendary_models/ for ResNet, VGG, MobileNetV1; model_zoo/ otherwise).
+PADDLECLAS_URLS = {
+    **{n: f"https://{_B}/dygraph/legendary_models/{n}_pretrained.pdparams"
+       for n in ["MobileNetV1", "ResNet18", "ResNet34", "ResNet50", "ResNet101", "ResNet152",
+                 "VGG11", "VGG13", "VGG16", "VGG19"]},
+    "SE_ResNeXt50_32x4d": f"https://{_B}/dygraph/SE_ResNeXt50_32x4d_pretrained.pdparams",
+    "SE_ResNeXt101_32x4d": f"https://{_B}/dygraph/SE_ResNeXt101_32x4d_pretrained.pdparams",
+    "GoogLeNet": f"https://{_B}/dygraph/GoogLeNet_pretrained.pdparams",
+    "MobileNetV2": f"https://{_B}/dygraph/MobileNetV2_pretrained.pdparams",
+    "ShuffleNetV2": f"https://{_B}/dygraph/ShuffleNetV2_x1_0_pretrained.pdparams",
+    "ShuffleNetV2_swish": f"https://{_B}/dygraph/ShuffleNetV2_swish_pretrained.pdparams",
+}
+
+# Builder kwargs each (model, variant) graph needs; see docs/registry.md for the source lines.
+_DOWN, _UP = "downscale_in_infer", "upscale_in_train"
+EXPECTED_KWARGS = {
+    ("ResNet18", "fluid2019"): {"first_block_projection": True},
+    ("ResNet18", "paddleclas"): {"first_block_projection": True},
+    ("ResNet18", "paddle_vision"): {"first_block_projection": False},
+    ("ResNet34", "fluid2019"): {"first_block_projection": True},
+    ("ResNet34", "paddleclas"): {"first_block_projection": True},
+    ("ResNet34", "paddle_vision"): {"first_block_projection": False},
+    ("MobileNetV2", "fluid2019"): {"expand_first_block": True},
+    ("MobileNetV2", "paddleclas"): {"expand_first_block": True},
+    ("MobileNetV2", "paddle_vision"): {"expand_first_block": False},
+    **{(f"SE_ResNeXt{d}_32x4d", "fluid2019"): {"dropout": 0.5, "dropout_mode": _DOWN} for d in (50, 101)},
+    **{(f"SE_ResNeXt{d}_32x4d", "paddleclas"): {"dropout": 0.0} for d in (50, 101)},
+    **{(f"VGG{d}", "fluid2019"): {"conv_bias": True, "dropout_mode": _DOWN} for d in (11, 13, 16, 19)},
+    **{(f"VGG{d}", "paddleclas"): {"conv_bias": False, "dropout_mode": _DOWN} for d in (11, 13, 16, 19)},
+    **{(f"VGG{d}", "paddle_vision"): {"conv_bias": True, "dropout_mode": _UP} for d in (16, 19)},
+    **{("GoogLeNet", t): {"dropout_mode": _DOWN} for t in ("fluid2019", "paddleclas", "paddle_vision")},
+}
+
+MODEL_FIELDS = {
+    "architecture", "family", "arch_kwargs", "num_classes", "input_size", "mean", "std", "interpolation",
+    "crop_pct", "preprocess_source", "num_params", "flops", "paper", "license", "default_weights", "weights",
+}
+VARIANT_FIELDS = {
+    "urls", "checksum", "checksum_note", "size", "container", "layout", "archive_root", "num_classes",
+    "arch_kwargs", "metrics", "source",
+}
+VARIANT_OPTIONAL = {"note"}
+
+
+@pytest.fixture(autouse=True)
+def _no_user_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV_REGISTRY, raising=False)
+
+
+def _problems_of(name: str, entry: dict[str, Any]) -> list[str]:
+    """Every way a packaged entry breaks the project's rules, as 'Model.field: problem'."""
+    out: list[str] = []
+    missing = MODEL_FIELDS - set(entry)
+    extra = set(entry) - MODEL_FIELDS
+    out += [f"{name}.{f}: mandatory field missing" for f in sorted(missing)]
+    out += [f"{name}.{f}: field not permitted" for f in sorted(extra)]
+    arch, family = ARCH[name]
+    checks = {
+        "architecture": entry.get("architecture") == arch,
+        "family": entry.get("family") == family,
+        "num_classes": entry.get("num_classes") == 1000,
+        "input_size": entry.get("input_size") == [3, 224, 224],
+        "mean": entry.get("mean") == [0.485, 0.456, 0.406],
+        "std": entry.get("std") == [0.229, 0.224, 0.225],
+        "interpolation": entry.get("interpolation") == "lanczos",
+        "crop_pct": entry.get("crop_pct") == 0.875,
+        "preprocess_source": "LANCZOS" in str(entry.get("preprocess_source")),
+        "license": entry.get("license") == "Apache-2.0",
+    }
+    out += [f"{name}.{f}: unexpected value {entry.get(f)!r}" for f, ok in checks.items() if not ok]
+    for f in ("num_params", "flops"):
+        rec = entry.get(f) or {}
+        if not (type(rec.get("value")) is int and rec["value"] > 0 and rec.get("source")):
+            out.append(f"{name}.{f}: needs a positive integer value and a source, got {rec!r}")
+    paper = entry.get("paper") or {}
+    if not (paper.get("title") and str(paper.get("url", "")).startswith("https://arxiv.org/abs/")):
+        out.append(f"{name}.paper: needs a title and an arxiv URL, got {paper!r}")
+    weights = entry.get("weights") or {}
+    for tag, v in weights.items():
+        where = f"{name}.weights.{tag}"
+        out += [f"{where}.{f}: mandatory field missing" for f in sorted(VARIANT_FIELDS - set(v))]
+        out += [f"{where}.{f}: field not permitted" for f in sorted(set(v) - VARIANT_FIELDS - VARIANT_OPTIONAL)]
+        if v.get("checksum") is None and not v.get("checksum_note"):
+            out.append(f"{where}: neither checksum nor checksum_note")
+        if not v.get("source"):
+            out.append(f"{where}.source: empty")
+        if v.get("num_classes") != 1000:
+            out.append(f"{where}.num_classes: {v.get('num_classes')!r}")
+        m = v.get("metrics")
+        if tag != "paddle_vision" and not (m and m.get("source") and m.get("top1") and m.get("top5")):
+            out.append(f"{where}.metrics: top1, top5 and source required, got {m!r}")
+        if EXPECTED_KWARGS.get((name, tag), {}) != {**entry.get("arch_kwargs", {}), **v.get("arch_kwargs", {})}:
+            out.append(f"{where}.arch_kwargs: {v.get('arch_kwargs')!r} (model: {entry.get('arch_kwargs')!r})")
+    return out
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_schema_meta_validation(name: str) -> None:
+    assert name in RAW["models"], f"{name}: missing from registry.json"
+    problems = _problems_of(name, RAW["models"][name])
+    assert not problems, "\n".join(problems)
+
+
+def test_registry_holds_exactly_the_release_models() -> None:
+    assert RAW["schema_version"] == 1
+    assert sorted(RAW["models"]) == sorted(MODELS)
+    assert load_registry().names() == sorted(MODELS, key=registry_mod._natural_key)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_weight_variants_match_published_sources(name: str) -> None:
+    weights = RAW["models"][name]["weights"]
+    expected_tags = {"fluid2019", "paddleclas"} | ({"paddle_vision"} if name in PADDLE_VISION else set())
+    assert set(weights) == expected_tags, f"{name}.weights: tags {sorted(weights)}"
+
+    fluid = weights["fluid2019"]
+    assert fluid["urls"] == [FLUID2019_URLS[name]], f"{name}.weights.fluid2019.urls"
+    assert (fluid["container"], fluid["layout"], fluid["checksum"]) == ("fluid-tar", "fluid2019", None)
+    assert fluid["archive_root"] == FLUID2019_URLS[name].rsplit("/", 1)[1][: -len(".tar")]
+
+    clas = weights["paddleclas"]
+    assert clas["urls"] == [PADDLECLAS_URLS[name]], f"{name}.weights.paddleclas.urls"
+    legendary = ARCH[name][1] in ("resnet", "vgg", "mobilenet_v1")
+    assert clas["layout"] == ("paddleclas_legendary" if legendary else "paddleclas_model_zoo")
+    assert clas["container"] == "pdparams" and clas["archive_root"] is None
+    expected_md5 = PADDLECLAS_MD5.get(name)
+    assert clas["checksum"] == (f"md5:{expected_md5}" if expected_md5 else None), f"{name}.weights.paddleclas"
+
+    if name in PADDLE_VISION:
+        url, md5 = PADDLE_VISION[name]
+        pv = weights["paddle_vision"]
+        assert pv["urls"] == [url], f"{name}.weights.paddle_vision.urls"
+        assert pv["checksum"] == f"md5:{md5}", f"{name}.weights.paddle_vision.checksum"
+        assert (pv["container"], pv["layout"]) == ("pdparams", "paddle_vision")
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_default_weights_prefer_a_checksummed_variant(name: str) -> None:
+    entry = RAW["models"][name]
+    pinned = [t for t, v in entry["weights"].items() if v["checksum"]]
+    default = entry["default_weights"]
+    if pinned:
+        assert default in pinned, f"{name}.default_weights={default!r}, checksummed: {pinned}"
+    else:
+        assert default == "paddleclas", f"{name}.default_weights={default!r}"
+
+
+def test_loaded_entries_match_the_json() -> None:
+    reg = load_registry()
+    for name in MODELS:
+        info = reg.get(name)
+        raw = RAW["models"][name]
+        assert info.name == name
+        assert info.architecture == raw["architecture"]
+        assert info.input_size == tuple(raw["input_size"])
+        assert info.default_weights == raw["default_weights"]
+        for tag, v in raw["weights"].items():
+            got = info.weights[tag]
+            assert got.tag == tag and got.urls == tuple(v["urls"]) and got.checksum == v["checksum"]
+            assert dict(got.arch_kwargs) == v["arch_kwargs"]
+        assert json.loads(json.dumps(info.to_dict()))["weights"].keys() == raw["weights"].keys()
+
+
+def test_every_architecture_and_layout_is_implemented() -> None:
+    """Each registry architecture is a registered builder that accepts the variant's kwargs,
+    and each (family, layout) has a name map (timm checks configs against models the same way)."""
+    from paddlehub_cls.layouts import layouts_for
+    from paddlehub_cls.models import get_builder
+
+    problems = []
+    for name in MODELS:
+        info = load_registry().get(name)
+        builder = get_builder(info.architecture)
+        accepted = _accepted_kwargs(builder)
+        for tag in info.weights:
+            unknown = set(info.build_kwargs(tag)) - accepted
+            if unknown:
+                problems.append(f"{name}.{tag}: {info.architecture} does not accept {sorted(unknown)}")
+            if info.weights[tag].layout not in layouts_for(info.family):
+                problems.append(f"{name}.{tag}: no layout {info.weights[tag].layout!r} for family {info.family!r}")
+    assert not problems, "\n".join(problems)
+
+
+def _accepted_kwargs(fn: Any) -> set[str]:
+    variadic = (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+
+    def named(f: Any) -> set[str]:
+        return {p for p, v in inspect.signature(f).parameters.items() if v.kind not in variadic} - {"self"}
+
+    names = named(fn)
+    if any(v.kind is inspect.Parameter.VAR_KEYWORD for v in inspect.signature(fn).parameters.values()):
+        # A builder forwarding **kwargs: what our network classes accept counts (not paddle's Layer).
+        cls = typing.get_type_hints(fn).get("return")
+        for klass in getattr(cls, "__mro__", ()):
+            if klass.__module__.startswith("paddlehub_cls") and "__init__" in vars(klass):
+                names |= named(klass.__init__)
+    return names
+
+
+def test_the_2019_archives_record_why_no_checksum() -> None:
+    for name in MODELS:
+        note = RAW["models"][name]["weights"]["fluid2019"]["checksum_note"]
+        assert "no checksum" in note, f"{name}.weights.fluid2019.checksum_note: {note!r}"
+
+
+# ------------------------------------------------------------------------------------------
+# Lookup
+
+
+def test_lookup_is_case_insensitive_and_returns_release_spelling() -> None:
+    reg = load_registry()
+    assert reg.get("resnet50").name == "ResNet50"
+    assert reg.get("SE_RESNEXT50_32X4D").name == "SE_ResNeXt50_32x4d"
+    assert "googlenet" in reg and "GoogleNet" in reg and "AlexNet" not in reg
+
+
+@pytest.mark.parametrize(
+    "typo, suggested",
+    [("ResNet5", "ResNet50"), ("resnet05", "ResNet50"), ("mobilenetv3", "MobileNetV1"), ("VGG17", "VGG19"),
+     ("shufflenet", "ShuffleNetV2")],
+)
+def test_unknown_name_lists_close_names(typo: str, suggested: str) -> None:
+    with pytest.raises(UnknownModelError) as exc:
+        load_registry().get(typo)
+    assert isinstance(exc.value, LookupError) and isinstance(exc.value, PaddleHubClsError)
+    msg = str(exc.value)
+    assert repr(typo) in msg and "Did you mean" in msg and suggested in msg
+    assert "paddlehub-cls list" in msg
+
+
+def test_unknown_name_with_nothing_close_still_says_how_to_list() -> None:
+    with pytest.raises(UnknownModelError, match=r"unknown model 'zzzz'\. Run `paddlehub-cls list`"):
+        load_registry().get("zzzz")
+
+
+def test_resolve_name_dot_tag_and_default() -> None:
+    reg = load_registry()
+    info, variant = reg.resolve("ResNet50.fluid2019")
+    assert (info.name, variant.tag) == ("ResNet50", "fluid2019")
+    info, variant = reg.resolve("resnet50.FLUID2019")
+    assert (info.name, variant.tag) == ("ResNet50", "fluid2019")
+    assert reg.resolve("ResNet50")[1].tag == RAW["models"]["ResNet50"]["default_weights"]
+    assert reg.resolve("ResNet50", "paddleclas")[1].tag == "paddleclas"
+    assert reg.resolve("ResNet50.paddleclas", "paddleclas")[1].tag == "paddleclas"
+
+
+def test_resolve_rejects_conflicting_and_unknown_tags() -> None:
+    reg = load_registry()
+    with pytest.raises(ValueError, match="'ResNet50.fluid2019' names weights 'fluid2019' but weights='paddleclas'"):
+        reg.resolve("ResNet50.fluid2019", "paddleclas")
+    with pytest.raises(UnknownModelError, match=r"no weights 'fluid'\. Did you mean 'fluid2019'\? Available: "):
+        reg.resolve("ResNet50.fluid")
+    with pytest.raises(UnknownModelError, match="'VGG11' has no weights 'paddle_vision'"):
+        reg.resolve("VGG11", "paddle_vision")
+    with pytest.raises(UnknownModelError, match="unknown model 'ResNet49'"):
+        reg.resolve("ResNet49.fluid2019")
+
+
+def test_find_uses_case_insensitive_fnmatch() -> None:
+    reg = load_registry()
+    assert reg.find("resnet*") == ["ResNet18", "ResNet34", "ResNet50", "ResNet101", "ResNet152"]
+    assert reg.find("*SE_RESNEXT*") == ["SE_ResNeXt50_32x4d", "SE_ResNeXt101_32x4d"]
+    assert reg.find("shufflenetv2?swish") == ["ShuffleNetV2_swish"]
+    assert reg.find("nothing*") == []
+    assert reg.find(pretrained=True) == reg.names() and reg.find(pretrained=False) == []
+
+
+def test_build_kwargs_merge_model_and_variant() -> None:
+    reg = load_registry()
+    assert reg.get("MobileNetV2").build_kwargs("fluid2019") == {"expand_first_block": True}
+    assert reg.get("MobileNetV2").build_kwargs("paddle_vision") == {"expand_first_block": False}
+    assert reg.get("GoogLeNet").build_kwargs() == {"dropout_mode": "downscale_in_infer"}
+
+
+def test_entries_are_immutable_and_hashable() -> None:
+    info = load_registry().get("VGG16")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        info.name = "x"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        info.weights["fluid2019"].arch_kwargs["conv_bias"] = False  # type: ignore[index]
+    assert hash(info) == hash(load_registry().get("vgg16"))
+
+
+def test_checksum_parts() -> None:
+    v = load_registry().get("ResNet50").variant("paddle_vision")
+    assert (v.checksum_algo, v.checksum_hex) == ("md5", "ca6f485ee1ab0492d38f323885b0ad80")
+    fluid = load_registry().get("ResNet50").variant("fluid2019")
+    assert (fluid.checksum_algo, fluid.checksum_hex, fluid.is_archive) == (None, None, True)
+
+
+def test_registry_module_does_not_import_paddle() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from paddlehub_cls.registry import load_registry; load_registry().resolve('ResNet50'); "
+        "print(sorted(m for m in sys.modules if m == 'paddle' or m.startswith('paddle.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+# ------------------------------------------------------------------------------------------
+# Extra registry files ($PADDLEHUB_CLS_REGISTRY) and validation errors
+
+
+def _entry(**over: Any) -> dict[str, Any]:
+    """A complete, valid private model entry."""
+    entry = {
+        "architecture": "resnet50", "family": "resnet", "num_classes": 10, "input_size": [3, 224, 224],
+        "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "interpolation": "bilinear", "crop_pct": 0.9,
+        "license": "proprietary", "default_weights": "site",
+        "weights": {"site": _variant()},
+    }
+    entry.update(over)
+    return entry
+
+
+def _variant(**over: Any) -> dict[str, Any]:
+    v = {"urls": ["https://models.example.org/r50.pdparams"], "checksum": "sha256:" + "ab" * 32,
+         "container": "pdparams", "layout": "native"}
+    v.update(over)
+    return v
+
+
+def _use(monkeypatch: pytest.MonkeyPatch, *paths: Path) -> None:
+    monkeypatch.setenv(ENV_REGISTRY, os.pathsep.join(str(p) for p in paths))
+
+
+def _write(path: Path, models: Any, version: Any = 1) -> Path:
+    path.write_text(json.dumps({"schema_version": version, "models": models}), encoding="utf-8")
+    return path
+
+
+def test_extra_file_adds_a_private_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _use(monkeypatch, _write(tmp_path / "site.json", {"MyNet": _entry()}))
+    reg = load_registry()
+    assert "MyNet" in reg.names() and len(reg) == len(MODELS) + 1
+    info, variant = reg.resolve("mynet.site")
+    assert info.num_classes == 10 and variant.num_classes == 10
+    assert variant.checksum == "sha256:" + "ab" * 32
+    assert info.registry_files == (str(tmp_path / "site.json"),)
+
+
+def test_extra_file_overrides_fields_of_a_packaged_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pinned = "sha256:" + "0123456789abcdef" * 4
+    mirror = "https://mirror.example.org/ResNet50_pretrained.tar"
+    _use(monkeypatch, _write(tmp_path / "pin.json", {
+        "resnet50": {"weights": {"fluid2019": {"checksum": pinned.upper().replace("SHA256", "sha256"),
+                                               "urls": [mirror, FLUID2019_URLS["ResNet50"]]},
+                                 "paddleclas": None}},
+    }))
+    info = load_registry().get("ResNet50")
+    fluid = info.variant("fluid2019")
+    assert fluid.checksum == pinned  # normalised to lower case
+    assert fluid.urls == (mirror, FLUID2019_URLS["ResNet50"])
+    assert fluid.archive_root == "ResNet50_pretrained"  # untouched fields are kept
+    assert "paddleclas" not in info.weights  # null removes a variant
+    assert info.variant("paddle_vision").checksum == "md5:" + PADDLE_VISION["ResNet50"][1]
+    assert len(info.registry_files) == 2 and info.registry_files[1] == str(tmp_path / "pin.json")
+
+
+def test_later_extra_file_wins_and_env_is_read_per_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = _write(tmp_path / "a.json", {"MyNet": _entry(num_classes=10)})
+    second = _write(tmp_path / "b.json", {"MyNet": {"num_classes": 20, "weights": {"site": {"num_classes": 20}}}})
+    _use(monkeypatch, first, second)
+    assert load_registry().get("MyNet").num_classes == 20
+    _use(monkeypatch, first)
+    assert load_registry().get("MyNet").num_classes == 10
+    monkeypatch.delenv(ENV_REGISTRY)
+    assert "MyNet" not in load_registry()
+
+
+def test_parsed_files_are_cached_until_they_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path / "site.json", {"MyNet": _entry()})
+    _use(monkeypatch, path)
+    first = load_registry()
+    assert load_registry() is first
+    _write(path, {"MyNet": _entry(), "MyNet2": _entry()})  # new size: a new cache key
+    second = load_registry()
+    assert second is not first and "MyNet2" in second
+
+
+def test_missing_extra_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _use(monkeypatch, tmp_path / "nope.json")
+    with pytest.raises(RegistryError, match=re.escape(f"{str(tmp_path / 'nope.json')!r}") + ".*does not exist.*"
+                       + ENV_REGISTRY):
+        load_registry()
+
+
+BAD_ENTRIES = [
+    # (label, models object, regex the message must match)
+    ("missing field", {"MyNet": {k: v for k, v in _entry().items() if k != "family"}},
+     r"model 'MyNet', field 'family': is missing"),
+    ("wrong type", {"MyNet": _entry(num_classes="10")}, r"model 'MyNet', field 'num_classes': must be a positive"
+     r" integer; got '10'"),
+    ("bool as int", {"MyNet": _entry(num_classes=True)}, r"field 'num_classes'.*got True"),
+    ("input size", {"MyNet": _entry(input_size=[3, 224])}, r"field 'input_size'"),
+    ("mean length", {"MyNet": _entry(mean=[0.5, 0.5])}, r"field 'mean': must be 3 numbers"),
+    ("interpolation", {"MyNet": _entry(interpolation="cubic")}, r"field 'interpolation'.*got 'cubic'"),
+    ("crop", {"MyNet": _entry(crop_pct=1.5)}, r"field 'crop_pct'.*got 1.5"),
+    ("unknown field", {"MyNet": _entry(weights={"site": _variant(checksumm="md5:" + "0" * 32)})},
+     r"weights 'site', field 'checksumm': is not a known field"),
+    ("ftp url", {"MyNet": _entry(weights={"site": _variant(urls=["ftp://example.org/x.pdparams"])})},
+     r"weights 'site', field 'urls': URL scheme 'ftp' is not allowed.*got 'ftp://example.org/x.pdparams'"),
+    ("relative url", {"MyNet": _entry(weights={"site": _variant(urls=["models/x.pdparams"])})},
+     r"URL scheme '' is not allowed"),
+    ("url without host", {"MyNet": _entry(weights={"site": _variant(urls=["https:///x"])})},
+     r"an http\(s\) URL needs a host"),
+    ("empty urls", {"MyNet": _entry(weights={"site": _variant(urls=[])})}, r"field 'urls': must be a non-empty"),
+    ("short md5", {"MyNet": _entry(weights={"site": _variant(checksum="md5:" + "a" * 31)})},
+     r"weights 'site', field 'checksum': must be 'md5:<32 hex digits>'.*got 'md5:a{31}'"),
+    ("sha1", {"MyNet": _entry(weights={"site": _variant(checksum="sha1:" + "a" * 40)})},
+     r"field 'checksum'.*got 'sha1:"),
+    ("bare hex", {"MyNet": _entry(weights={"site": _variant(checksum="a" * 32)})}, r"field 'checksum'"),
+    ("null checksum without note", {"MyNet": _entry(weights={"site": _variant(checksum=None)})},
+     r"weights 'site', field 'checksum_note': must say why no checksum"),
+    ("checksum key absent", {"MyNet": _entry(weights={"site": {k: v for k, v in _variant().items()
+                                                               if k != "checksum"}})},
+     r"field 'checksum': is missing"),
+    ("unknown container", {"MyNet": _entry(weights={"site": _variant(container="pickle")})},
+     r"weights 'site', field 'container': must be one of .*got 'pickle'"),
+    ("unknown layout", {"MyNet": _entry(weights={"site": _variant(layout="torchvision")})},
+     r"weights 'site', field 'layout': must be one of .*got 'torchvision'"),
+    ("archive without root", {"MyNet": _entry(weights={"site": _variant(container="fluid-tar")})},
+     r"field 'archive_root': is required for a fluid-tar container"),
+    ("root escaping", {"MyNet": _entry(weights={"site": _variant(container="fluid-zip", archive_root="../x")})},
+     r"field 'archive_root': must be a relative path"),
+    ("root on a file", {"MyNet": _entry(weights={"site": _variant(archive_root="x")})},
+     r"field 'archive_root': only applies to archives"),
+    ("metrics swapped", {"MyNet": _entry(weights={"site": _variant(metrics={"top1": 90, "top5": 70,
+                                                                            "source": "s"})})},
+     r"field 'metrics': top5 must not be below top1"),
+    ("metrics without source", {"MyNet": _entry(weights={"site": _variant(metrics={"top1": 70, "top5": 90})})},
+     r"field 'metrics.source'"),
+    ("default not a tag", {"MyNet": _entry(default_weights="other")},
+     r"model 'MyNet', field 'default_weights': must be one of the model's weight tags \(site\); got 'other'"),
+    ("default without weights", {"MyNet": _entry(weights={})}, r"field 'default_weights': must be null"),
+    ("dotted tag", {"MyNet": _entry(weights={"a.b": _variant()}, default_weights="a.b")}, r"tag 'a.b' is not"),
+    ("tags differing in case", {"MyNet": _entry(weights={"site": _variant(), "SITE": _variant()})},
+     r"tags 'site' and 'SITE' differ only in case"),
+    ("names differing in case", {"MyNet": _entry(), "mynet": _entry()}, r"models 'MyNet' and 'mynet' differ only"),
+    ("dotted name", {"My.Net": _entry()}, r"model name 'My.Net' is not allowed"),
+    ("entry not object", {"MyNet": [1]}, r"model 'MyNet' must be a JSON object, got an array"),
+    ("bad kwarg name", {"MyNet": _entry(arch_kwargs={"not valid": 1})}, r"field 'arch_kwargs': key 'not valid'"),
+    ("paper url", {"MyNet": _entry(paper={"title": "t", "url": "arxiv 1512"})}, r"field 'paper.url'"),
+    ("override breaks packaged", {"ResNet50": {"weights": {"fluid2019": {"layout": "bogus"}}}},
+     r"model 'ResNet50', weights 'fluid2019', field 'layout'"),
+]
+
+
+@pytest.mark.parametrize("label, models, pattern", BAD_ENTRIES, ids=[b[0] for b in BAD_ENTRIES])
+def test_invalid_entries_are_rejected_naming_model_tag_and_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, label: str, models: Any, pattern: str
+) -> None:
+    path = _write(tmp_path / "bad.json", models)
+    _use(monkeypatch, path)
+    with pytest.raises(RegistryError, match=pattern) as exc:
+        load_registry()
+    assert isinstance(exc.value, ValueError)
+    assert str(path) in str(exc.value), f"{label}: the message must name the file"
+
+
+def test_duplicate_json_keys_are_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = json.dumps(_entry())
+    path = tmp_path / "dup.json"
+    path.write_text('{"schema_version": 1, "models": {"MyNet": %s, "MyNet": %s}}' % (entry, entry))
+    _use(monkeypatch, path)
+    with pytest.raises(RegistryError, match=r"dup.json: key 'MyNet' appears twice in the same JSON object"):
+        load_registry()
+    path.write_text('{"schema_version": 1, "models": {"MyNet": %s}}'
+                    % entry.replace('"layout": "native"', '"layout": "native", "layout": "paddle_vision"'))
+    with pytest.raises(RegistryError, match=r"key 'layout' appears twice"):
+        load_registry()
+
+
+@pytest.mark.parametrize(
+    "text, pattern",
+    [
+        ("{not json", r"is not valid JSON: .* at line 1 column 2"),
+        ('{"schema_version": 1, "models": {"MyNet": {"crop_pct": NaN}}}', r"NaN is not allowed"),
+        ('[]', r"the top level must be a JSON object, got an array"),
+        ('{"models": {}}', r"field 'schema_version' is missing"),
+        ('{"schema_version": 2, "models": {}}', r"schema_version 2 is not supported"),
+        ('{"schema_version": 1, "models": []}', r"field 'models' must be an object"),
+        ('{"schema_version": 1, "models": {}, "model": {}}', r"unknown top-level field\(s\) 'model'"),
+    ],
+)
+def test_malformed_files_are_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, pattern: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    _use(monkeypatch, path)
+    with pytest.raises(RegistryError, match=pattern):
+        load_registry()
+
+
+def test_model_without_weights_is_listed_as_not_pretrained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _use(monkeypatch, _write(tmp_path / "arch.json", {"BareNet": _entry(weights={}, default_weights=None)}))
+    reg = load_registry()
+    assert reg.find(pretrained=False) == ["BareNet"] and "BareNet" not in reg.find(pretrained=True)
+    assert reg.get("BareNet").build_kwargs() == {}
+    with pytest.raises(UnknownModelError, match="'BareNet' has no pretrained weights"):
+        reg.resolve("BareNet")
