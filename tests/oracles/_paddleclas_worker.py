@@ -24,7 +24,7 @@ sys.path.insert(0, str(_HERE.parent))
 
 import numpy as np  # noqa: E402
 
-from oracles import flatten_outputs, randomize_state  # noqa: E402
+from oracles import calibrate_bn_dygraph, flatten_outputs, randomize_state  # noqa: E402
 
 
 def main(spec_path: str) -> int:
@@ -73,10 +73,13 @@ def main(spec_path: str) -> int:
         new = randomize_state(arrays, seed=int(spec["seed"]))
         for k, t in state.items():
             t.set_value(new[k])
+        x_np = np.load(spec["x_path"]).astype("float32")
+        if spec.get("calibrate", True):
+            info["bn_calibrated"] = calibrate_bn_dygraph(model, x_np, seed=int(spec["seed"]))
         pdparams = out_dir / f"{stem}.pdparams"
         paddle.save(model.state_dict(), str(pdparams))
 
-        x = paddle.to_tensor(np.load(spec["x_path"]).astype("float32"))
+        x = paddle.to_tensor(x_np)
         with paddle.no_grad():
             outputs = model(x)
         flat = flatten_outputs(outputs, lambda t: np.asarray(t.numpy()))

@@ -93,7 +93,7 @@ def _write_input(out_dir: Path, stem: str, x: np.ndarray) -> Path:
 
 
 def _call(mode: str, module: str, builder: str, kwargs: Mapping[str, Any], out_dir: Path,
-          stem: str, x_path: Optional[Path], seed: int) -> Dict[str, Any]:
+          stem: str, x_path: Optional[Path], seed: int, calibrate: bool = True) -> Dict[str, Any]:
     import_root = require_paddleclas()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -106,6 +106,7 @@ def _call(mode: str, module: str, builder: str, kwargs: Mapping[str, Any], out_d
         "stem": stem,
         "x_path": str(x_path) if x_path else None,
         "seed": int(seed),
+        "calibrate": bool(calibrate),
     }
     spec_path = out_dir / f"{stem}.spec.json"
     spec_path.write_text(json.dumps(spec))
@@ -131,12 +132,15 @@ def run_paddleclas(
     seed: int = 0,
     all_outputs: bool = False,
     name: Optional[str] = None,
-):
+    calibrate: bool = True,
+) -> OracleResult:
     """Build a PaddleClas model, randomise it, save its state_dict, run it on ``x``.
 
     In one subprocess: ``getattr(import_module(module), builder)(pretrained=False,
     **kwargs)``, ``paddle.seed(seed)``, every state_dict tensor (BN running
-    mean/variance included) replaced by :func:`oracles.randomize_state`, ``eval()``,
+    mean/variance included) replaced by :func:`oracles.randomize_state`, BN
+    running statistics calibrated on ``x`` (:func:`oracles.calibrate_bn_dygraph`),
+    ``eval()``,
     ``paddle.save(model.state_dict(), out_dir / "<name>.pdparams")``, forward on
     ``x`` on CPU.
 
@@ -150,6 +154,7 @@ def run_paddleclas(
         all_outputs: also return the path of the ``.npz`` holding every output
             (``out0`` = main, ``out1``... = aux heads for GoogLeNet).
         name: file stem (default ``builder``).
+        calibrate: calibrate BN statistics on ``x`` (default True).
 
     Returns:
         :class:`oracles.OracleResult` ``(pdparams_path, logits)`` -- or
@@ -167,7 +172,7 @@ def run_paddleclas(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     x_path = _write_input(out_dir, stem, x)
-    info = _call("run", module, builder, kwargs, out_dir, stem, x_path, seed)
+    info = _call("run", module, builder, kwargs, out_dir, stem, x_path, seed, calibrate)
     logits = np.load(out_dir / f"{stem}.logits.npy")
     outputs_path = out_dir / f"{stem}.outputs.npz"
     more = (outputs_path,) if all_outputs else ()
