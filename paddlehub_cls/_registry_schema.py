@@ -128,13 +128,14 @@ def merge_entry(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[st
             weights = dict(base["weights"])
             lowered = {t.lower(): t for t in weights}
             for tag, variant in value.items():
-                old_tag = lowered.get(tag.lower())
-                old = weights.pop(old_tag) if old_tag is not None else None
+                old_tag = lowered.get(tag.lower(), tag)
+                old = weights.get(old_tag)
                 if variant is None:
+                    weights.pop(old_tag, None)
                     continue
                 if isinstance(old, dict) and isinstance(variant, dict):
                     variant = {**old, **variant}
-                weights[tag] = variant
+                weights[old_tag] = variant  # keeps the packaged spelling and order
             merged["weights"] = weights
         else:
             merged[key] = value
