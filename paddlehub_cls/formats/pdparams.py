@@ -6,7 +6,7 @@ writes (measured with paddlepaddle 3.3.1 and numpy 2.x, see docs/formats.md):
 
 * ``numpy._core.multiarray._reconstruct`` / ``numpy.core.multiarray._reconstruct``,
   ``numpy.ndarray`` and ``numpy.dtype``: every array of a state_dict;
-* ``_codecs.encode``: how protocol 2 stores the array bytes;
+* ``_codecs.encode`` and ``builtins.bytes`` (no arguments): how protocol 2 stores bytes;
 * ``builtins.tuple``: how ``paddle.save`` stores a Tensor that is not in a state_dict
   (``(name, ndarray)``);
 * ``numpy._core.numeric._frombuffer``: numpy arrays pickled with protocol 5;
@@ -21,6 +21,7 @@ Anything else raises :class:`~paddlehub_cls.errors.UnsafeWeightsError` and nothi
 
 from __future__ import annotations
 
+import _compat_pickle
 import logging
 import os
 import pickle
@@ -56,6 +57,7 @@ _ALLOWLIST: Dict[Tuple[str, str], str] = {
     ("numpy.core.numeric", "_frombuffer"): "_frombuffer",  # numpy < 2
     ("_codecs", "encode"): "_encode",
     ("builtins", "tuple"): "_tuple",
+    ("builtins", "bytes"): "_bytes",  # protocol < 3 pickles b"" as bytes()
     ("collections", "OrderedDict"): "_ordered_dict",
 }
 ALLOWED_GLOBALS: Tuple[str, ...] = tuple(f"{m}.{n}" for m, n in _ALLOWLIST)
@@ -141,6 +143,11 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the pure-Python one: its opcod
     # -- allowlist ---------------------------------------------------------------------------
 
     def find_class(self, module: str, name: str) -> Any:
+        if self.proto < 3:  # Python 2 names, as the stock unpickler maps them (strings only)
+            if (module, name) in _compat_pickle.NAME_MAPPING:
+                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+            elif module in _compat_pickle.IMPORT_MAPPING:
+                module = _compat_pickle.IMPORT_MAPPING[module]
         target = _ALLOWLIST.get((module, name))
         if target is None:
             raise UnsafeWeightsError(
@@ -201,6 +208,11 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the pure-Python one: its opcod
                                      f"({type(obj).__name__}, {encoding!r}) instead of (str, 'latin1').")
         self._spend(len(obj))
         return obj.encode("latin1")
+
+    def _bytes(self, *args: Any) -> bytes:
+        if args:
+            raise UnsafeWeightsError(f"{_unsafe_hint(self._path)} builtins.bytes was called with arguments.")
+        return b""
 
     def _tuple(self, items: Any = ()) -> tuple:
         # paddle.save stores a Tensor as tuple(((name, ndarray),)); nothing else needs tuple().
