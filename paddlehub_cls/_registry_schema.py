@@ -26,10 +26,22 @@ URL_SCHEMES = ("http", "https", "file")
 
 DOCUMENT_FIELDS = frozenset({"schema_version", "models"})
 MODEL_REQUIRED = frozenset(
-    {"architecture", "family", "num_classes", "input_size", "mean", "std", "interpolation", "crop_pct",
-     "license", "weights"}
+    {
+        "architecture",
+        "family",
+        "num_classes",
+        "input_size",
+        "mean",
+        "std",
+        "interpolation",
+        "crop_pct",
+        "license",
+        "weights",
+    }
 )
-MODEL_OPTIONAL = frozenset({"arch_kwargs", "num_params", "flops", "paper", "default_weights", "preprocess_source"})
+MODEL_OPTIONAL = frozenset(
+    {"arch_kwargs", "num_params", "flops", "paper", "default_weights", "preprocess_source"}
+)
 VARIANT_REQUIRED = frozenset({"urls", "checksum", "container", "layout"})
 VARIANT_OPTIONAL = frozenset(
     {"checksum_note", "size", "archive_root", "num_classes", "arch_kwargs", "metrics", "source", "note"}
@@ -89,7 +101,9 @@ def parse_document(text: str, label: str) -> dict[str, dict[str, Any]]:
         )
     version = doc.get("schema_version", _MISSING)
     if version is _MISSING:
-        raise RegistryError(f"registry file {label}: field 'schema_version' is missing; add \"schema_version\": 1")
+        raise RegistryError(
+            f"registry file {label}: field 'schema_version' is missing; add \"schema_version\": 1"
+        )
     if type(version) is not int or version != SCHEMA_VERSION:
         raise RegistryError(
             f"registry file {label}: schema_version {version!r} is not supported; this paddlehub_cls "
@@ -98,7 +112,9 @@ def parse_document(text: str, label: str) -> dict[str, dict[str, Any]]:
     models = doc.get("models", _MISSING)
     if not isinstance(models, dict):
         got = "nothing" if models is _MISSING else _kind(models)
-        raise RegistryError(f"registry file {label}: field 'models' must be an object of model entries, got {got}")
+        raise RegistryError(
+            f"registry file {label}: field 'models' must be an object of model entries, got {got}"
+        )
     seen: dict[str, str] = {}
     for name, entry in models.items():
         if not _NAME_RE.match(name):
@@ -113,7 +129,9 @@ def parse_document(text: str, label: str) -> dict[str, dict[str, Any]]:
             )
         seen[name.lower()] = name
         if not isinstance(entry, dict):
-            raise RegistryError(f"registry file {label}: model {name!r} must be a JSON object, got {_kind(entry)}")
+            raise RegistryError(
+                f"registry file {label}: model {name!r} must be a JSON object, got {_kind(entry)}"
+            )
     return models
 
 
@@ -152,16 +170,21 @@ class _Where:
         where = f"model {self.model!r}" + (f", weights {self.tag!r}" if self.tag else "")
         got = "" if value is _MISSING else f"; got {value!r}"
         raise RegistryError(
-            f"registry {self.origin}: {where}, field {field!r}: {problem}{got}. {fix or 'Fix the entry'} ({_DOCS})"
+            f"registry {self.origin}: {where}, field {field!r}: {problem}{got}. "
+            f"{fix or 'Fix the entry'} ({_DOCS})"
         )
 
     def fields(self, entry: Mapping[str, Any], required: frozenset, optional: frozenset) -> None:
         missing = sorted(required - set(entry))
         if missing:
-            self.fail(missing[0], "is missing", fix=f"Add it (required fields: {', '.join(sorted(required))})")
+            self.fail(
+                missing[0], "is missing", fix=f"Add it (required fields: {', '.join(sorted(required))})"
+            )
         unknown = sorted(set(entry) - required - optional)
         if unknown:
-            self.fail(unknown[0], "is not a known field", fix=f"Allowed: {', '.join(sorted(required | optional))}")
+            self.fail(
+                unknown[0], "is not a known field", fix=f"Allowed: {', '.join(sorted(required | optional))}"
+            )
 
 
 def _kind(value: Any) -> str:
@@ -232,7 +255,11 @@ def _record(w: _Where, entry: Mapping[str, Any], field: str, spec: Mapping[str, 
             if not _is_number(item) or not 0 <= item <= 100:
                 w.fail(name, "must be a number from 0 to 100 (percent)", item)
         elif kind == "url":
-            if not isinstance(item, str) or urlsplit(item).scheme not in ("http", "https") or not urlsplit(item).netloc:
+            if (
+                not isinstance(item, str)
+                or urlsplit(item).scheme not in ("http", "https")
+                or not urlsplit(item).netloc
+            ):
                 w.fail(name, "must be an http(s) URL", item)
         elif not isinstance(item, str) or not item.strip():
             w.fail(name, "must be a non-empty string", item)
@@ -264,11 +291,19 @@ def _validate_variant(w: _Where, variant: Any, default_classes: int) -> dict[str
     if checksum is None:
         note = variant.get("checksum_note")
         if not isinstance(note, str) or not note.strip():
-            w.fail("checksum_note", "must say why no checksum is given when checksum is null", note,
-                   fix="Add the published checksum, or a checksum_note")
+            w.fail(
+                "checksum_note",
+                "must say why no checksum is given when checksum is null",
+                note,
+                fix="Add the published checksum, or a checksum_note",
+            )
     elif not isinstance(checksum, str) or not _CHECKSUM_RE.match(checksum):
-        w.fail("checksum", "must be 'md5:<32 hex digits>', 'sha256:<64 hex digits>' or null", checksum,
-               fix="Copy the checksum exactly as published, with its algorithm prefix")
+        w.fail(
+            "checksum",
+            "must be 'md5:<32 hex digits>', 'sha256:<64 hex digits>' or null",
+            checksum,
+            fix="Copy the checksum exactly as published, with its algorithm prefix",
+        )
     else:
         out["checksum"] = checksum.lower()
     _text(w, variant, "checksum_note", required=False)
@@ -281,8 +316,11 @@ def _validate_variant(w: _Where, variant: Any, default_classes: int) -> dict[str
     root = variant.get("archive_root")
     if container in ARCHIVE_CONTAINERS:
         if not isinstance(root, str) or not root.strip():
-            w.fail("archive_root", f"is required for a {container} container: the directory inside the archive",
-                   root)
+            w.fail(
+                "archive_root",
+                f"is required for a {container} container: the directory inside the archive",
+                root,
+            )
         if root.startswith("/") or "\\" in root or ".." in root.split("/"):
             w.fail("archive_root", "must be a relative path inside the archive, without '..'", root)
     elif root is not None:
@@ -290,7 +328,9 @@ def _validate_variant(w: _Where, variant: Any, default_classes: int) -> dict[str
     _positive_int(w, variant, "num_classes", required=False)
     out.setdefault("num_classes", default_classes)
     _kwargs(w, variant)
-    _record(w, variant, "metrics", {"top1": "percent", "top5": "percent", "source": "text", "note": "opt-text"})
+    _record(
+        w, variant, "metrics", {"top1": "percent", "top5": "percent", "source": "text", "note": "opt-text"}
+    )
     metrics = variant.get("metrics")
     if metrics is not None and metrics["top5"] < metrics["top1"]:
         w.fail("metrics", "top5 must not be below top1 (are the columns swapped?)", metrics)

@@ -39,7 +39,9 @@ def add_list_parser(subparsers: Any) -> None:
     p.add_argument("pattern", nargs="?", default="*", metavar="PATTERN", help="e.g. 'resnet*' (default: all)")
     p.add_argument("--pretrained", action="store_true", help="only models with pretrained weights")
     p.add_argument("--json", action="store_true", help="print a JSON array with each model's summary")
-    p.add_argument("-l", "--long", action="store_true", help="one line per model with weights, params and top-1")
+    p.add_argument(
+        "-l", "--long", action="store_true", help="one line per model with weights, params and top-1"
+    )
     p.set_defaults(handler=run_list)
 
 
@@ -128,11 +130,16 @@ def _info_lines(info: ModelInfo, tags: Sequence[str]) -> list[str]:
         f"mean {list(info.mean)}, std {list(info.std)}",
     ]
     if info.num_params:
-        lines.append(f"  parameters    {info.num_params['value'] / 1e6:.2f} M; source: {info.num_params['source']}")
+        lines.append(
+            f"  parameters    {info.num_params['value'] / 1e6:.2f} M; source: {info.num_params['source']}"
+        )
         if info.num_params.get("note"):
             lines.append(f"                note: {info.num_params['note']}")
     if info.flops:
-        lines.append(f"  FLOPs         {info.flops['value'] / 1e9:.2f} G {info.flops['unit']}; source: {info.flops['source']}")
+        lines.append(
+            f"  FLOPs         {info.flops['value'] / 1e9:.2f} G {info.flops['unit']}; "
+            f"source: {info.flops['source']}"
+        )
     if info.paper:
         lines.append(f"  paper         {info.paper['title']} <{info.paper['url']}>")
     lines.append(f"  license       {info.license}")
@@ -154,7 +161,10 @@ def _variant_lines(v: WeightVariant, is_default: bool) -> list[str]:
     if v.arch_kwargs:
         out.append(f"      kwargs    {json.dumps(dict(v.arch_kwargs))}")
     if v.metrics:
-        out.append(f"      accuracy  top-1 {v.metrics['top1']}%, top-5 {v.metrics['top5']}%; source: {v.metrics['source']}")
+        out.append(
+            f"      accuracy  top-1 {v.metrics['top1']}%, top-5 {v.metrics['top5']}%; "
+            f"source: {v.metrics['source']}"
+        )
     if v.source:
         out.append(f"      source    {v.source}")
     if v.note:

@@ -18,7 +18,6 @@ import difflib
 import fnmatch
 import functools
 import importlib.resources
-import json
 import logging
 import os
 import re
@@ -325,9 +324,13 @@ def _file_key(path: Any, origin: str) -> tuple[str, int, int]:
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise RegistryError(f"registry file {str(path)!r} ({origin}) does not exist; {_fix_hint(origin)}") from None
+        raise RegistryError(
+            f"registry file {str(path)!r} ({origin}) does not exist; {_fix_hint(origin)}"
+        ) from None
     except OSError as exc:
-        raise RegistryError(f"registry file {str(path)!r} ({origin}) cannot be read: {exc}; {_fix_hint(origin)}") from exc
+        raise RegistryError(
+            f"registry file {str(path)!r} ({origin}) cannot be read: {exc}; {_fix_hint(origin)}"
+        ) from exc
     return (str(path), st.st_mtime_ns, st.st_size)
 
 

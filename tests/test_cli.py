@@ -20,9 +20,22 @@ from paddlehub_cls.registry import ENV_REGISTRY
 ROOT = Path(__file__).resolve().parents[1]
 RAW = json.loads((ROOT / "registry.json").read_text(encoding="utf-8"))["models"]
 ALL_NAMES = [
-    "GoogLeNet", "MobileNetV1", "MobileNetV2", "ResNet18", "ResNet34", "ResNet50", "ResNet101", "ResNet152",
-    "SE_ResNeXt50_32x4d", "SE_ResNeXt101_32x4d", "ShuffleNetV2", "ShuffleNetV2_swish", "VGG11", "VGG13",
-    "VGG16", "VGG19",
+    "GoogLeNet",
+    "MobileNetV1",
+    "MobileNetV2",
+    "ResNet18",
+    "ResNet34",
+    "ResNet50",
+    "ResNet101",
+    "ResNet152",
+    "SE_ResNeXt50_32x4d",
+    "SE_ResNeXt101_32x4d",
+    "ShuffleNetV2",
+    "ShuffleNetV2_swish",
+    "VGG11",
+    "VGG13",
+    "VGG16",
+    "VGG19",
 ]
 
 
@@ -39,9 +52,17 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 
 def _private_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     entry = {
-        "architecture": "resnet50", "family": "resnet", "num_classes": 10, "input_size": [3, 224, 224],
-        "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "interpolation": "bilinear", "crop_pct": 1.0,
-        "license": "proprietary", "default_weights": None, "weights": {},
+        "architecture": "resnet50",
+        "family": "resnet",
+        "num_classes": 10,
+        "input_size": [3, 224, 224],
+        "mean": [0.5, 0.5, 0.5],
+        "std": [0.5, 0.5, 0.5],
+        "interpolation": "bilinear",
+        "crop_pct": 1.0,
+        "license": "proprietary",
+        "default_weights": None,
+        "weights": {},
     }
     path = tmp_path / "site.json"
     path.write_text(json.dumps({"schema_version": 1, "models": {"BareNet": entry}}))
@@ -71,7 +92,12 @@ def test_list_json_summarises_each_model(capsys: pytest.CaptureFixture[str]) -> 
         assert sorted(row["weights"]) == sorted(raw["weights"])
         assert row["num_params"] == raw["num_params"]["value"]
         assert row["top1_by_weights"]["fluid2019"] == raw["weights"]["fluid2019"]["metrics"]["top1"]
-    assert [r["default_weights"] for r in rows] == ["paddleclas", "paddleclas", "paddle_vision", "paddle_vision"]
+    assert [r["default_weights"] for r in rows] == [
+        "paddleclas",
+        "paddleclas",
+        "paddle_vision",
+        "paddle_vision",
+    ]
 
 
 def test_list_long_marks_default_and_shows_accuracy(capsys: pytest.CaptureFixture[str]) -> None:
@@ -92,7 +118,10 @@ def test_list_pretrained_filters_models_without_weights(
     assert rc == 0 and out.splitlines() == ALL_NAMES
     rc, out, err = _run(capsys, "list", "bare*", "--pretrained")
     assert rc == 1 and out == ""
-    assert err == "paddlehub-cls: error: no pretrained model matches 'bare*'; run `paddlehub-cls list` to see all 17 models\n"
+    assert (
+        err == "paddlehub-cls: error: no pretrained model matches 'bare*'; "
+        "run `paddlehub-cls list` to see all 17 models\n"
+    )
 
 
 def test_list_without_match_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -112,7 +141,10 @@ def test_info_shows_every_variant(capsys: pytest.CaptureFixture[str]) -> None:
     assert "  weights       default paddle_vision" in lines
     assert "    paddle_vision (default): pdparams, layout paddle_vision" in lines
     assert "      checksum  md5:0340af0a901346c8d46f4529882fb63d" in lines
-    assert "      url       https://paddle-imagenet-models-name.bj.bcebos.com/MobileNetV2_pretrained.tar" in lines
+    assert (
+        "      url       https://paddle-imagenet-models-name.bj.bcebos.com/MobileNetV2_pretrained.tar"
+        in lines
+    )
     assert '      kwargs    {"expand_first_block": false}' in lines
     assert any(line.startswith("      checksum  none: ") for line in lines)
     assert any(line.startswith("      accuracy  top-1 72.15%, top-5 90.65%") for line in lines)
@@ -134,9 +166,23 @@ def test_info_json_is_the_registry_entry(capsys: pytest.CaptureFixture[str]) -> 
     assert rc == 0 and data["name"] == "ResNet50"
     assert set(data["weights"]) == {"fluid2019", "paddleclas", "paddle_vision"}
     assert data["weights"]["paddle_vision"]["checksum"] == "md5:ca6f485ee1ab0492d38f323885b0ad80"
-    assert data["weights"]["fluid2019"]["urls"] == ["http://paddle-imagenet-models-name.bj.bcebos.com/ResNet50_pretrained.tar"]
-    for field in ("architecture", "family", "input_size", "mean", "std", "interpolation", "crop_pct",
-                  "num_params", "flops", "paper", "license", "default_weights"):
+    assert data["weights"]["fluid2019"]["urls"] == [
+        "http://paddle-imagenet-models-name.bj.bcebos.com/ResNet50_pretrained.tar"
+    ]
+    for field in (
+        "architecture",
+        "family",
+        "input_size",
+        "mean",
+        "std",
+        "interpolation",
+        "crop_pct",
+        "num_params",
+        "flops",
+        "paper",
+        "license",
+        "default_weights",
+    ):
         assert data[field] == raw[field], field
 
 
@@ -148,7 +194,9 @@ def test_info_json_is_the_registry_entry(capsys: pytest.CaptureFixture[str]) -> 
         (["info", "Alex.Net"], "paddlehub-cls: error: unknown model 'Alex'"),
     ],
 )
-def test_info_errors_are_one_line_on_stderr(capsys: pytest.CaptureFixture[str], argv: list, expected: str) -> None:
+def test_info_errors_are_one_line_on_stderr(
+    capsys: pytest.CaptureFixture[str], argv: list, expected: str
+) -> None:
     rc, out, err = _run(capsys, *argv)
     assert (rc, out) == (1, "")
     assert err.startswith(expected) and err.count("\n") == 1
@@ -158,7 +206,9 @@ def test_broken_registry_is_reported_as_an_error(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bad = tmp_path / "bad.json"
-    bad.write_text('{"schema_version": 1, "models": {"ResNet50": {"weights": {"fluid2019": {"urls": ["ftp://x/y"]}}}}}')
+    bad.write_text(
+        '{"schema_version": 1, "models": {"ResNet50": {"weights": {"fluid2019": {"urls": ["ftp://x/y"]}}}}}'
+    )
     monkeypatch.setenv(ENV_REGISTRY, str(bad))
     rc, out, err = _run(capsys, "list")
     assert (rc, out) == (1, "")
@@ -189,7 +239,9 @@ def test_build_parser_registers_list_and_info() -> None:
 def _run_module(*argv: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != ENV_REGISTRY}
     env["OMP_NUM_THREADS"] = "1"
-    return subprocess.run([sys.executable, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_python_dash_m_runs_the_cli() -> None:
@@ -202,11 +254,16 @@ def test_python_dash_m_runs_the_cli() -> None:
 
 def _imported_modules(importtime_stderr: str) -> list[str]:
     # Lines look like "import time:   1234 |   5678 |   package.module" (indented by depth).
-    return [line.rsplit("|", 1)[1].strip() for line in importtime_stderr.splitlines()
-            if line.startswith("import time:") and line.count("|") == 2]
+    return [
+        line.rsplit("|", 1)[1].strip()
+        for line in importtime_stderr.splitlines()
+        if line.startswith("import time:") and line.count("|") == 2
+    ]
 
 
-@pytest.mark.parametrize("argv", [["list"], ["list", "--json"], ["info", "ResNet50", "--json"], ["info", "VGG16"]])
+@pytest.mark.parametrize(
+    "argv", [["list"], ["list", "--json"], ["info", "ResNet50", "--json"], ["info", "VGG16"]]
+)
 def test_list_and_info_do_not_import_paddle(argv: list) -> None:
     proc = _run_module("-X", "importtime", "-m", "paddlehub_cls", *argv)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -19,14 +19,41 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = sorted([
-    "MobileNetV1", "ResNet18", "ResNet34", "ResNet50", "ResNet101", "ResNet152", "SE_ResNeXt50_32x4d",
-    "SE_ResNeXt101_32x4d", "VGG11", "VGG13", "VGG16", "VGG19", "GoogLeNet", "MobileNetV2", "ShuffleNetV2",
-    "ShuffleNetV2_swish",
-])
+MODELS = sorted(
+    [
+        "MobileNetV1",
+        "ResNet18",
+        "ResNet34",
+        "ResNet50",
+        "ResNet101",
+        "ResNet152",
+        "SE_ResNeXt50_32x4d",
+        "SE_ResNeXt101_32x4d",
+        "VGG11",
+        "VGG13",
+        "VGG16",
+        "VGG19",
+        "GoogLeNet",
+        "MobileNetV2",
+        "ShuffleNetV2",
+        "ShuffleNetV2_swish",
+    ]
+)
 # Top-level entries of the checkout that are not part of the source distribution.
-_SKIP_TOP = {".git", "build", "dist", "tests", "bench", "third_party", ".pytest_cache", ".hypothesis", ".venv",
-             "site", ".whl", ".gl"}
+_SKIP_TOP = {
+    ".git",
+    "build",
+    "dist",
+    "tests",
+    "bench",
+    "third_party",
+    ".pytest_cache",
+    ".hypothesis",
+    ".venv",
+    "site",
+    ".whl",
+    ".gl",
+}
 
 
 def _ignore(directory: str, names: list) -> list:
@@ -35,16 +62,22 @@ def _ignore(directory: str, names: list) -> list:
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "PADDLEHUB_CLS_REGISTRY") and not k.startswith("PIP_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "PADDLEHUB_CLS_REGISTRY") and not k.startswith("PIP_")
+    }
     env.update(PYTHONNOUSERSITE="1", OMP_NUM_THREADS="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
     return env
 
 
 def _run(cmd: list, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=_env(), capture_output=True, text=True,
-                          timeout=timeout)
-    assert proc.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    proc = subprocess.run(
+        [str(c) for c in cmd], cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout
+    )
+    assert (
+        proc.returncode == 0
+    ), f"{' '.join(map(str, cmd))} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
 
 
@@ -54,7 +87,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     src = work / "src"
     # symlinks=True keeps paddlehub_cls/registry.json -> ../registry.json, as in a checkout.
     shutil.copytree(ROOT, src, symlinks=True, ignore=_ignore)
-    _run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", work / "dist", src], cwd=work)
+    _run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", work / "dist", src], cwd=work
+    )
     (whl,) = (work / "dist").glob("paddlehub_cls-*.whl")
     return whl
 
@@ -76,12 +111,18 @@ def test_installed_wheel_lists_every_model(wheel: Path, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", venv], cwd=tmp_path)
     py = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    site = Path(_run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=tmp_path)
-                .stdout.strip())
+    site = Path(
+        _run(
+            [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=tmp_path
+        ).stdout.strip()
+    )
     # The runtime dependencies (paddle, numpy, ...) come from this interpreter's environment, listed
     # after the venv's own site-packages so the installed paddlehub_cls is the one imported.
     (site / "_outer_env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    _run([sys.executable, "-m", "pip", "--python", py, "install", "--no-deps", "--no-index", wheel], cwd=tmp_path)
+    _run(
+        [sys.executable, "-m", "pip", "--python", py, "install", "--no-deps", "--no-index", wheel],
+        cwd=tmp_path,
+    )
 
     code = (
         "import json, sys, paddlehub_cls\n"

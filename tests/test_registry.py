@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-import os
-import re
 import typing
 from pathlib import Path
 from typing import Any
@@ -20,47 +18,93 @@ from typing import Any
 import pytest
 
 from paddlehub_cls import registry as registry_mod
-from paddlehub_cls.errors import PaddleHubClsError, RegistryError, UnknownModelError
+from paddlehub_cls.errors import PaddleHubClsError, UnknownModelError
 from paddlehub_cls.registry import ENV_REGISTRY, load_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = json.loads((ROOT / "registry.json").read_text(encoding="utf-8"))
 
 MODELS = [
-    "MobileNetV1", "ResNet18", "ResNet34", "ResNet50", "ResNet101", "ResNet152", "SE_ResNeXt50_32x4d",
-    "SE_ResNeXt101_32x4d", "VGG11", "VGG13", "VGG16", "VGG19", "GoogLeNet", "MobileNetV2", "ShuffleNetV2",
+    "MobileNetV1",
+    "ResNet18",
+    "ResNet34",
+    "ResNet50",
+    "ResNet101",
+    "ResNet152",
+    "SE_ResNeXt50_32x4d",
+    "SE_ResNeXt101_32x4d",
+    "VGG11",
+    "VGG13",
+    "VGG16",
+    "VGG19",
+    "GoogLeNet",
+    "MobileNetV2",
+    "ShuffleNetV2",
     "ShuffleNetV2_swish",
 ]
 ARCH = {
-    "MobileNetV1": ("mobilenet_v1", "mobilenet_v1"), "ResNet18": ("resnet18", "resnet"),
-    "ResNet34": ("resnet34", "resnet"), "ResNet50": ("resnet50", "resnet"), "ResNet101": ("resnet101", "resnet"),
-    "ResNet152": ("resnet152", "resnet"), "SE_ResNeXt50_32x4d": ("se_resnext50_32x4d", "se_resnext"),
-    "SE_ResNeXt101_32x4d": ("se_resnext101_32x4d", "se_resnext"), "VGG11": ("vgg11", "vgg"),
-    "VGG13": ("vgg13", "vgg"), "VGG16": ("vgg16", "vgg"), "VGG19": ("vgg19", "vgg"),
-    "GoogLeNet": ("googlenet", "googlenet"), "MobileNetV2": ("mobilenet_v2", "mobilenet_v2"),
+    "MobileNetV1": ("mobilenet_v1", "mobilenet_v1"),
+    "ResNet18": ("resnet18", "resnet"),
+    "ResNet34": ("resnet34", "resnet"),
+    "ResNet50": ("resnet50", "resnet"),
+    "ResNet101": ("resnet101", "resnet"),
+    "ResNet152": ("resnet152", "resnet"),
+    "SE_ResNeXt50_32x4d": ("se_resnext50_32x4d", "se_resnext"),
+    "SE_ResNeXt101_32x4d": ("se_resnext101_32x4d", "se_resnext"),
+    "VGG11": ("vgg11", "vgg"),
+    "VGG13": ("vgg13", "vgg"),
+    "VGG16": ("vgg16", "vgg"),
+    "VGG19": ("vgg19", "vgg"),
+    "GoogLeNet": ("googlenet", "googlenet"),
+    "MobileNetV2": ("mobilenet_v2", "mobilenet_v2"),
     "ShuffleNetV2": ("shufflenet_v2_x1_0", "shufflenet_v2"),
     "ShuffleNetV2_swish": ("shufflenet_v2_swish", "shufflenet_v2"),
 }
 
 # paddle.vision model_urls (python/paddle/vision/models/*.py): URL and md5 as published.
 PADDLE_VISION = {
-    "ResNet18": ("https://paddle-hapi.bj.bcebos.com/models/resnet18.pdparams", "cf548f46534aa3560945be4b95cd11c4"),
-    "ResNet34": ("https://paddle-hapi.bj.bcebos.com/models/resnet34.pdparams", "8d2275cf8706028345f78ac0e1d31969"),
-    "ResNet50": ("https://paddle-hapi.bj.bcebos.com/models/resnet50.pdparams", "ca6f485ee1ab0492d38f323885b0ad80"),
-    "ResNet101": ("https://paddle-hapi.bj.bcebos.com/models/resnet101.pdparams", "02f35f034ca3858e1e54d4036443c92d"),
-    "ResNet152": ("https://paddle-hapi.bj.bcebos.com/models/resnet152.pdparams", "7ad16a2f1e7333859ff986138630fd7a"),
+    "ResNet18": (
+        "https://paddle-hapi.bj.bcebos.com/models/resnet18.pdparams",
+        "cf548f46534aa3560945be4b95cd11c4",
+    ),
+    "ResNet34": (
+        "https://paddle-hapi.bj.bcebos.com/models/resnet34.pdparams",
+        "8d2275cf8706028345f78ac0e1d31969",
+    ),
+    "ResNet50": (
+        "https://paddle-hapi.bj.bcebos.com/models/resnet50.pdparams",
+        "ca6f485ee1ab0492d38f323885b0ad80",
+    ),
+    "ResNet101": (
+        "https://paddle-hapi.bj.bcebos.com/models/resnet101.pdparams",
+        "02f35f034ca3858e1e54d4036443c92d",
+    ),
+    "ResNet152": (
+        "https://paddle-hapi.bj.bcebos.com/models/resnet152.pdparams",
+        "7ad16a2f1e7333859ff986138630fd7a",
+    ),
     "VGG16": ("https://paddle-hapi.bj.bcebos.com/models/vgg16.pdparams", "89bbffc0f87d260be9b8cdc169c991c4"),
     "VGG19": ("https://paddle-hapi.bj.bcebos.com/models/vgg19.pdparams", "23b18bb13d8894f60f54e642be79a0dd"),
-    "MobileNetV1": ("https://paddle-hapi.bj.bcebos.com/models/mobilenetv1_1.0.pdparams",
-                    "3033ab1975b1670bef51545feb65fc45"),
-    "MobileNetV2": ("https://paddle-hapi.bj.bcebos.com/models/mobilenet_v2_x1.0.pdparams",
-                    "0340af0a901346c8d46f4529882fb63d"),
-    "ShuffleNetV2": ("https://paddle-hapi.bj.bcebos.com/models/shufflenet_v2_x1_0.pdparams",
-                     "122d42478b9e81eb49f8a9ede327b1a4"),
-    "ShuffleNetV2_swish": ("https://paddle-hapi.bj.bcebos.com/models/shufflenet_v2_swish.pdparams",
-                           "adde0aa3b023e5b0c94a68be1c394b84"),
-    "GoogLeNet": ("https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/GoogLeNet_pretrained.pdparams",
-                  "80c06f038e905c53ab32c40eca6e26ae"),
+    "MobileNetV1": (
+        "https://paddle-hapi.bj.bcebos.com/models/mobilenetv1_1.0.pdparams",
+        "3033ab1975b1670bef51545feb65fc45",
+    ),
+    "MobileNetV2": (
+        "https://paddle-hapi.bj.bcebos.com/models/mobilenet_v2_x1.0.pdparams",
+        "0340af0a901346c8d46f4529882fb63d",
+    ),
+    "ShuffleNetV2": (
+        "https://paddle-hapi.bj.bcebos.com/models/shufflenet_v2_x1_0.pdparams",
+        "122d42478b9e81eb49f8a9ede327b1a4",
+    ),
+    "ShuffleNetV2_swish": (
+        "https://paddle-hapi.bj.bcebos.com/models/shufflenet_v2_swish.pdparams",
+        "adde0aa3b023e5b0c94a68be1c394b84",
+    ),
+    "GoogLeNet": (
+        "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/GoogLeNet_pretrained.pdparams",
+        "80c06f038e905c53ab32c40eca6e26ae",
+    ),
 }
 # The only md5 published for a PaddleClas dygraph file among these models (by paddle.vision).
 PADDLECLAS_MD5 = {"GoogLeNet": "80c06f038e905c53ab32c40eca6e26ae"}
@@ -88,9 +132,21 @@ FLUID2019_URLS = {
 }
 # PaddleClas MODEL_URLS (legendary_models/ for ResNet, VGG, MobileNetV1; model_zoo/ otherwise).
 PADDLECLAS_URLS = {
-    **{n: f"https://{_B}/dygraph/legendary_models/{n}_pretrained.pdparams"
-       for n in ["MobileNetV1", "ResNet18", "ResNet34", "ResNet50", "ResNet101", "ResNet152",
-                 "VGG11", "VGG13", "VGG16", "VGG19"]},
+    **{
+        n: f"https://{_B}/dygraph/legendary_models/{n}_pretrained.pdparams"
+        for n in [
+            "MobileNetV1",
+            "ResNet18",
+            "ResNet34",
+            "ResNet50",
+            "ResNet101",
+            "ResNet152",
+            "VGG11",
+            "VGG13",
+            "VGG16",
+            "VGG19",
+        ]
+    },
     "SE_ResNeXt50_32x4d": f"https://{_B}/dygraph/SE_ResNeXt50_32x4d_pretrained.pdparams",
     "SE_ResNeXt101_32x4d": f"https://{_B}/dygraph/SE_ResNeXt101_32x4d_pretrained.pdparams",
     "GoogLeNet": f"https://{_B}/dygraph/GoogLeNet_pretrained.pdparams",
@@ -120,12 +176,35 @@ EXPECTED_KWARGS = {
 }
 
 MODEL_FIELDS = {
-    "architecture", "family", "arch_kwargs", "num_classes", "input_size", "mean", "std", "interpolation",
-    "crop_pct", "preprocess_source", "num_params", "flops", "paper", "license", "default_weights", "weights",
+    "architecture",
+    "family",
+    "arch_kwargs",
+    "num_classes",
+    "input_size",
+    "mean",
+    "std",
+    "interpolation",
+    "crop_pct",
+    "preprocess_source",
+    "num_params",
+    "flops",
+    "paper",
+    "license",
+    "default_weights",
+    "weights",
 }
 VARIANT_FIELDS = {
-    "urls", "checksum", "checksum_note", "size", "container", "layout", "archive_root", "num_classes",
-    "arch_kwargs", "metrics", "source",
+    "urls",
+    "checksum",
+    "checksum_note",
+    "size",
+    "container",
+    "layout",
+    "archive_root",
+    "num_classes",
+    "arch_kwargs",
+    "metrics",
+    "source",
 }
 VARIANT_OPTIONAL = {"note"}
 
@@ -167,7 +246,9 @@ def _problems_of(name: str, entry: dict[str, Any]) -> list[str]:
     for tag, v in weights.items():
         where = f"{name}.weights.{tag}"
         out += [f"{where}.{f}: mandatory field missing" for f in sorted(VARIANT_FIELDS - set(v))]
-        out += [f"{where}.{f}: field not permitted" for f in sorted(set(v) - VARIANT_FIELDS - VARIANT_OPTIONAL)]
+        out += [
+            f"{where}.{f}: field not permitted" for f in sorted(set(v) - VARIANT_FIELDS - VARIANT_OPTIONAL)
+        ]
         if v.get("checksum") is None and not v.get("checksum_note"):
             out.append(f"{where}: neither checksum nor checksum_note")
         if not v.get("source"):
@@ -177,7 +258,10 @@ def _problems_of(name: str, entry: dict[str, Any]) -> list[str]:
         m = v.get("metrics")
         if tag != "paddle_vision" and not (m and m.get("source") and m.get("top1") and m.get("top5")):
             out.append(f"{where}.metrics: top1, top5 and source required, got {m!r}")
-        if EXPECTED_KWARGS.get((name, tag), {}) != {**entry.get("arch_kwargs", {}), **v.get("arch_kwargs", {})}:
+        if EXPECTED_KWARGS.get((name, tag), {}) != {
+            **entry.get("arch_kwargs", {}),
+            **v.get("arch_kwargs", {}),
+        }:
             out.append(f"{where}.arch_kwargs: {v.get('arch_kwargs')!r} (model: {entry.get('arch_kwargs')!r})")
     return out
 
@@ -265,7 +349,9 @@ def test_every_architecture_and_layout_is_implemented() -> None:
             if unknown:
                 problems.append(f"{name}.{tag}: {info.architecture} does not accept {sorted(unknown)}")
             if info.weights[tag].layout not in layouts_for(info.family):
-                problems.append(f"{name}.{tag}: no layout {info.weights[tag].layout!r} for family {info.family!r}")
+                problems.append(
+                    f"{name}.{tag}: no layout {info.weights[tag].layout!r} for family {info.family!r}"
+                )
     assert not problems, "\n".join(problems)
 
 
@@ -304,8 +390,13 @@ def test_lookup_is_case_insensitive_and_returns_release_spelling() -> None:
 
 @pytest.mark.parametrize(
     "typo, suggested",
-    [("ResNet5", "ResNet50"), ("resnet05", "ResNet50"), ("mobilenetv3", "MobileNetV1"), ("VGG17", "VGG19"),
-     ("shufflenet", "ShuffleNetV2")],
+    [
+        ("ResNet5", "ResNet50"),
+        ("resnet05", "ResNet50"),
+        ("mobilenetv3", "MobileNetV1"),
+        ("VGG17", "VGG19"),
+        ("shufflenet", "ShuffleNetV2"),
+    ],
 )
 def test_unknown_name_lists_close_names(typo: str, suggested: str) -> None:
     with pytest.raises(UnknownModelError) as exc:
@@ -334,9 +425,13 @@ def test_resolve_name_dot_tag_and_default() -> None:
 
 def test_resolve_rejects_conflicting_and_unknown_tags() -> None:
     reg = load_registry()
-    with pytest.raises(ValueError, match="'ResNet50.fluid2019' names weights 'fluid2019' but weights='paddleclas'"):
+    with pytest.raises(
+        ValueError, match="'ResNet50.fluid2019' names weights 'fluid2019' but weights='paddleclas'"
+    ):
         reg.resolve("ResNet50.fluid2019", "paddleclas")
-    with pytest.raises(UnknownModelError, match=r"no weights 'fluid'\. Did you mean 'fluid2019'\? Available: "):
+    with pytest.raises(
+        UnknownModelError, match=r"no weights 'fluid'\. Did you mean 'fluid2019'\? Available: "
+    ):
         reg.resolve("ResNet50.fluid")
     with pytest.raises(UnknownModelError, match="'VGG11' has no weights 'paddle_vision'"):
         reg.resolve("VGG11", "paddle_vision")
@@ -386,206 +481,3 @@ def test_registry_module_does_not_import_paddle() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
-
-
-# ------------------------------------------------------------------------------------------
-# Extra registry files ($PADDLEHUB_CLS_REGISTRY) and validation errors
-
-
-def _entry(**over: Any) -> dict[str, Any]:
-    """A complete, valid private model entry."""
-    entry = {
-        "architecture": "resnet50", "family": "resnet", "num_classes": 10, "input_size": [3, 224, 224],
-        "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "interpolation": "bilinear", "crop_pct": 0.9,
-        "license": "proprietary", "default_weights": "site",
-        "weights": {"site": _variant()},
-    }
-    entry.update(over)
-    return entry
-
-
-def _variant(**over: Any) -> dict[str, Any]:
-    v = {"urls": ["https://models.example.org/r50.pdparams"], "checksum": "sha256:" + "ab" * 32,
-         "container": "pdparams", "layout": "native"}
-    v.update(over)
-    return v
-
-
-def _use(monkeypatch: pytest.MonkeyPatch, *paths: Path) -> None:
-    monkeypatch.setenv(ENV_REGISTRY, os.pathsep.join(str(p) for p in paths))
-
-
-def _write(path: Path, models: Any, version: Any = 1) -> Path:
-    path.write_text(json.dumps({"schema_version": version, "models": models}), encoding="utf-8")
-    return path
-
-
-def test_extra_file_adds_a_private_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _use(monkeypatch, _write(tmp_path / "site.json", {"MyNet": _entry()}))
-    reg = load_registry()
-    assert "MyNet" in reg.names() and len(reg) == len(MODELS) + 1
-    info, variant = reg.resolve("mynet.site")
-    assert info.num_classes == 10 and variant.num_classes == 10
-    assert variant.checksum == "sha256:" + "ab" * 32
-    assert info.registry_files == (str(tmp_path / "site.json"),)
-
-
-def test_extra_file_overrides_fields_of_a_packaged_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pinned = "sha256:" + "0123456789abcdef" * 4
-    mirror = "https://mirror.example.org/ResNet50_pretrained.tar"
-    _use(monkeypatch, _write(tmp_path / "pin.json", {
-        "resnet50": {"weights": {"fluid2019": {"checksum": pinned.upper().replace("SHA256", "sha256"),
-                                               "urls": [mirror, FLUID2019_URLS["ResNet50"]]},
-                                 "paddleclas": None}},
-    }))
-    info = load_registry().get("ResNet50")
-    fluid = info.variant("fluid2019")
-    assert fluid.checksum == pinned  # normalised to lower case
-    assert fluid.urls == (mirror, FLUID2019_URLS["ResNet50"])
-    assert fluid.archive_root == "ResNet50_pretrained"  # untouched fields are kept
-    assert "paddleclas" not in info.weights  # null removes a variant
-    assert info.variant("paddle_vision").checksum == "md5:" + PADDLE_VISION["ResNet50"][1]
-    assert len(info.registry_files) == 2 and info.registry_files[1] == str(tmp_path / "pin.json")
-
-
-def test_later_extra_file_wins_and_env_is_read_per_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    first = _write(tmp_path / "a.json", {"MyNet": _entry(num_classes=10)})
-    second = _write(tmp_path / "b.json", {"MyNet": {"num_classes": 20, "weights": {"site": {"num_classes": 20}}}})
-    _use(monkeypatch, first, second)
-    assert load_registry().get("MyNet").num_classes == 20
-    _use(monkeypatch, first)
-    assert load_registry().get("MyNet").num_classes == 10
-    monkeypatch.delenv(ENV_REGISTRY)
-    assert "MyNet" not in load_registry()
-
-
-def test_parsed_files_are_cached_until_they_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = _write(tmp_path / "site.json", {"MyNet": _entry()})
-    _use(monkeypatch, path)
-    first = load_registry()
-    assert load_registry() is first
-    _write(path, {"MyNet": _entry(), "MyNet2": _entry()})  # new size: a new cache key
-    second = load_registry()
-    assert second is not first and "MyNet2" in second
-
-
-def test_missing_extra_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _use(monkeypatch, tmp_path / "nope.json")
-    with pytest.raises(RegistryError, match=re.escape(f"{str(tmp_path / 'nope.json')!r}") + ".*does not exist.*"
-                       + ENV_REGISTRY):
-        load_registry()
-
-
-BAD_ENTRIES = [
-    # (label, models object, regex the message must match)
-    ("missing field", {"MyNet": {k: v for k, v in _entry().items() if k != "family"}},
-     r"model 'MyNet', field 'family': is missing"),
-    ("wrong type", {"MyNet": _entry(num_classes="10")}, r"model 'MyNet', field 'num_classes': must be a positive"
-     r" integer; got '10'"),
-    ("bool as int", {"MyNet": _entry(num_classes=True)}, r"field 'num_classes'.*got True"),
-    ("input size", {"MyNet": _entry(input_size=[3, 224])}, r"field 'input_size'"),
-    ("mean length", {"MyNet": _entry(mean=[0.5, 0.5])}, r"field 'mean': must be 3 numbers"),
-    ("interpolation", {"MyNet": _entry(interpolation="cubic")}, r"field 'interpolation'.*got 'cubic'"),
-    ("crop", {"MyNet": _entry(crop_pct=1.5)}, r"field 'crop_pct'.*got 1.5"),
-    ("unknown field", {"MyNet": _entry(weights={"site": _variant(checksumm="md5:" + "0" * 32)})},
-     r"weights 'site', field 'checksumm': is not a known field"),
-    ("ftp url", {"MyNet": _entry(weights={"site": _variant(urls=["ftp://example.org/x.pdparams"])})},
-     r"weights 'site', field 'urls': URL scheme 'ftp' is not allowed.*got 'ftp://example.org/x.pdparams'"),
-    ("relative url", {"MyNet": _entry(weights={"site": _variant(urls=["models/x.pdparams"])})},
-     r"URL scheme '' is not allowed"),
-    ("url without host", {"MyNet": _entry(weights={"site": _variant(urls=["https:///x"])})},
-     r"an http\(s\) URL needs a host"),
-    ("empty urls", {"MyNet": _entry(weights={"site": _variant(urls=[])})}, r"field 'urls': must be a non-empty"),
-    ("short md5", {"MyNet": _entry(weights={"site": _variant(checksum="md5:" + "a" * 31)})},
-     r"weights 'site', field 'checksum': must be 'md5:<32 hex digits>'.*got 'md5:a{31}'"),
-    ("sha1", {"MyNet": _entry(weights={"site": _variant(checksum="sha1:" + "a" * 40)})},
-     r"field 'checksum'.*got 'sha1:"),
-    ("bare hex", {"MyNet": _entry(weights={"site": _variant(checksum="a" * 32)})}, r"field 'checksum'"),
-    ("null checksum without note", {"MyNet": _entry(weights={"site": _variant(checksum=None)})},
-     r"weights 'site', field 'checksum_note': must say why no checksum"),
-    ("checksum key absent", {"MyNet": _entry(weights={"site": {k: v for k, v in _variant().items()
-                                                               if k != "checksum"}})},
-     r"field 'checksum': is missing"),
-    ("unknown container", {"MyNet": _entry(weights={"site": _variant(container="pickle")})},
-     r"weights 'site', field 'container': must be one of .*got 'pickle'"),
-    ("unknown layout", {"MyNet": _entry(weights={"site": _variant(layout="torchvision")})},
-     r"weights 'site', field 'layout': must be one of .*got 'torchvision'"),
-    ("archive without root", {"MyNet": _entry(weights={"site": _variant(container="fluid-tar")})},
-     r"field 'archive_root': is required for a fluid-tar container"),
-    ("root escaping", {"MyNet": _entry(weights={"site": _variant(container="fluid-zip", archive_root="../x")})},
-     r"field 'archive_root': must be a relative path"),
-    ("root on a file", {"MyNet": _entry(weights={"site": _variant(archive_root="x")})},
-     r"field 'archive_root': only applies to archives"),
-    ("metrics swapped", {"MyNet": _entry(weights={"site": _variant(metrics={"top1": 90, "top5": 70,
-                                                                            "source": "s"})})},
-     r"field 'metrics': top5 must not be below top1"),
-    ("metrics without source", {"MyNet": _entry(weights={"site": _variant(metrics={"top1": 70, "top5": 90})})},
-     r"field 'metrics.source'"),
-    ("default not a tag", {"MyNet": _entry(default_weights="other")},
-     r"model 'MyNet', field 'default_weights': must be one of the model's weight tags \(site\); got 'other'"),
-    ("default without weights", {"MyNet": _entry(weights={})}, r"field 'default_weights': must be null"),
-    ("dotted tag", {"MyNet": _entry(weights={"a.b": _variant()}, default_weights="a.b")}, r"tag 'a.b' is not"),
-    ("tags differing in case", {"MyNet": _entry(weights={"site": _variant(), "SITE": _variant()})},
-     r"tags 'site' and 'SITE' differ only in case"),
-    ("names differing in case", {"MyNet": _entry(), "mynet": _entry()}, r"models 'MyNet' and 'mynet' differ only"),
-    ("dotted name", {"My.Net": _entry()}, r"model name 'My.Net' is not allowed"),
-    ("entry not object", {"MyNet": [1]}, r"model 'MyNet' must be a JSON object, got an array"),
-    ("bad kwarg name", {"MyNet": _entry(arch_kwargs={"not valid": 1})}, r"field 'arch_kwargs': key 'not valid'"),
-    ("paper url", {"MyNet": _entry(paper={"title": "t", "url": "arxiv 1512"})}, r"field 'paper.url'"),
-    ("override breaks packaged", {"ResNet50": {"weights": {"fluid2019": {"layout": "bogus"}}}},
-     r"model 'ResNet50', weights 'fluid2019', field 'layout'"),
-]
-
-
-@pytest.mark.parametrize("label, models, pattern", BAD_ENTRIES, ids=[b[0] for b in BAD_ENTRIES])
-def test_invalid_entries_are_rejected_naming_model_tag_and_field(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, label: str, models: Any, pattern: str
-) -> None:
-    path = _write(tmp_path / "bad.json", models)
-    _use(monkeypatch, path)
-    with pytest.raises(RegistryError, match=pattern) as exc:
-        load_registry()
-    assert isinstance(exc.value, ValueError)
-    assert str(path) in str(exc.value), f"{label}: the message must name the file"
-
-
-def test_duplicate_json_keys_are_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    entry = json.dumps(_entry())
-    path = tmp_path / "dup.json"
-    path.write_text('{"schema_version": 1, "models": {"MyNet": %s, "MyNet": %s}}' % (entry, entry))
-    _use(monkeypatch, path)
-    with pytest.raises(RegistryError, match=r"dup.json: key 'MyNet' appears twice in the same JSON object"):
-        load_registry()
-    path.write_text('{"schema_version": 1, "models": {"MyNet": %s}}'
-                    % entry.replace('"layout": "native"', '"layout": "native", "layout": "paddle_vision"'))
-    with pytest.raises(RegistryError, match=r"key 'layout' appears twice"):
-        load_registry()
-
-
-@pytest.mark.parametrize(
-    "text, pattern",
-    [
-        ("{not json", r"is not valid JSON: .* at line 1 column 2"),
-        ('{"schema_version": 1, "models": {"MyNet": {"crop_pct": NaN}}}', r"NaN is not allowed"),
-        ('[]', r"the top level must be a JSON object, got an array"),
-        ('{"models": {}}', r"field 'schema_version' is missing"),
-        ('{"schema_version": 2, "models": {}}', r"schema_version 2 is not supported"),
-        ('{"schema_version": 1, "models": []}', r"field 'models' must be an object"),
-        ('{"schema_version": 1, "models": {}, "model": {}}', r"unknown top-level field\(s\) 'model'"),
-    ],
-)
-def test_malformed_files_are_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, pattern: str) -> None:
-    path = tmp_path / "bad.json"
-    path.write_text(text)
-    _use(monkeypatch, path)
-    with pytest.raises(RegistryError, match=pattern):
-        load_registry()
-
-
-def test_model_without_weights_is_listed_as_not_pretrained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _use(monkeypatch, _write(tmp_path / "arch.json", {"BareNet": _entry(weights={}, default_weights=None)}))
-    reg = load_registry()
-    assert reg.find(pretrained=False) == ["BareNet"] and "BareNet" not in reg.find(pretrained=True)
-    assert reg.get("BareNet").build_kwargs() == {}
-    with pytest.raises(UnknownModelError, match="'BareNet' has no pretrained weights"):
-        reg.resolve("BareNet")
