@@ -556,3 +556,145 @@ def test_malformed_pickles(tmp_path: Path, case: str) -> None:
     path.write_bytes(data)
     with pytest.raises(WeightsFormatError, match=rf"{case}\.pdparams: .*{pattern}"):
         load_pdparams(path)
+
+
+# --- safetensors -----------------------------------------------------------------------------------
+
+
+def test_safetensors_written_by_paddle(paddle_files: Path) -> None:
+    want = _npz(paddle_files / "paddle.safetensors.npz")  # bf16 as Paddle casts it to float32
+    for mmap in (True, False):
+        got = load_safetensors(paddle_files / "paddle.safetensors", mmap=mmap)
+        _assert_same(got, want)
+        assert got["weight"].flags.writeable is not mmap  # mapped views are read-only
+        assert got["bf"].flags.writeable  # BF16 widened to float32 is a fresh array
+
+
+def _all_dtypes() -> dict:
+    rng = np.random.default_rng(1)
+    return {
+        "f32": rng.standard_normal((3, 4)).astype(np.float32), "f16": rng.standard_normal(5).astype(np.float16),
+        "f64": rng.standard_normal((2, 2, 2)), "i8": np.arange(-3, 3, dtype=np.int8),
+        "u8": np.arange(6, dtype=np.uint8), "i16": np.arange(4, dtype=np.int16),
+        "u16": np.arange(4, dtype=np.uint16), "i32": np.arange(4, dtype=np.int32),
+        "u32": np.arange(4, dtype=np.uint32), "i64": np.arange(4, dtype=np.int64),
+        "u64": np.arange(4, dtype=np.uint64), "bool": np.array([True, False, True]),
+        "scalar": np.array(2.5, np.float32), "empty": np.zeros((0, 3), np.float32),
+    }
+
+
+def test_safetensors_interoperates_with_the_safetensors_package(tmp_path: Path) -> None:
+    st = pytest.importorskip("safetensors.numpy")  # installed with paddlepaddle
+    from safetensors import safe_open
+
+    tensors = _all_dtypes()
+    st.save_file(tensors, str(tmp_path / "theirs.safetensors"), metadata={"source": "test"})
+    got, meta = load_safetensors(tmp_path / "theirs.safetensors", with_metadata=True)
+    _assert_same(got, tensors)
+    assert meta == {"source": "test"}
+
+    save_safetensors(tensors, tmp_path / "ours.safetensors", metadata={"sha256": "ab" * 32})
+    _assert_same(st.load_file(str(tmp_path / "ours.safetensors")), tensors)
+    with safe_open(str(tmp_path / "ours.safetensors"), framework="np") as fh:
+        assert fh.metadata() == {"sha256": "ab" * 32}
+    mapped = load_safetensors(tmp_path / "ours.safetensors")
+    assert not mapped["f32"].flags.writeable  # zero-copy view of the mapping
+    assert load_safetensors(tmp_path / "ours.safetensors", mmap=False)["f32"].flags.writeable
+    assert not list(tmp_path.glob(".*.tmp"))  # the atomic writer leaves no temporary behind
+
+
+def _st(header, data: bytes = b"", size: int = None) -> bytes:
+    blob = header if isinstance(header, bytes) else json.dumps(header).encode()
+    return struct.pack("<Q", len(blob) if size is None else size) + blob + data
+
+
+def _t(dtype: str, shape, begin: int, end: int) -> dict:
+    return {"dtype": dtype, "shape": shape, "data_offsets": [begin, end]}
+
+
+BAD_SAFETENSORS = {
+    "short": (b"\x01\x00", r"expected an 8-byte header size"),
+    "header_past_eof": (_st(b"{}", size=1000), r"header size 1000 exceeds the 2 bytes after it"),
+    "huge_header": (_st(b"{}", size=2**63), r"header size 9223372036854775808 exceeds"),
+    "not_json": (_st(b"{ab"), r"not valid UTF-8 JSON"),
+    "not_utf8": (_st(b'{"\xff":1}'), r"not valid UTF-8 JSON"),
+    "not_object": (_st(b"[1, 2]"), r"must be a JSON object, found list"),
+    "duplicate_key": (_st(b'{"a":' + json.dumps(_t("F32", [1], 0, 4)).encode() + b',"a":'
+                          + json.dumps(_t("F32", [1], 0, 4)).encode() + b"}", b"\0" * 4), r"duplicate key 'a'"),
+    "fp8_dtype": (_st({"a": _t("F8_E4M3", [1], 0, 1)}, b"\0"), r"dtype 'F8_E4M3' not supported"),
+    "negative_shape": (_st({"a": _t("F32", [-1], 0, 4)}, b"\0" * 4), r"non-negative ints"),
+    "bool_in_shape": (_st({"a": _t("F32", [True], 0, 4)}, b"\0" * 4), r"non-negative ints"),
+    "offsets_past_end": (_st({"a": _t("F32", [25], 0, 100)}, b"\0" * 8), r"outside the data buffer \[0, 8\]"),
+    "size_mismatch": (_st({"a": _t("F32", [3], 0, 8)}, b"\0" * 8), r"F32 \[3\] needs 12 bytes, data_offsets span 8"),
+    "overlap": (_st({"a": _t("F32", [2], 0, 8), "b": _t("F32", [2], 4, 12)}, b"\0" * 12), r"'b' overlaps"),
+    "hole": (_st({"a": _t("F32", [1], 0, 4), "b": _t("F32", [1], 8, 12)}, b"\0" * 12), r"hole of 4 bytes"),
+    "trailing": (_st({"a": _t("F32", [1], 0, 4)}, b"\0" * 8), r"4 bytes after the last tensor"),
+    "bool_byte": (_st({"a": _t("BOOL", [2], 0, 2)}, b"\x01\x05"), r"BOOL byte not 0 or 1"),
+    "metadata_not_str": (_st({"__metadata__": {"k": 1}}), r"__metadata__ must map str to str"),
+    "extra_field": (_st({"a": dict(_t("F32", [1], 0, 4), x=1)}, b"\0" * 4), r"expected keys dtype, shape"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SAFETENSORS))
+def test_malformed_safetensors(tmp_path: Path, case: str) -> None:
+    data, pattern = BAD_SAFETENSORS[case]
+    path = tmp_path / f"bad_{case}.safetensors"
+    path.write_bytes(data)
+    for mmap in (True, False):
+        with pytest.raises(WeightsFormatError, match=rf"bad_{case}\.safetensors: byte offset \d+: .*{pattern}"):
+            load_safetensors(path, mmap=mmap)
+
+
+def test_save_safetensors_refuses_what_it_cannot_store(tmp_path: Path) -> None:
+    with pytest.raises(WeightsFormatError, match="dtype object"):
+        save_safetensors({"a": np.array([1, "x"], dtype=object)}, tmp_path / "x.safetensors")
+    with pytest.raises(WeightsFormatError, match="metadata must map str to str"):
+        save_safetensors({"a": np.ones(1)}, tmp_path / "x.safetensors", metadata={"k": 1})
+    assert not list(tmp_path.iterdir())
+
+
+# --- read_weights: detection from content ----------------------------------------------------------
+
+
+def test_read_weights_detects_each_format_whatever_the_name(paddle_files: Path, tmp_path: Path) -> None:
+    shutil.copy(paddle_files / "mv1.pdparams", tmp_path / "weights.bin")
+    src = read_weights(tmp_path / "weights.bin")
+    assert src.format == "pdparams" and "conv1.0.weight" in src.tensors
+    assert src.metadata["structured_to_parameter_name"]["conv1.0.weight"]
+    shutil.copy(paddle_files / "paddle.safetensors", tmp_path / "weights.pdparams")
+    src = read_weights(tmp_path / "weights.pdparams")
+    assert src.format == "safetensors" and sorted(src.tensors) == ["bf", "bias", "weight"]
+    assert src.path == tmp_path / "weights.pdparams"
+
+
+def test_read_weights_refuses_archives_with_advice(paddle_files: Path, tmp_path: Path) -> None:
+    with tarfile.open(tmp_path / "M.tar", "w") as tar:
+        tar.add(paddle_files / "Mini_pretrained" / "fc_0.b_0", arcname="Mini_pretrained/fc_0.b_0")
+    with zipfile.ZipFile(tmp_path / "M.zip", "w") as zf:
+        zf.write(paddle_files / "Mini_pretrained" / "fc_0.b_0", "Mini_pretrained/fc_0.b_0")
+    (tmp_path / "M.tar.gz").write_bytes(gzip.compress((tmp_path / "M.tar").read_bytes()))
+    for name, kind in (("M.tar", "tar"), ("M.zip", "zip"), ("M.tar.gz", "gzip")):
+        with pytest.raises(WeightsFormatError, match=rf"{name}: this is a {kind} archive.*Unpack it first"):
+            read_weights(tmp_path / name)
+
+
+def test_read_weights_unknown_content_lists_every_format_tried(tmp_path: Path) -> None:
+    (tmp_path / "noise").write_bytes(b"GIF89a" + bytes(range(256)) * 2)
+    with pytest.raises(WeightsFormatError, match=r"noise: not a recognised weight file\. Tried: pdparams: .*"
+                                                 r"; safetensors: .*; fluid variable file: .*; archive: ") as info:
+        read_weights(tmp_path / "noise")
+    assert "474946" in str(info.value)  # shows the bytes it found
+    with pytest.raises(WeightsFormatError, match=r"missing: no such weight file"):
+        read_weights(tmp_path / "missing")
+    (tmp_path / "empty").write_bytes(b"")
+    with pytest.raises(WeightsFormatError, match=r"empty: not a recognised weight file.*empty file"):
+        read_weights(tmp_path / "empty")
+
+
+def test_read_weights_hostile_pickle_runs_nothing(tmp_path: Path) -> None:
+    marker = tmp_path / "PWNED"
+    for protocol in (0, 4):  # protocol 0 has no PROTO opcode: not detected as pdparams at all
+        (tmp_path / "evil").write_bytes(pickle.dumps({"w": _Reduce(os.system, f"touch {marker}")}, protocol=protocol))
+        with pytest.raises(PaddleHubClsError, match="posix.system" if protocol else "not a recognised weight file"):
+            read_weights(tmp_path / "evil")
+    assert not marker.exists()

@@ -293,7 +293,7 @@ def encode_var(array: np.ndarray) -> bytes:
             f"{', '.join(sorted(str(d) for d in _DTYPE_CODES))}. Cast the array first."
         )
     desc = b"\x08" + _encode_varint(code) + b"".join(b"\x10" + _encode_varint(d) for d in arr.shape)
-    data = np.ascontiguousarray(arr, dtype=np.dtype(_DTYPES[code][1])).tobytes()
+    data = np.asarray(arr, dtype=np.dtype(_DTYPES[code][1])).tobytes(order="C")
     return struct.pack("<IQIi", 0, 0, 0, len(desc)) + desc + data
 
 

@@ -212,7 +212,7 @@ def save_safetensors(
                 f"cannot store tensor {name!r} of dtype {arr.dtype} in safetensors; names must be str other "
                 f"than '__metadata__', dtypes one of {', '.join(sorted(str(d) for d in _CODES))}"
             )
-        arrays[name] = np.ascontiguousarray(arr, dtype=np.dtype(_DTYPES[code]))
+        arrays[name] = np.asarray(arr, dtype=np.dtype(_DTYPES[code]), order="C")  # keeps 0-d shapes
     offset = 0
     order = sorted(arrays, key=lambda k: (-arrays[k].dtype.itemsize, k))
     for name in order:
