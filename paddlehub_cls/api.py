@@ -34,17 +34,9 @@ def list_models(pattern: str = "*", *, pretrained: Optional[bool] = None) -> Lis
             those without any, None keeps all.
 
     Returns:
-        Sorted model names in their release spelling.
+        Model names in their release spelling, in natural order (ResNet18 before ResNet101).
     """
-    reg = load_registry()
-    out = []
-    for name in reg.names():
-        if not fnmatch.fnmatch(name.lower(), pattern.lower()):
-            continue
-        if pretrained is not None and bool(reg.get(name).weights) != pretrained:
-            continue
-        out.append(name)
-    return sorted(out)
+    return load_registry().find(pattern, pretrained=pretrained)
 
 
 def model_info(name: str) -> ModelInfo:
@@ -53,7 +45,14 @@ def model_info(name: str) -> ModelInfo:
     Raises:
         UnknownModelError: listing the closest names.
     """
-    return load_registry().resolve(name)[0]
+    return _info(load_registry(), name)
+
+
+def _info(reg: Any, name: str) -> ModelInfo:
+    # "Name.tag" resolves through the variant; a bare name must not require weights.
+    if isinstance(name, str) and name.lower() not in reg and "." in name:
+        return reg.resolve(name)[0]
+    return reg.get(name)
 
 
 def download(
@@ -125,9 +124,13 @@ class LoadReport:
         return "\n".join(lines)
 
 
-def _resolve_weights(name: str, weights: Optional[str]) -> Tuple[ModelInfo, Optional[WeightVariant], Optional[Path]]:
+def _resolve_weights(
+    name: str, weights: Optional[PathLike], pretrained: bool
+) -> Tuple[ModelInfo, Optional[WeightVariant], Optional[Path]]:
     """Split ``weights`` into a registry variant or a local path."""
     reg = load_registry()
+    if weights is None and not pretrained:
+        return _info(reg, name), None, None
     if weights is not None and not isinstance(weights, (str, os.PathLike)):
         raise TypeError(f"weights must be a variant tag or a path, got {weights!r} ({type(weights).__name__})")
     if weights is not None:
@@ -137,10 +140,9 @@ def _resolve_weights(name: str, weights: Optional[str]) -> Tuple[ModelInfo, Opti
             if not local.exists():
                 raise FileNotFoundError(
                     f"weights path {str(local)!r} for {name} does not exist; pass an existing file or "
-                    f"directory, or a variant tag such as {sorted(reg.resolve(name)[0].weights)}"
+                    f"directory, or a variant tag such as {sorted(_info(reg, name).weights)}"
                 )
-            info = reg.resolve(name)[0]
-            return info, None, local
+            return _info(reg, name), None, local
     info, variant = reg.resolve(name, weights)
     return info, variant, None
 
@@ -231,11 +233,9 @@ def load_model(
         ValueError: invalid ``num_classes`` or ``in_chans``.
     """
     _check_args(num_classes, in_chans)
-    info, variant, local = _resolve_weights(name, weights)
     if weights is not None:
         pretrained = True
-    if pretrained and variant is None and local is None:
-        raise ValueError(f"{info.name} has no published weights; pass pretrained=False or weights=<path>")
+    info, variant, local = _resolve_weights(name, weights, pretrained)
 
     import paddle
 
@@ -293,7 +293,7 @@ def load_model(
     model.pretrained_cfg = _pretrained_cfg(info, variant, model)
     model.load_report = report
     model.eval()
-    logger.info("%s", report)
+    logger.debug("%s", report)
     return model
 
 
