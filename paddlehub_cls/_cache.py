@@ -1,0 +1,418 @@
+"""Cache layout: roots, stamps, refs and verified lookups (see docs/cache.md).
+
+Internal to :mod:`paddlehub_cls.hub`, split out to keep modules small. Files live
+by sha256 under ``blobs/sha256/`` beside a JSON stamp, so a hit costs a ``stat``;
+``refs/`` maps an md5 checksum or (for unpinned files) a URL to a sha256. Shared
+roots are read-only: nothing here writes into a root whose ``writable`` is False.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+import urllib.parse
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+from paddlehub_cls.errors import CacheError, DownloadError, RegistryError
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+_TRUE = {"1", "true", "yes", "on"}
+HEX = {"md5": re.compile(r"^[0-9a-f]{32}$"), "sha256": re.compile(r"^[0-9a-f]{64}$")}
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def env_flag(name: str) -> bool:
+    """True when the environment variable ``name`` is set to 1/true/yes/on (read at call time)."""
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+def env_number(name: str, default: float, minimum: float = 0.0) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value >= minimum:  # also rejects NaN
+        raise DownloadError(f"{name}={raw!r} is not a number >= {minimum:g}; unset it or set e.g. {name}={default:g}")
+    return value
+
+
+def download_timeout() -> float:
+    """Seconds a process waits for another one's download (``PADDLEHUB_CLS_DOWNLOAD_TIMEOUT``)."""
+    return env_number("PADDLEHUB_CLS_DOWNLOAD_TIMEOUT", 3600.0)
+
+
+def local_rank() -> Optional[int]:
+    """This process's rank on its node under ``paddle.distributed.launch``, or None.
+
+    Read from ``PADDLE_RANK_IN_NODE``, then ``PADDLE_LOCAL_RANK`` (both set by the
+    launcher), then ``PADDLE_TRAINER_ID`` (the global rank, used only when the others
+    are absent). Paddle itself is not imported.
+    """
+    for name in ("PADDLE_RANK_IN_NODE", "PADDLE_LOCAL_RANK", "PADDLE_TRAINER_ID"):
+        raw = os.environ.get(name, "").strip()
+        if raw:
+            try:
+                return int(raw)
+            except ValueError:
+                raise DownloadError(f"{name}={raw!r} is not an integer rank; unset it or fix the launcher") from None
+    return None
+
+
+# --------------------------------------------------------------------------- roots and layout
+
+
+def user_cache_root(cache_dir: Optional[PathLike] = None) -> Path:
+    """The writable cache: ``cache_dir``, else ``$PADDLEHUB_CLS_HOME``, else
+    ``${XDG_CACHE_HOME:-~/.cache}/paddlehub_cls``."""
+    if cache_dir is not None:
+        return Path(os.fspath(cache_dir)).expanduser()
+    home = os.environ.get("PADDLEHUB_CLS_HOME", "").strip()
+    if home:
+        return Path(home).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "paddlehub_cls"
+
+
+def shared_cache_roots() -> List[Path]:
+    """Read-only caches from ``$PADDLEHUB_CLS_SHARED_CACHE`` (``os.pathsep``-separated), in order."""
+    raw = os.environ.get("PADDLEHUB_CLS_SHARED_CACHE", "")
+    return [Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip()]
+
+
+@dataclass(frozen=True)
+class CacheRoot:
+    """One cache directory and the paths of its layout (see docs/cache.md)."""
+
+    path: Path
+    writable: bool
+
+    def blob(self, sha256: str) -> Path:
+        return self.path / "blobs" / "sha256" / sha256
+
+    def stamp(self, sha256: str) -> Path:
+        return self.path / "blobs" / "sha256" / f"{sha256}.json"
+
+    def ref(self, kind: str, key: str) -> Path:
+        """``kind`` "md5": key is the md5 hex; "url": key is the URL (stored by its sha256)."""
+        if kind == "url":
+            key = hashlib.sha256(key.encode("utf-8")).hexdigest()
+        return self.path / "refs" / kind / key
+
+    def unpacked(self, sha256: str) -> Path:
+        return self.path / "unpacked" / sha256
+
+    @property
+    def tmp(self) -> Path:
+        return self.path / "tmp"
+
+    @property
+    def locks(self) -> Path:
+        return self.path / "locks"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.path / "quarantine"
+
+    def prepare(self) -> None:
+        """Create the writable directories, with an error that says how to fix a bad cache path."""
+        try:
+            for d in (self.path / "blobs" / "sha256", self.tmp, self.locks):
+                d.mkdir(parents=True, exist_ok=True)
+            probe = self.tmp / f".probe-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+            probe.touch()
+            probe.unlink()
+        except OSError as exc:
+            raise CacheError(
+                f"cache directory {str(self.path)!r} cannot be written ({exc}); pass cache_dir= or set "
+                "PADDLEHUB_CLS_HOME to a writable directory (read-only caches belong in PADDLEHUB_CLS_SHARED_CACHE)"
+            ) from exc
+
+
+def cache_roots(cache_dir: Optional[PathLike] = None) -> List[CacheRoot]:
+    """Shared roots first (read-only), then the user root."""
+    return [CacheRoot(p, False) for p in shared_cache_roots()] + [CacheRoot(user_cache_root(cache_dir), True)]
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    """Write JSON so that readers see the old file or the complete new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:6]}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Optional[Dict[str, Any]]:
+    """A JSON object from ``path``, or None when it is absent or unreadable."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def hash_file(path: Path) -> Tuple[str, str, int]:
+    """(sha256, md5, size) of a file, streamed."""
+    sha, md5, size = hashlib.sha256(), hashlib.md5(), 0
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            sha.update(chunk)
+            md5.update(chunk)
+            size += len(chunk)
+    return sha.hexdigest(), md5.hexdigest(), size
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on directories; the data itself was synced
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------- what is wanted
+
+
+def parse_checksum(checksum: Optional[str]) -> Tuple[Optional[str], Optional[str]]:
+    """``"md5:<hex>"`` / ``"sha256:<hex>"`` / None -> (algorithm, lower-case hex)."""
+    if checksum is None:
+        return None, None
+    algo, _, hexd = str(checksum).partition(":")
+    algo, hexd = algo.strip().lower(), hexd.strip().lower()
+    if algo not in HEX or not HEX[algo].match(hexd):
+        raise RegistryError(
+            f"checksum {checksum!r} is not 'md5:<32 hex digits>' or 'sha256:<64 hex digits>'; "
+            "fix it in the registry entry (or pass None to trust on first use)"
+        )
+    return algo, hexd
+
+
+@dataclass(frozen=True)
+class Want:
+    """One artifact to find or fetch: its URLs and what its bytes must hash to."""
+
+    urls: Tuple[str, ...]
+    algo: Optional[str]
+    hexdigest: Optional[str]
+    size: Optional[int] = None
+    filename: str = ""
+    model: Optional[str] = None
+    tag: Optional[str] = None
+    note: Optional[str] = None
+
+    @classmethod
+    def make(
+        cls,
+        urls: Union[str, Sequence[str]],
+        checksum: Optional[str],
+        *,
+        size: Optional[int] = None,
+        filename: Optional[str] = None,
+        model: Optional[str] = None,
+        tag: Optional[str] = None,
+        note: Optional[str] = None,
+    ) -> "Want":
+        url_list = (urls,) if isinstance(urls, str) else tuple(urls)
+        if not url_list or not all(isinstance(u, str) and u for u in url_list):
+            raise RegistryError(f"urls must be one or more non-empty URL strings, got {urls!r}")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+            raise RegistryError(f"size must be a non-negative int or None, got {size!r}")
+        algo, hexd = parse_checksum(checksum)
+        name = filename or Path(urllib.parse.urlparse(url_list[0]).path).name or "download"
+        return cls(url_list, algo, hexd, size, name, model, tag, note)
+
+    @property
+    def checksum(self) -> Optional[str]:
+        return f"{self.algo}:{self.hexdigest}" if self.algo else None
+
+    @property
+    def key(self) -> str:
+        """Names this artifact's lock and partial file in the user cache."""
+        if self.algo:
+            return f"{self.algo}-{self.hexdigest}"
+        return "url-" + hashlib.sha256(self.urls[0].encode("utf-8")).hexdigest()[:40]
+
+    def describe(self) -> str:
+        who = f"{self.model} weights {self.tag!r}: " if self.model else ""
+        return f"{who}{self.filename} ({self.urls[0]})"
+
+    def source(self) -> Optional[Dict[str, Optional[str]]]:
+        return {"model": self.model, "tag": self.tag} if self.model else None
+
+
+# --------------------------------------------------------------------------- cache lookup
+
+
+@dataclass
+class Hit:
+    """A verified artifact found in a cache root."""
+
+    root: CacheRoot
+    sha256: str
+    stamp: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return self.root.blob(self.sha256)
+
+
+def read_ref(path: Path) -> Optional[str]:
+    try:
+        value = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return value if HEX["sha256"].match(value) else None
+
+
+def quarantine_blob(root: CacheRoot, sha256: str, reason: str) -> Path:
+    """Move a bad blob (and its stamp) out of the way into ``<root>/quarantine/``."""
+    root.quarantine.mkdir(parents=True, exist_ok=True)
+    dest = root.quarantine / f"{sha256}.{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    os.replace(root.blob(sha256), dest)
+    atomic_write_json(dest.with_name(dest.name + ".json"), {"sha256": sha256, "reason": reason, "at": now()})
+    try:
+        root.stamp(sha256).unlink()
+    except FileNotFoundError:
+        pass
+    logger.warning("moved %s to %s: %s", root.blob(sha256), dest, reason)
+    return dest
+
+
+def check_blob(root: CacheRoot, sha256: str, *, want: Optional[Want] = None) -> Optional[Hit]:
+    """A verified hit for ``sha256`` in ``root``, trusting the stamp when size and mtime agree.
+
+    A blob that changed since it was stamped is re-hashed; if it no longer matches
+    it is quarantined (writable roots only) with a warning, and None is returned.
+    """
+    blob = root.blob(sha256)
+    try:
+        st = blob.stat()
+    except OSError:
+        return None
+    stamp = read_json(root.stamp(sha256)) or {}
+    # Any write to the file changes its mtime: an unchanged (size, mtime_ns) pair means unchanged bytes.
+    fresh = (stamp.get("sha256"), stamp.get("size"), stamp.get("mtime_ns")) == (sha256, st.st_size, st.st_mtime_ns)
+    if not fresh:
+        actual, md5, size = hash_file(blob)
+        if actual != sha256:
+            msg = (
+                f"cached file {blob} changed after it was verified: expected sha256:{sha256}, found sha256:{actual}"
+            )
+            if root.writable:
+                quarantine_blob(root, sha256, msg)
+            warnings.warn(msg + "; it will be fetched again", stacklevel=3)
+            logger.warning("%s", msg)
+            return None
+        stamp.update(sha256=sha256, md5=md5, size=size, mtime_ns=st.st_mtime_ns)
+        if root.writable:
+            atomic_write_json(root.stamp(sha256), stamp)
+    if want is not None:
+        if want.algo == "md5" and stamp.get("md5") != want.hexdigest:
+            return None
+        if want.size is not None and stamp.get("size") != want.size:
+            return None
+    return Hit(root, sha256, stamp)
+
+
+def find_in_root(root: CacheRoot, want: Want) -> Optional[Hit]:
+    """Look ``want`` up by checksum or (for unpinned files) by URL; no hashing unless a stamp is stale."""
+    if want.algo == "sha256":
+        candidates = [want.hexdigest]
+    elif want.algo == "md5":
+        candidates = [read_ref(root.ref("md5", want.hexdigest))]
+    else:
+        candidates = [read_ref(root.ref("url", u)) for u in want.urls]
+    for sha in candidates:
+        if sha:
+            hit = check_blob(root, sha, want=want)
+            if hit:
+                return hit
+    return None
+
+
+def lookup(want: Want, roots: Sequence[CacheRoot]) -> Optional[Hit]:
+    """The first verified hit for ``want`` in ``roots`` (shared roots come first)."""
+    for root in roots:
+        hit = find_in_root(root, want)
+        if hit:
+            return hit
+    return None
+
+
+def recorded_pin(want: Want, roots: Sequence[CacheRoot]) -> Optional[str]:
+    """For an unpinned artifact, the sha256 recorded on first use (kept even if the blob is gone)."""
+    for root in roots:
+        for url in want.urls:
+            sha = read_ref(root.ref("url", url))
+            if sha:
+                return sha
+    return None
+
+
+def record(root: CacheRoot, sha256: str, md5: str, size: int, want: Want, url: str) -> Hit:
+    """Write the stamp and refs of a verified blob already at ``root.blob(sha256)``."""
+    old = read_json(root.stamp(sha256)) or {}
+    sources = [s for s in old.get("sources", []) if isinstance(s, dict)]
+    if want.source() and want.source() not in sources:
+        sources.append(want.source())
+    stamp = {
+        "sha256": sha256,
+        "md5": md5,
+        "size": size,
+        "mtime_ns": root.blob(sha256).stat().st_mtime_ns,
+        "url": url,
+        "urls": list(want.urls),
+        "filename": want.filename,
+        "checksum": want.checksum or old.get("checksum"),
+        "trust": "pinned" if want.algo or old.get("trust") == "pinned" else "tofu",
+        "sources": sources,
+        "verified_at": now(),
+    }
+    atomic_write_json(root.stamp(sha256), stamp)
+    if want.algo == "md5":
+        write_ref(root.ref("md5", want.hexdigest), sha256)
+    if not want.algo:
+        for u in want.urls:
+            write_ref(root.ref("url", u), sha256)
+    return Hit(root, sha256, stamp)
+
+
+def write_ref(path: Path, sha256: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:6]}.tmp")
+    tmp.write_text(sha256 + "\n", encoding="ascii")
+    os.replace(tmp, path)
+
+
+def add_source(hit: Hit, want: Want) -> None:
+    if hit.root.writable and want.source() and want.source() not in hit.stamp.get("sources", []):
+        hit.stamp.setdefault("sources", []).append(want.source())
+        atomic_write_json(hit.root.stamp(hit.sha256), hit.stamp)

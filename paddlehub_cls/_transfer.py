@@ -1,0 +1,421 @@
+"""Moving bytes into the user cache: mirrors, resumable HTTP, file:// copies, verification.
+
+Internal to :mod:`paddlehub_cls.hub`, which calls :func:`download` with the
+artifact lock held. A transfer fills ``tmp/<key>.partial`` (resumable by the next
+process with Range/If-Range), is hashed while it streams, and is moved to its
+content address only after its size and checksum match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import sys
+import time
+import urllib.parse
+import urllib.request
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from paddlehub_cls._cache import (
+    CacheRoot,
+    Hit,
+    Want,
+    atomic_write_json,
+    env_flag,
+    env_number,
+    fsync_dir,
+    read_json,
+    record,
+    recorded_pin,
+)
+from paddlehub_cls.errors import ChecksumError, DownloadError, OfflineError
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 1 << 16
+_MAX_BACKOFF = 60.0
+# Called for every back-off pause; tests replace it to observe delays without waiting.
+_sleep = time.sleep
+
+
+def candidate_urls(urls: Sequence[str]) -> List[str]:
+    """``PADDLEHUB_CLS_MIRROR`` bases first (``BASE/HOST/PATH``), then the URLs themselves."""
+    out: List[str] = []
+    for base in (b.strip().rstrip("/") for b in os.environ.get("PADDLEHUB_CLS_MIRROR", "").split(",")):
+        if not base:
+            continue
+        if not base.startswith(("http://", "https://", "file://")):
+            raise DownloadError(
+                f"PADDLEHUB_CLS_MIRROR entry {base!r} is not an http://, https:// or file:// base URL; "
+                "fix or remove it"
+            )
+        for url in urls:
+            parts = urllib.parse.urlsplit(url)
+            if parts.scheme in ("http", "https") and parts.netloc:
+                out.append(f"{base}/{parts.netloc}{parts.path}" + (f"?{parts.query}" if parts.query else ""))
+    return out + [u for u in urls if u not in out]
+
+
+class _Retry(Exception):
+    """A transient failure of one attempt: retry the same URL after a pause."""
+
+    def __init__(self, message: str, retry_after: Optional[float] = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class _Mismatch(Exception):
+    """The bytes from one URL are not the wanted ones (size or checksum)."""
+
+
+@dataclass
+class _Partial:
+    """``tmp/<key>.partial`` plus ``.json`` (URL and validators), guarded by the artifact lock.
+
+    A crashed process leaves both behind; the next one resumes with Range/If-Range.
+    """
+
+    path: Path
+    meta_path: Path
+
+    @classmethod
+    def of(cls, root: CacheRoot, want: Want) -> "_Partial":
+        return cls(root.tmp / f"{want.key}.partial", root.tmp / f"{want.key}.partial.json")
+
+    def size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def meta(self) -> Dict[str, Any]:
+        return read_json(self.meta_path) or {}
+
+    def reset(self) -> None:
+        for p in (self.path, self.meta_path):
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+
+
+class _Hashes:
+    def __init__(self) -> None:
+        self.sha256, self.md5, self.size = hashlib.sha256(), hashlib.md5(), 0
+
+    def update(self, data: bytes) -> None:
+        self.sha256.update(data)
+        self.md5.update(data)
+        self.size += len(data)
+
+    def digest(self, algo: Optional[str]) -> str:
+        return (self.md5 if algo == "md5" else self.sha256).hexdigest()
+
+
+def _show_progress(progress: Optional[bool]) -> bool:
+    if env_flag("PADDLEHUB_CLS_DISABLE_PROGRESS"):
+        return False
+    if progress is not None:
+        return bool(progress)
+    return sys.stderr.isatty()
+
+
+def download(want: Want, user: CacheRoot, progress: Optional[bool]) -> Hit:
+    """Try every candidate URL in turn; the first verified transfer is committed. Lock held."""
+    offline = env_flag("PADDLEHUB_CLS_OFFLINE")
+    pin = recorded_pin(want, [user]) if not want.algo else None
+    candidates = candidate_urls(want.urls)
+    if offline:
+        candidates = [u for u in candidates if u.startswith("file://")]
+        if not candidates:
+            raise OfflineError(offline_message(want, user))
+    partial = _Partial.of(user, want)
+    failures: List[str] = []
+    mismatch: Optional[_Mismatch] = None
+    session = None
+    try:
+        for url in candidates:
+            for fresh in (False, True):
+                try:
+                    if url.startswith("file://"):
+                        hashes = _copy_file_url(url, partial)
+                    else:
+                        if session is None:
+                            session = _new_session()
+                        hashes = _http_download(session, url, partial, want, progress, fresh)
+                    return _verify_and_commit(want, user, partial, hashes, url, pin)
+                except _Mismatch as exc:
+                    partial.reset()
+                    if not fresh and getattr(exc, "resumed", False):
+                        # The file may have changed between two resumes: one fresh try.
+                        logger.warning("%s; downloading %s again from the start", exc, url)
+                        continue
+                    mismatch = exc
+                    failures.append(f"{url}: {exc}")
+                except DownloadError as exc:
+                    failures.append(f"{url}: {exc}")
+                break
+    finally:
+        if session is not None:
+            session.close()
+    if mismatch is not None and len(failures) == 1:
+        raise ChecksumError(str(mismatch))
+    if mismatch is not None:
+        raise ChecksumError(f"no URL gave the right bytes for {want.describe()}:\n  " + "\n  ".join(failures))
+    if offline:
+        raise OfflineError(offline_message(want, user) + "\n  " + "\n  ".join(failures))
+    raise DownloadError(
+        f"could not download {want.describe()}:\n  " + "\n  ".join(failures) + "\nCheck the network or proxy "
+        "settings, set PADDLEHUB_CLS_MIRROR to a reachable mirror, or copy the file in with "
+        "`paddlehub-cls cache import`."
+    )
+
+
+def offline_message(want: Want, user: CacheRoot) -> str:
+    shared = os.environ.get("PADDLEHUB_CLS_SHARED_CACHE", "")
+    return (
+        f"PADDLEHUB_CLS_OFFLINE=1 and {want.describe()} (checksum {want.checksum or 'none published'}) is in no "
+        f"cache (user cache {user.path}; shared caches {shared or 'none'}). To get it: on a machine with "
+        "internet run `paddlehub-cls download NAME` and `paddlehub-cls cache export bundle.tar NAME`, then here "
+        "`paddlehub-cls cache import bundle.tar`; or point PADDLEHUB_CLS_SHARED_CACHE at a cache that has it; "
+        "or set PADDLEHUB_CLS_MIRROR to a file:// mirror; or unset PADDLEHUB_CLS_OFFLINE."
+    )
+
+
+def _verify_and_commit(
+    want: Want, user: CacheRoot, partial: _Partial, hashes: _Hashes, url: str, pin: Optional[str]
+) -> Hit:
+    expected_algo, expected = (want.algo, want.hexdigest) if want.algo else ("sha256", pin)
+    if want.size is not None and hashes.size != want.size:
+        raise _Mismatch(
+            f"{url} gave {hashes.size} bytes but {want.describe()} is {want.size} bytes; the partial download "
+            f"{partial.path} was deleted and nothing was cached. The server or mirror may serve an error page "
+            "or another file: retry later or use another mirror"
+        )
+    actual = hashes.digest(expected_algo)
+    if expected and actual != expected:
+        what = "the sha256 recorded on first use" if not want.algo else "the registry checksum"
+        exc = _Mismatch(
+            f"checksum mismatch for {url}: expected {expected_algo}:{expected} ({what}), got {expected_algo}:"
+            f"{actual} ({hashes.size} bytes); the partial download {partial.path} was deleted and nothing was "
+            "cached. The server or a mirror may serve a damaged or different file: retry, remove that mirror "
+            "from PADDLEHUB_CLS_MIRROR, or if the file was legitimately replaced, pin the new checksum in an "
+            "extra registry file (PADDLEHUB_CLS_REGISTRY)"
+            + ("" if want.algo else " or drop the recorded one with `paddlehub-cls cache rm NAME`")
+        )
+        exc.resumed = hashes.resumed  # type: ignore[attr-defined]
+        raise exc
+    sha = hashes.sha256.hexdigest()
+    blob = user.blob(sha)
+    blob.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(partial.path, 0o644)
+    os.replace(partial.path, blob)
+    fsync_dir(blob.parent)
+    partial.reset()
+    hit = record(user, sha, hashes.md5.hexdigest(), hashes.size, want, url)
+    if not want.algo and not pin:
+        note = f" ({want.note})" if want.note else ""
+        msg = (
+            f"{want.describe()} has no published checksum{note}; trusting it on first use and recording "
+            f"sha256:{sha} in {user.stamp(sha)}. Later uses are checked against it. Set "
+            "PADDLEHUB_CLS_REQUIRE_CHECKSUM=1 to refuse unpinned files."
+        )
+        logger.warning("%s", msg)
+        warnings.warn(msg, stacklevel=4)
+    logger.info("verified %s -> %s", url, blob)
+    return hit
+
+
+def _copy_file_url(url: str, partial: _Partial) -> _Hashes:
+    src = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
+    partial.reset()
+    hashes = _Hashes()
+    hashes.resumed = False  # type: ignore[attr-defined]
+    try:
+        with open(src, "rb") as f, open(partial.path, "wb") as out:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                out.write(chunk)
+                hashes.update(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+    except FileNotFoundError:
+        partial.reset()
+        raise DownloadError(f"{src} does not exist") from None
+    except OSError as exc:
+        partial.reset()
+        raise DownloadError(f"cannot copy {src}: {exc}") from exc
+    return hashes
+
+
+def _new_session() -> Any:
+    import requests
+
+    from paddlehub_cls import __version__
+
+    session = requests.Session()
+    # identity: a compressed transfer could not be resumed by byte offset.
+    session.headers.update({"User-Agent": f"paddlehub_cls/{__version__}", "Accept-Encoding": "identity"})
+    return session
+
+
+def _retry_after(value: Optional[str]) -> Optional[float]:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    import email.utils
+
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _http_download(
+    session: Any, url: str, partial: _Partial, want: Want, progress: Optional[bool], fresh: bool
+) -> _Hashes:
+    """Fill the partial file from ``url``, retrying transient failures with back-off."""
+    retries = int(env_number("PADDLEHUB_CLS_RETRIES", 5))
+    backoff = env_number("PADDLEHUB_CLS_BACKOFF", 1.0)
+    if fresh:
+        partial.reset()
+    failed, best = 0, partial.size()
+    while True:
+        try:
+            return _http_attempt(session, url, partial, want, progress)
+        except _Retry as exc:
+            # Attempts that grew the partial file do not count: a flaky link still finishes.
+            if partial.size() > best:
+                best, failed = partial.size(), 0
+            failed += 1
+            if failed > retries:
+                raise DownloadError(f"{exc} (gave up after {retries} retries)") from None
+            delay = exc.retry_after if exc.retry_after is not None else backoff * 2 ** (failed - 1)
+            delay = min(delay, _MAX_BACKOFF)
+            logger.warning("%s; retry %d of %d in %.1fs", exc, failed, retries, delay)
+            _sleep(delay)
+
+
+def _http_attempt(session: Any, url: str, partial: _Partial, want: Want, progress: Optional[bool]) -> _Hashes:
+    import requests
+    import urllib3
+
+    timeout = (
+        env_number("PADDLEHUB_CLS_CONNECT_TIMEOUT", 10.0, 0.001),
+        env_number("PADDLEHUB_CLS_READ_TIMEOUT", 60.0, 0.001),
+    )
+    meta = partial.meta()
+    have = partial.size() if meta.get("url") == url else 0
+    if have == 0:
+        partial.reset()
+    validator = meta.get("etag") or meta.get("last_modified")
+    headers = {}
+    # Without a validator a changed file would be stitched together; only a pinned checksum makes that safe.
+    if have and (validator or want.algo):
+        headers["Range"] = f"bytes={have}-"
+        if validator:
+            headers["If-Range"] = validator
+    elif have:
+        partial.reset()
+        have = 0
+    try:
+        resp = session.get(url, headers=headers, stream=True, timeout=timeout)
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise _Retry(f"{url}: {type(exc).__name__}: {exc}") from None
+    except requests.RequestException as exc:
+        raise DownloadError(f"{type(exc).__name__}: {exc}") from None
+    with resp:
+        status = resp.status_code
+        if status == 429 or 500 <= status < 600:
+            raise _Retry(f"{url}: HTTP {status} {resp.reason}", _retry_after(resp.headers.get("Retry-After")))
+        if status == 416:
+            partial.reset()
+            raise _Retry(f"{url}: HTTP 416 for Range {have}-; restarting from the beginning", 0.0)
+        if status not in (200, 206):
+            raise DownloadError(f"HTTP {status} {resp.reason}")
+        total: Optional[int] = None
+        if status == 206:
+            match = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", resp.headers.get("Content-Range", ""))
+            if not match or int(match.group(1)) != have:
+                partial.reset()
+                raise _Retry(
+                    f"{url} answered Range {have}- with Content-Range {resp.headers.get('Content-Range')!r}; "
+                    "restarting from the beginning",
+                    0.0,
+                )
+            total = int(match.group(3)) if match.group(3) != "*" else None
+        else:
+            if have:
+                logger.info("%s did not resume at byte %d; downloading it whole", url, have)
+            have = 0
+            length = resp.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+        encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
+        if want.size is not None and total is not None and total != want.size:
+            raise _Mismatch(
+                f"{url} announces {total} bytes but {want.describe()} is {want.size} bytes; nothing was cached. "
+                "The server or mirror may serve an error page or another file: retry later or use another mirror"
+            )
+        partial_meta = {
+            "url": url,
+            "etag": None if encoded else resp.headers.get("ETag"),
+            "last_modified": None if encoded else resp.headers.get("Last-Modified"),
+            "total": total,
+        }
+        if status == 206:  # keep the validators of the transfer we resume
+            partial_meta["etag"] = partial_meta["etag"] or meta.get("etag")
+            partial_meta["last_modified"] = partial_meta["last_modified"] or meta.get("last_modified")
+        partial.path.parent.mkdir(parents=True, exist_ok=True)
+        hashes = _Hashes()
+        hashes.resumed = have > 0  # type: ignore[attr-defined]
+        with open(partial.path, "r+b" if have else "wb") as out:
+            if have:  # hash what an earlier process wrote, then append
+                for chunk in iter(lambda: out.read(1 << 20), b""):
+                    hashes.update(chunk)
+                out.truncate(have)
+                out.seek(have)
+            atomic_write_json(partial.meta_path, partial_meta)
+            limit = want.size if want.size is not None else total
+            bar = _progress_bar(progress, total, have, want.filename)
+            try:
+                while True:
+                    try:
+                        chunk = resp.raw.read1(_CHUNK, decode_content=encoded)
+                    except (urllib3.exceptions.HTTPError, OSError) as exc:
+                        raise _Retry(f"{url}: connection lost after {hashes.size} bytes ({exc})") from None
+                    if not chunk:
+                        break
+                    if limit is not None and hashes.size + len(chunk) > limit:
+                        raise _Mismatch(
+                            f"{url} sent more than the {limit} bytes expected for {want.describe()}; nothing was "
+                            "cached. The server or mirror may serve another file"
+                        )
+                    out.write(chunk)
+                    out.flush()  # so a crash leaves every received byte for the next process to resume
+                    hashes.update(chunk)
+                    if bar is not None:
+                        bar.update(len(chunk))
+            finally:
+                if bar is not None:
+                    bar.close()
+            if total is not None and hashes.size != total:
+                raise _Retry(f"{url}: connection closed after {hashes.size} of {total} bytes")
+            os.fsync(out.fileno())
+    return hashes
+
+
+def _progress_bar(progress: Optional[bool], total: Optional[int], initial: int, name: str) -> Any:
+    if not _show_progress(progress):
+        logger.info("downloading %s (%s bytes)", name, total if total is not None else "unknown")
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=name, file=sys.stderr)

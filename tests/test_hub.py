@@ -1,0 +1,613 @@
+"""The downloader and cache, against a real HTTP server on 127.0.0.1 (no network)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import pytest
+from httpserver import Fault, FileServer
+
+from paddlehub_cls import _cache, _transfer, archive, hub
+from paddlehub_cls.errors import (
+    CacheError,
+    ChecksumError,
+    DownloadError,
+    LockTimeoutError,
+    OfflineError,
+    UnsafeArchiveError,
+    WeightsFormatError,
+)
+from paddlehub_cls.registry import load_registry
+
+DATA = bytes(range(256)) * 2048  # 512 KiB
+SHA = hashlib.sha256(DATA).hexdigest()
+MD5 = hashlib.md5(DATA).hexdigest()
+
+FETCH = (
+    "import sys, logging\n"
+    "logging.basicConfig(level=logging.INFO)\n"
+    "from paddlehub_cls.hub import fetch\n"
+    "print(fetch(sys.argv[1], None if sys.argv[2] == 'none' else sys.argv[2], progress=False))\n"
+)
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> List[float]:
+    """Back-off pauses the downloader asked for (recorded, not slept)."""
+    seen: List[float] = []
+    monkeypatch.setattr(_transfer, "_sleep", seen.append)
+    return seen
+
+
+def tree(root: Path) -> List[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def blobs(root: Path) -> List[str]:
+    return [p for p in tree(root) if p.startswith("blobs/")]
+
+
+def test_fetch_verifies_stores_by_sha256_and_hits_without_hashing(
+    cache_env: Path, http_server: FileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = http_server.set_file("/models/w.pdparams", DATA)
+    path = hub.fetch(url, f"sha256:{SHA}", size=len(DATA))
+    assert path == cache_env / "blobs" / "sha256" / SHA
+    assert path.read_bytes() == DATA
+    stamp = json.loads((cache_env / "blobs" / "sha256" / f"{SHA}.json").read_text())
+    assert (stamp["sha256"], stamp["md5"], stamp["size"], stamp["url"]) == (SHA, MD5, len(DATA), url)
+    assert stamp["trust"] == "pinned" and stamp["filename"] == "w.pdparams"
+    assert not list((cache_env / "tmp").iterdir())  # no partial left
+
+    def no_hashing(*args: object) -> None:
+        raise AssertionError("a cache hit must not re-hash the file")
+
+    monkeypatch.setattr(_cache, "hash_file", no_hashing)
+    assert hub.fetch(url, f"sha256:{SHA}") == path
+    assert len(http_server.requests_for("/models/w.pdparams")) == 1
+
+
+def test_md5_pinned_file_is_found_again_through_its_ref(cache_env: Path, http_server: FileServer) -> None:
+    url = http_server.set_file("/w.bin", DATA)
+    path = hub.fetch([url], f"md5:{MD5.upper()}")
+    assert path.name == SHA
+    assert (cache_env / "refs" / "md5" / MD5).read_text().strip() == SHA
+    assert hub.fetch(url, f"md5:{MD5}") == path
+    assert len(http_server.requests_for("/w.bin")) == 1
+    assert hub.recorded_checksum(path) == f"sha256:{SHA}"
+
+
+def test_env_and_cache_dir_are_read_at_call_time(
+    cache_env: Path, http_server: FileServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    url = http_server.set_file("/w.bin", DATA)
+    assert hub.fetch(url, f"sha256:{SHA}", cache_dir=tmp_path / "explicit").parent.parent.parent == (
+        tmp_path / "explicit"
+    )
+    monkeypatch.setenv("PADDLEHUB_CLS_HOME", str(tmp_path / "other"))
+    assert hub.user_cache_root() == tmp_path / "other"
+    monkeypatch.delenv("PADDLEHUB_CLS_HOME")
+    assert hub.user_cache_root() == tmp_path / "xdg" / "paddlehub_cls"
+    monkeypatch.setenv("PADDLEHUB_CLS_SHARED_CACHE", os.pathsep.join(["/a", "", "/b"]))
+    assert hub.shared_cache_roots() == [Path("/a"), Path("/b")]
+
+
+def test_checksum_mismatch_raises_with_details_and_caches_nothing(cache_env: Path, http_server: FileServer) -> None:
+    url = http_server.set_file("/w.bin", DATA)
+    wrong = "0" * 64
+    with pytest.raises(ChecksumError) as err:
+        hub.fetch(url, f"sha256:{wrong}")
+    msg = str(err.value)
+    assert url in msg and f"expected sha256:{wrong}" in msg and f"got sha256:{SHA}" in msg
+    assert str(cache_env / "tmp") in msg and "nothing was cached" in msg
+    assert blobs(cache_env) == [] and not (cache_env / "refs").exists()
+    assert list((cache_env / "tmp").iterdir()) == []
+
+
+def test_wrong_size_is_refused_before_the_body(
+    cache_env: Path, http_server: FileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = http_server.set_file("/w.bin", DATA)
+    # The server sends headers, then nothing: reading the body would end in a read timeout instead.
+    http_server.add_fault("/w.bin", Fault(stall_after=0, stall=30))
+    monkeypatch.setenv("PADDLEHUB_CLS_READ_TIMEOUT", "5")
+    monkeypatch.setenv("PADDLEHUB_CLS_RETRIES", "0")
+    with pytest.raises(ChecksumError, match=f"announces {len(DATA)} bytes but w.bin .* is 1000 bytes"):
+        hub.fetch(url, f"sha256:{SHA}", size=1000)
+    assert blobs(cache_env) == []
+
+
+def test_killed_download_is_resumed_by_the_next_process(
+    cache_env: Path, http_server: FileServer, subprocess_env: Dict[str, str]
+) -> None:
+    url = http_server.set_file("/big.bin", DATA)
+    cut = 3 * 65536
+    http_server.add_fault("/big.bin", Fault(stall_after=cut))
+    proc = subprocess.Popen([sys.executable, "-c", FETCH, url, f"sha256:{SHA}"], env=subprocess_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    partial = cache_env / "tmp" / f"sha256-{SHA}.partial"
+    deadline = time.monotonic() + 120
+    while not (partial.exists() and partial.stat().st_size == cut):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the downloader never wrote the bytes it received"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert blobs(cache_env) == []  # nothing unverified at a final path
+
+    path = hub.fetch(url, f"sha256:{SHA}")  # this process resumes what the killed one left
+    assert path.read_bytes() == DATA
+    first, second = http_server.requests_for("/big.bin")
+    assert first.range is None and first.body_bytes == cut
+    assert second.range == f"bytes={cut}-" and second.headers["if-range"].startswith('"')
+    assert second.status == 206 and second.body_bytes == len(DATA) - cut
+    assert not partial.exists()
+
+
+def test_connection_dropped_mid_body_is_resumed_in_process(
+    cache_env: Path, http_server: FileServer, sleeps: List[float]
+) -> None:
+    url = http_server.set_file("/w.bin", DATA)
+    http_server.add_fault("/w.bin", Fault(drop_after=100_000))
+    assert hub.fetch(url, f"sha256:{SHA}").read_bytes() == DATA
+    reqs = http_server.requests_for("/w.bin")
+    assert [r.range for r in reqs] == [None, "bytes=100000-"]
+    assert http_server.body_bytes("/w.bin") == len(DATA)
+    assert len(sleeps) == 1
+
+
+def test_503_then_success_backs_off_exponentially(
+    cache_env: Path, http_server: FileServer, sleeps: List[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PADDLEHUB_CLS_BACKOFF", "0.25")
+    url = http_server.set_file("/w.bin", DATA)
+    http_server.add_fault("/w.bin", Fault(status=503), times=2)
+    assert hub.fetch(url, f"sha256:{SHA}").read_bytes() == DATA
+    assert [r.status for r in http_server.requests_for("/w.bin")] == [503, 503, 200]
+    assert sleeps == [0.25, 0.5]
+
+
+@pytest.mark.parametrize("retry_after, expected", [("7", 7.0), ("100000", 60.0)])
+def test_429_honours_retry_after_within_a_bound(
+    cache_env: Path, http_server: FileServer, sleeps: List[float], retry_after: str, expected: float
+) -> None:
+    url = http_server.set_file("/w.bin", DATA)
+    http_server.add_fault("/w.bin", Fault(status=429, headers={"Retry-After": retry_after}))
+    assert hub.fetch(url, f"sha256:{SHA}").read_bytes() == DATA
+    assert sleeps == [expected]
+
+
+def test_persistent_5xx_gives_up_with_the_url_and_advice(
+    cache_env: Path, http_server: FileServer, sleeps: List[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PADDLEHUB_CLS_RETRIES", "2")
+    url = http_server.set_file("/w.bin", DATA)
+    http_server.set_default_fault("/w.bin", Fault(status=502))
+    with pytest.raises(DownloadError, match="gave up after 2 retries") as err:
+        hub.fetch(url, f"sha256:{SHA}")
+    assert url in str(err.value) and "PADDLEHUB_CLS_MIRROR" in str(err.value)
+    assert len(http_server.requests_for("/w.bin")) == 3
+    assert blobs(cache_env) == []
+
+
+def test_404_is_not_retried(cache_env: Path, http_server: FileServer, sleeps: List[float]) -> None:
+    url = http_server.url("/missing.bin")
+    with pytest.raises(DownloadError, match="HTTP 404") as err:
+        hub.fetch(url, f"sha256:{SHA}")
+    assert not isinstance(err.value, ChecksumError) and url in str(err.value)
+    assert len(http_server.requests_for("/missing.bin")) == 1 and sleeps == []
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Fault(ignore_range=True), Fault(range_offset=0)],
+    ids=["server-ignores-range", "wrong-range-offset"],
+)
+def test_resume_falls_back_to_a_whole_download(
+    cache_env: Path, http_server: FileServer, sleeps: List[float], fault: Fault
+) -> None:
+    url = http_server.set_file("/w.bin", DATA)
+    http_server.add_fault("/w.bin", Fault(drop_after=200_000))
+    http_server.add_fault("/w.bin", fault)
+    assert hub.fetch(url, f"sha256:{SHA}").read_bytes() == DATA
+    reqs = http_server.requests_for("/w.bin")
+    assert reqs[1].range is not None  # the client asked to resume
+    if fault.ignore_range:
+        assert len(reqs) == 2 and reqs[1].status == 200  # and took the whole file instead
+    else:
+        assert reqs[1].status == 206 and reqs[2].range is None  # refused the wrong offset, restarted
+
+
+def test_file_changed_between_resumes_is_downloaded_whole(
+    cache_env: Path, http_server: FileServer, sleeps: List[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = http_server.set_file("/w.bin", os.urandom(len(DATA)))
+    http_server.add_fault("/w.bin", Fault(drop_after=100_000))
+    monkeypatch.setenv("PADDLEHUB_CLS_RETRIES", "0")
+    with pytest.raises(DownloadError, match="connection lost after 100000 bytes"):
+        hub.fetch(url, f"sha256:{SHA}")
+    monkeypatch.delenv("PADDLEHUB_CLS_RETRIES")
+    http_server.set_file("/w.bin", DATA)  # new content, new ETag
+    assert hub.fetch(url, f"sha256:{SHA}").read_bytes() == DATA
+    last = http_server.requests_for("/w.bin")[-1]
+    assert last.range == "bytes=100000-" and last.status == 200  # If-Range did not match: whole file
+
+
+def test_eight_processes_cause_one_transfer_and_get_identical_files(
+    cache_env: Path, http_server: FileServer, subprocess_env: Dict[str, str]
+) -> None:
+    data = os.urandom(1 << 20)
+    url = http_server.set_file("/shared.bin", data)
+    http_server.set_default_fault("/shared.bin", Fault(chunk=32768, delay=0.01))  # slow enough to overlap
+    checksum = f"sha256:{hashlib.sha256(data).hexdigest()}"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", FETCH, url, checksum], env=subprocess_env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(8)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, [o[1][-2000:] for o in outs]
+    paths = {o[0].strip() for o in outs}
+    assert len(paths) == 1
+    assert Path(paths.pop()).read_bytes() == data
+    assert len(http_server.requests_for("/shared.bin")) == 1
+    assert http_server.body_bytes("/shared.bin") == len(data)
+
+
+def _block_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("offline mode opened a socket")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_offline_mode_uses_the_cache_and_explains_a_miss(
+    cache_env: Path, http_server: FileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = http_server.set_file("/w.bin", DATA)
+    other = http_server.set_file("/other.bin", b"other")
+    cached = hub.fetch(url, f"sha256:{SHA}")
+    monkeypatch.setenv("PADDLEHUB_CLS_OFFLINE", "1")
+    _block_sockets(monkeypatch)
+    assert hub.fetch(url, f"sha256:{SHA}") == cached
+    with pytest.raises(OfflineError) as err:
+        hub.fetch(other, "sha256:" + hashlib.sha256(b"other").hexdigest())
+    msg = str(err.value)
+    assert other in msg and "other.bin" in msg
+    for advice in ("cache export", "cache import", "PADDLEHUB_CLS_SHARED_CACHE", "PADDLEHUB_CLS_OFFLINE"):
+        assert advice in msg
+    assert len(http_server.requests_for("/other.bin")) == 0
+
+
+def test_offline_mode_still_reads_a_file_mirror(
+    cache_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mirror = tmp_path / "mirror"
+    (mirror / "example.org" / "w").mkdir(parents=True)
+    (mirror / "example.org" / "w" / "a.bin").write_bytes(DATA)
+    monkeypatch.setenv("PADDLEHUB_CLS_OFFLINE", "1")
+    monkeypatch.setenv("PADDLEHUB_CLS_MIRROR", mirror.as_uri())
+    _block_sockets(monkeypatch)
+    assert hub.fetch("https://example.org/w/a.bin", f"sha256:{SHA}").read_bytes() == DATA
+
+
+def snapshot(root: Path) -> List[Tuple[str, int, int, int]]:
+    return sorted(
+        (str(p.relative_to(root)), p.lstat().st_size, p.lstat().st_mtime_ns, p.lstat().st_mode) for p in root.rglob("*")
+    )
+
+
+def make_shared(tmp_path: Path, http_server: FileServer, url: str, checksum: object) -> Tuple[Path, Path]:
+    shared = tmp_path / "shared"
+    path = hub.fetch(url, checksum, cache_dir=shared)  # type: ignore[arg-type]
+    subprocess.run(["chmod", "-R", "a-w", str(shared)], check=True)
+    http_server.reset_stats()
+    return shared, path
+
+
+def test_read_only_shared_cache_is_used_and_never_written(
+    cache_env: Path, http_server: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = http_server.set_file("/w.bin", DATA)
+    shared, shared_path = make_shared(tmp_path, http_server, url, f"md5:{MD5}")
+    before = snapshot(shared)
+    monkeypatch.setenv("PADDLEHUB_CLS_SHARED_CACHE", str(shared))
+    assert hub.fetch(url, f"md5:{MD5}") == shared_path
+    assert hub.fetch(url, f"sha256:{SHA}") == shared_path
+    assert http_server.requests == []
+    assert snapshot(shared) == before
+    assert blobs(cache_env) == [] and not (cache_env / "locks").exists()
+
+
+def test_corrupt_shared_copy_is_skipped_and_left_untouched(
+    cache_env: Path, http_server: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = http_server.set_file("/w.bin", DATA)
+    shared, shared_path = make_shared(tmp_path, http_server, url, f"sha256:{SHA}")
+    os.chmod(shared_path, 0o644)
+    shared_path.write_bytes(b"X" * len(DATA))  # someone damaged the shared copy
+    os.chmod(shared_path, 0o444)
+    before = snapshot(shared)
+    monkeypatch.setenv("PADDLEHUB_CLS_SHARED_CACHE", str(shared))
+    with pytest.warns(UserWarning, match="changed after it was verified"):
+        path = hub.fetch(url, f"sha256:{SHA}")
+    assert path == cache_env / "blobs" / "sha256" / SHA and path.read_bytes() == DATA
+    assert snapshot(shared) == before
+
+
+def test_mirrors_are_tried_in_order_with_fallback(
+    cache_env: Path, http_server: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = http_server.set_file("/origin/w.bin", DATA)
+    file_mirror = tmp_path / "mirror2"
+    target = file_mirror / http_server.host / "origin" / "w.bin"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(DATA)
+    monkeypatch.setenv("PADDLEHUB_CLS_MIRROR", f"{http_server.url('/mirror1')}/,{file_mirror.as_uri()}")
+    path = hub.fetch(url, f"sha256:{SHA}")
+    assert path.read_bytes() == DATA
+    assert [r.path for r in http_server.requests] == [f"/mirror1/{http_server.host}/origin/w.bin"]
+    assert http_server.requests[0].status == 404
+    assert json.loads(path.with_name(f"{SHA}.json").read_text())["url"] == (
+        f"{file_mirror.as_uri()}/{http_server.host}/origin/w.bin"
+    )
+
+
+def test_a_mirror_with_wrong_bytes_falls_back_to_the_origin(
+    cache_env: Path, http_server: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = http_server.set_file("/origin/w.bin", DATA)
+    http_server.set_file(f"/mirror/{http_server.host}/origin/w.bin", b"<html>error page</html>")
+    monkeypatch.setenv("PADDLEHUB_CLS_MIRROR", http_server.url("/mirror"))
+    assert hub.fetch(url, f"sha256:{SHA}").read_bytes() == DATA
+    assert [r.path for r in http_server.requests] == [f"/mirror/{http_server.host}/origin/w.bin", "/origin/w.bin"]
+
+
+def test_bad_mirror_setting_is_explained(cache_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PADDLEHUB_CLS_MIRROR", "ftp://mirror.example")
+    with pytest.raises(DownloadError, match="PADDLEHUB_CLS_MIRROR entry 'ftp://mirror.example'"):
+        hub.fetch("https://example.org/a.bin", f"sha256:{SHA}")
+
+
+def test_trust_on_first_use_records_verifies_and_strict_mode_refuses(
+    cache_env: Path, http_server: FileServer, monkeypatch: pytest.MonkeyPatch, sleeps: List[float]
+) -> None:
+    url = http_server.set_file("/tofu.tar", DATA)
+    with pytest.warns(UserWarning, match=f"no published checksum; trusting it on first use and recording sha256:{SHA}"):
+        path = hub.fetch(url, None)
+    stamp = json.loads(path.with_name(f"{SHA}.json").read_text())
+    assert stamp["trust"] == "tofu" and stamp["sha256"] == SHA and stamp["checksum"] is None
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a verified hit warns no more
+        assert hub.fetch(url, None) == path
+
+    # The cached copy changes behind our back: detected, quarantined, fetched again.
+    path.write_bytes(b"Y" * len(DATA))
+    with pytest.warns(UserWarning, match="changed after it was verified"):
+        assert hub.fetch(url, None).read_bytes() == DATA
+    assert len(list((cache_env / "quarantine").glob(f"{SHA}.*"))) == 2  # the file and its note
+    assert len(http_server.requests_for("/tofu.tar")) == 2
+
+    # The server's file changes: the sha256 recorded on first use catches it.
+    path.unlink()
+    http_server.set_file("/tofu.tar", b"Z" * len(DATA))
+    with pytest.raises(ChecksumError, match="recorded on first use") as err:
+        hub.fetch(url, None)
+    assert f"expected sha256:{SHA}" in str(err.value)
+    assert blobs(cache_env) == [f"blobs/sha256/{SHA}.json"] or blobs(cache_env) == []
+
+    monkeypatch.setenv("PADDLEHUB_CLS_REQUIRE_CHECKSUM", "1")
+    with pytest.raises(DownloadError) as err:
+        hub.fetch(url, None)
+    msg = str(err.value)
+    assert url in msg and "PADDLEHUB_CLS_REGISTRY" in msg and "PADDLEHUB_CLS_REQUIRE_CHECKSUM" in msg
+    assert f"sha256:{SHA}" in msg  # the recorded value, ready to pin
+
+
+def test_lock_files_are_group_writable(cache_env: Path, http_server: FileServer) -> None:
+    url = http_server.set_file("/w.bin", DATA)
+    hub.fetch(url, f"sha256:{SHA}")
+    (lock,) = (cache_env / "locks").iterdir()
+    assert lock.stat().st_mode & 0o777 == 0o664
+
+
+def test_lock_held_too_long_raises_lock_timeout(
+    cache_env: Path, http_server: FileServer, subprocess_env: Dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = http_server.set_file("/w.bin", DATA)
+    lock_path = cache_env / "locks" / f"sha256-{SHA}.lock"
+    lock_path.parent.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import filelock, sys, time\nl = filelock.FileLock(sys.argv[1])\nl.acquire()\n"
+         "print('held', flush=True)\ntime.sleep(600)\n", str(lock_path)],
+        env=subprocess_env, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setenv("PADDLEHUB_CLS_DOWNLOAD_TIMEOUT", "0.3")
+        with pytest.raises(LockTimeoutError, match="PADDLEHUB_CLS_DOWNLOAD_TIMEOUT") as err:
+            hub.fetch(url, f"sha256:{SHA}")
+        assert str(lock_path) in str(err.value)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert http_server.requests == []
+    assert hub.fetch(url, f"sha256:{SHA}").read_bytes() == DATA  # the holder died: its lock is gone
+
+
+def test_local_rank_1_waits_for_rank_0(
+    cache_env: Path, http_server: FileServer, subprocess_env: Dict[str, str]
+) -> None:
+    url = http_server.set_file("/w.bin", DATA)
+    rank1 = subprocess.Popen([sys.executable, "-c", FETCH, url, f"sha256:{SHA}"],
+                             env=dict(subprocess_env, PADDLE_RANK_IN_NODE="1", PADDLE_TRAINER_ID="1"),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in rank1.stderr:  # it says it waits before rank 0 even starts
+        if "waits for local rank 0" in line:
+            break
+    else:
+        raise AssertionError(f"rank 1 exited without waiting: {rank1.wait()}")
+    assert http_server.requests == []
+    rank0 = subprocess.run([sys.executable, "-c", FETCH, url, f"sha256:{SHA}"],
+                           env=dict(subprocess_env, PADDLE_RANK_IN_NODE="0", PADDLE_TRAINER_ID="0"),
+                           capture_output=True, text=True, timeout=300)
+    assert rank0.returncode == 0, rank0.stderr
+    out1, _ = rank1.communicate(timeout=300)
+    assert rank1.returncode == 0
+    assert out1.strip() == rank0.stdout.strip() == str(cache_env / "blobs" / "sha256" / SHA)
+    assert len(http_server.requests_for("/w.bin")) == 1
+
+
+def test_local_rank_wait_is_bounded(
+    cache_env: Path, http_server: FileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = http_server.set_file("/w.bin", DATA)
+    monkeypatch.setenv("PADDLE_LOCAL_RANK", "3")
+    monkeypatch.setenv("PADDLEHUB_CLS_DOWNLOAD_TIMEOUT", "0.2")
+    with pytest.raises(LockTimeoutError) as err:
+        hub.fetch(url, f"sha256:{SHA}")
+    msg = str(err.value)
+    assert "local rank 3" in msg and "PADDLEHUB_CLS_DOWNLOAD_TIMEOUT" in msg and url in msg
+    assert http_server.requests == []
+
+
+def test_bad_environment_values_are_explained(cache_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PADDLEHUB_CLS_DOWNLOAD_TIMEOUT", "soon")
+    with pytest.raises(DownloadError, match="PADDLEHUB_CLS_DOWNLOAD_TIMEOUT='soon'"):
+        hub.fetch("http://127.0.0.1:9/a.bin", f"sha256:{SHA}")
+    monkeypatch.delenv("PADDLEHUB_CLS_DOWNLOAD_TIMEOUT")
+    monkeypatch.setenv("PADDLE_RANK_IN_NODE", "zero")
+    with pytest.raises(DownloadError, match="PADDLE_RANK_IN_NODE='zero'"):
+        hub.fetch("http://127.0.0.1:9/a.bin", f"sha256:{SHA}")
+
+
+def test_malformed_arguments_are_refused(cache_env: Path) -> None:
+    from paddlehub_cls.errors import RegistryError
+
+    with pytest.raises(RegistryError, match="'md5:xyz' is not"):
+        hub.fetch("http://127.0.0.1:9/a.bin", "md5:xyz")
+    with pytest.raises(RegistryError, match="urls must be"):
+        hub.fetch([], None)
+
+
+def test_unwritable_user_cache_is_explained(
+    cache_env: Path, http_server: FileServer, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    with pytest.raises(CacheError, match="PADDLEHUB_CLS_HOME"):
+        hub.fetch(http_server.set_file("/w.bin", DATA), f"sha256:{SHA}", cache_dir=blocker / "cache")
+
+
+def test_progress_bar_follows_argument_and_env(
+    cache_env: Path, http_server: FileServer, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    url = http_server.set_file("/bar.bin", DATA)
+    hub.fetch(url, f"sha256:{SHA}", progress=True, cache_dir=tmp_path / "a")
+    assert "bar.bin" in capsys.readouterr().err
+    monkeypatch.setenv("PADDLEHUB_CLS_DISABLE_PROGRESS", "1")
+    hub.fetch(url, f"sha256:{SHA}", progress=True, cache_dir=tmp_path / "b")
+    assert "bar.bin" not in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- registry variants
+
+
+def tar_bytes(files: Dict[str, bytes], extra: Dict[str, tarfile.TarInfo] = {}) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        for info in extra.values():
+            tf.addfile(info)
+    return buf.getvalue()
+
+
+def variant_for(url: str, data: bytes, **changes: object):
+    info, variant = load_registry().resolve("ResNet50", "fluid2019")
+    fields = dict(urls=(url,), checksum=f"sha256:{hashlib.sha256(data).hexdigest()}", checksum_note=None,
+                  size=len(data))
+    fields.update(changes)
+    return info, dataclasses.replace(variant, **fields)
+
+
+def test_download_variant_unpacks_an_archive_once(cache_env: Path, http_server: FileServer) -> None:
+    data = tar_bytes({"ResNet50_pretrained/conv1_weights": b"c" * 100, "ResNet50_pretrained/fc_0.w_0": b"f" * 8})
+    info, variant = variant_for(http_server.set_file("/ResNet50_pretrained.tar", data), data)
+    root = hub.download_variant(info, variant)
+    sha = hashlib.sha256(data).hexdigest()
+    assert root == cache_env / "unpacked" / sha / "ResNet50_pretrained"
+    assert (root / "conv1_weights").read_bytes() == b"c" * 100
+    assert archive.is_complete(root.parent)
+    assert hub.recorded_checksum(root) == f"sha256:{sha}"
+    stamp = json.loads((cache_env / "blobs" / "sha256" / f"{sha}.json").read_text())
+    assert stamp["sources"] == [{"model": "ResNet50", "tag": "fluid2019"}]
+    mtime = (root / "conv1_weights").stat().st_mtime_ns
+    assert hub.download_variant(info, variant) == root
+    assert (root / "conv1_weights").stat().st_mtime_ns == mtime  # not extracted again
+    assert len(http_server.requests) == 1
+
+
+def test_download_variant_returns_a_pdparams_file(cache_env: Path, http_server: FileServer) -> None:
+    info, variant = variant_for(http_server.set_file("/w.pdparams", DATA), DATA, container="pdparams",
+                                archive_root=None, checksum=f"md5:{MD5}")
+    assert hub.download_variant(info, variant) == cache_env / "blobs" / "sha256" / SHA
+
+
+def test_hostile_archive_from_the_server_unpacks_nothing(cache_env: Path, http_server: FileServer) -> None:
+    link = tarfile.TarInfo("ResNet50_pretrained/evil")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    data = tar_bytes({"ResNet50_pretrained/conv1_weights": b"c"}, {"l": link})
+    info, variant = variant_for(http_server.set_file("/evil.tar", data), data)
+    with pytest.raises(UnsafeArchiveError, match="'ResNet50_pretrained/evil' is a symbolic link"):
+        hub.download_variant(info, variant)
+    assert not (cache_env / "unpacked").exists() or list((cache_env / "unpacked").iterdir()) == []
+
+
+def test_archive_without_its_root_directory_is_explained(cache_env: Path, http_server: FileServer) -> None:
+    data = tar_bytes({"Other_pretrained/w": b"1"})
+    info, variant = variant_for(http_server.set_file("/r.tar", data), data)
+    with pytest.raises(WeightsFormatError, match="'ResNet50_pretrained'.*Other_pretrained|Other_pretrained.*"
+                                                 "'ResNet50_pretrained'"):
+        hub.download_variant(info, variant)
+
+
+def test_archive_in_a_shared_cache_is_unpacked_into_the_user_cache(
+    cache_env: Path, http_server: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tar_bytes({"ResNet50_pretrained/conv1_weights": b"c" * 10})
+    url = http_server.set_file("/a.tar", data)
+    shared, _ = make_shared(tmp_path, http_server, url, f"sha256:{hashlib.sha256(data).hexdigest()}")
+    before = snapshot(shared)
+    monkeypatch.setenv("PADDLEHUB_CLS_SHARED_CACHE", str(shared))
+    info, variant = variant_for(url, data)
+    root = hub.download_variant(info, variant)
+    assert root.is_relative_to(cache_env / "unpacked") and (root / "conv1_weights").read_bytes() == b"c" * 10
+    assert snapshot(shared) == before and http_server.requests == []
+
+
+def test_unpack_local_archive_returns_its_top_directory(cache_env: Path, tmp_path: Path) -> None:
+    src = tmp_path / "mine.tar"
+    src.write_bytes(tar_bytes({"MyNet_pretrained/w": b"1"}))
+    out = hub.unpack_local_archive(src)
+    assert out.name == "MyNet_pretrained" and (out / "w").read_bytes() == b"1"
+    assert out.parent.parent == cache_env / "unpacked"
