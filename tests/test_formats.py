@@ -344,6 +344,16 @@ def test_fluid_dir_is_strict(tmp_path: Path) -> None:
     assert list(read_fluid_dir(d)) == ["w"]
 
 
+@pytest.mark.parametrize("reader", [read_var_file, load_pdparams, load_safetensors, read_weights])
+def test_readers_refuse_special_files_without_blocking(tmp_path: Path, reader) -> None:
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(WeightsFormatError, match=r"fifo: not a regular file"):
+        reader(tmp_path / "fifo")
+    if reader is not read_weights:  # for read_weights a directory is the fluid layout
+        with pytest.raises(WeightsFormatError, match=r"not a regular file"):
+            reader(tmp_path)
+
+
 # --- .pdparams -------------------------------------------------------------------------------------
 
 PADDLE_PDPARAMS = ["mv1.pdparams", "small_p2.pdparams", "small_p3.pdparams", "small_p4.pdparams",

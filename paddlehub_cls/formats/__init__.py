@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Mapping, Union
 import numpy as np
 
 from paddlehub_cls.errors import WeightsFormatError
+from paddlehub_cls.formats._io import open_regular
 from paddlehub_cls.formats.fluid import read_fluid_dir, read_var_file, scan_fluid_dir, write_var_file
 from paddlehub_cls.formats.pdparams import load_pdparams
 from paddlehub_cls.formats.safetensors_io import MAX_HEADER_SIZE, load_safetensors, save_safetensors
@@ -82,10 +83,10 @@ def read_weights(path: PathLike) -> WeightsSource:
         files, skipped = scan_fluid_dir(p)
         tensors = {name: read_var_file(f) for name, f in files.items()}
         return WeightsSource(tensors, "fluid", p, {"skipped": skipped})
-    if not p.is_file():
-        raise WeightsFormatError(f"{p}: no such weight file or directory (or not a regular file)")
-    size = p.stat().st_size
-    with open(p, "rb") as fh:
+    if not p.exists():
+        raise WeightsFormatError(f"{p}: no such weight file or directory; check the path")
+    with open_regular(p) as fh:
+        size = os.fstat(fh.fileno()).st_size
         head = fh.read(512)
 
     tried: List[str] = []

@@ -33,6 +33,7 @@ from typing import BinaryIO, Dict, List, Tuple, Union
 import numpy as np
 
 from paddlehub_cls.errors import WeightsFormatError
+from paddlehub_cls.formats._io import open_regular
 
 logger = logging.getLogger(__name__)
 
@@ -195,9 +196,11 @@ def read_var_file(path: PathLike) -> np.ndarray:
 
     Raises:
         WeightsFormatError: the file is truncated, has trailing bytes, an unsupported version
-            or dtype, or a malformed header; the message names the file and byte offset.
+            or dtype, or a malformed header (the message names the file and byte offset), or
+            is not a regular file.
+        OSError: the file is missing or unreadable.
     """
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         cur = _Cursor(path, fh, os.fstat(fh.fileno()).st_size)
         (version,) = struct.unpack("<I", cur.take(4, "LoDTensor version (uint32)"))
         if version != 0:

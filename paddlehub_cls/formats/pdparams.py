@@ -31,6 +31,7 @@ from typing import Any, BinaryIO, Callable, Dict, Optional, Tuple, Union, overlo
 import numpy as np
 
 from paddlehub_cls.errors import PaddleHubClsError, UnsafeWeightsError, WeightsFormatError
+from paddlehub_cls.formats._io import open_regular
 
 logger = logging.getLogger(__name__)
 
@@ -335,7 +336,7 @@ def _merge_big_params(state: Dict[str, Any], info: Any, path: str) -> None:
 
 
 def _unpickle(path: str) -> Any:
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         reader = _BoundedFile(path, fh, os.fstat(fh.fileno()).st_size)
         unpickler = _RestrictedUnpickler(reader)
         try:
@@ -383,6 +384,7 @@ def load_pdparams(path: PathLike, with_meta: bool = False) -> Any:
         UnsafeWeightsError: the pickle asks for any callable or object outside the allowlist
             (os.system, eval, object arrays...); nothing was executed.
         WeightsFormatError: the file is not a valid pickle of a flat ``{str: array}`` dict.
+        OSError: the file is missing or unreadable.
     """
     path_s = os.fspath(path)
     obj = _unpickle(path_s)

@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 import numpy as np
 
 from paddlehub_cls.errors import WeightsFormatError
+from paddlehub_cls.formats._io import open_regular
 
 PathLike = Union[str, os.PathLike]
 
@@ -75,7 +76,7 @@ def read_header(path: PathLike) -> Tuple[int, Dict[str, Any], Dict[str, str], in
         WeightsFormatError: the header is missing, too large, not JSON, or inconsistent with
             the data buffer.
     """
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         size = os.fstat(fh.fileno()).st_size
         head = fh.read(8)
         if len(head) < 8:
@@ -161,7 +162,7 @@ def load_safetensors(path: PathLike, mmap: bool = True, *, with_metadata: bool =
     """
     _, entries, metadata, size = read_header(path)
     tensors: Dict[str, np.ndarray] = {}
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         if mmap and size:
             mapped = _mmap.mmap(fh.fileno(), 0, access=_mmap.ACCESS_READ)
             if len(mapped) != size:
