@@ -91,6 +91,20 @@ def main(spec_path: str) -> int:
             output_keys=list(flat),
             main_output=main_key,
         )
+    elif spec["mode"] == "load":
+        # Independent check that a .pdparams reproduces logits in a fresh model.
+        loaded = paddle.load(spec["pdparams"])
+        missing, unexpected = model.set_state_dict(loaded)
+        if missing or unexpected:
+            raise SystemExit(f"{spec['pdparams']} does not fit {spec['builder']}: "
+                             f"missing {missing}, unexpected {unexpected}")
+        model.eval()
+        with paddle.no_grad():
+            outputs = model(paddle.to_tensor(np.load(spec["x_path"]).astype("float32")))
+        flat = flatten_outputs(outputs, lambda t: np.asarray(t.numpy()))
+        np.savez(out_dir / f"{stem}.outputs.npz", **flat)
+        np.save(out_dir / f"{stem}.logits.npy", flat[next(iter(flat))])
+        info["output_keys"] = list(flat)
     info["seconds"] = time.time() - t0
     (out_dir / f"{stem}.oracle.json").write_text(json.dumps(info))
     return 0

@@ -45,6 +45,7 @@ __all__ = [
     "run_paddleclas",
     "paddleclas_param_count",
     "paddleclas_model_info",
+    "paddleclas_forward",
 ]
 
 PADDLECLAS_VERSION = "2.6.0"
@@ -93,7 +94,8 @@ def _write_input(out_dir: Path, stem: str, x: np.ndarray) -> Path:
 
 
 def _call(mode: str, module: str, builder: str, kwargs: Mapping[str, Any], out_dir: Path,
-          stem: str, x_path: Optional[Path], seed: int, calibrate: bool = True) -> Dict[str, Any]:
+          stem: str, x_path: Optional[Path], seed: int, calibrate: bool = True,
+          pdparams: Optional[Path] = None) -> Dict[str, Any]:
     import_root = require_paddleclas()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -107,6 +109,7 @@ def _call(mode: str, module: str, builder: str, kwargs: Mapping[str, Any], out_d
         "x_path": str(x_path) if x_path else None,
         "seed": int(seed),
         "calibrate": bool(calibrate),
+        "pdparams": str(pdparams) if pdparams else None,
     }
     spec_path = out_dir / f"{stem}.spec.json"
     spec_path.write_text(json.dumps(spec))
@@ -207,3 +210,19 @@ def paddleclas_param_count(module: str, builder: str, kwargs: Mapping[str, Any])
     For the trainable count use ``paddleclas_model_info(...)["num_trainable"]``.
     """
     return int(paddleclas_model_info(module, builder, kwargs)["num_params"])
+
+
+def paddleclas_forward(module: str, builder: str, kwargs: Mapping[str, Any], pdparams: Path,
+                       out_dir: Path, x: np.ndarray, name: Optional[str] = None) -> np.ndarray:
+    """Main output of a fresh PaddleClas model loaded (``set_state_dict``) from ``pdparams``.
+
+    A second, independent subprocess: use it to check that a saved file (ours
+    or the oracle's) reproduces the oracle's logits. Raises :class:`OracleError`
+    if the file has missing or unexpected keys for the model.
+    """
+    stem = name or f"{builder}.forward"
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    x_path = _write_input(out_dir, stem, x)
+    _call("load", module, builder, kwargs, out_dir, stem, x_path, 0, False, Path(pdparams).resolve())
+    return np.load(out_dir / f"{stem}.logits.npy")
