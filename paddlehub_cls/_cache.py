@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import sys
 import time
 import urllib.parse
 import uuid
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-from paddlehub_cls.errors import CacheError, DownloadError, RegistryError
+from paddlehub_cls.errors import CacheError, DownloadError, RegistryError, UnknownModelError
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +148,15 @@ class CacheRoot:
 def cache_roots(cache_dir: Optional[PathLike] = None) -> List[CacheRoot]:
     """Shared roots first (read-only), then the user root."""
     return [CacheRoot(p, False) for p in shared_cache_roots()] + [CacheRoot(user_cache_root(cache_dir), True)]
+
+
+def warn_user(message: str) -> None:
+    """``warnings.warn`` pointing at the first caller outside this package (and log it)."""
+    logger.warning("%s", message)
+    level, frame = 2, sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("paddlehub_cls"):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, UserWarning, stacklevel=level)
 
 
 def now() -> str:
@@ -328,8 +338,7 @@ def check_blob(root: CacheRoot, sha256: str, *, want: Optional[Want] = None) -> 
             )
             if root.writable:
                 quarantine_blob(root, sha256, msg)
-            warnings.warn(msg + "; it will be fetched again", stacklevel=3)
-            logger.warning("%s", msg)
+            warn_user(msg + "; it will be fetched again")
             return None
         stamp.update(sha256=sha256, md5=md5, size=size, mtime_ns=st.st_mtime_ns)
         if root.writable:
@@ -416,3 +425,45 @@ def add_source(hit: Hit, want: Want) -> None:
     if hit.root.writable and want.source() and want.source() not in hit.stamp.get("sources", []):
         hit.stamp.setdefault("sources", []).append(want.source())
         atomic_write_json(hit.root.stamp(hit.sha256), hit.stamp)
+
+
+def blob_names(root: CacheRoot) -> List[str]:
+    """sha256 names of the blobs in ``root``, sorted."""
+    d = root.path / "blobs" / "sha256"
+    try:
+        return sorted(n for n in os.listdir(d) if HEX["sha256"].match(n))
+    except FileNotFoundError:
+        return []
+
+
+def registry_wants(name: str) -> List[Want]:
+    """One :class:`Want` per weight variant of registry model ``name``."""
+    from paddlehub_cls.registry import load_registry
+
+    info = load_registry().resolve(name)[0]
+    return [
+        Want.make(v.urls, v.checksum, size=v.size, model=info.name, tag=v.tag) for v in info.weights.values()
+    ]
+
+
+def hits_for(name: str, roots: Sequence[CacheRoot]) -> List[Hit]:
+    """Artifacts of model ``name``: stamps naming it, plus the registry's variants found in ``roots``."""
+    model = name.split(".", 1)[0].lower()
+    hits: Dict[tuple, Hit] = {}
+    for root in roots:
+        for sha in blob_names(root):
+            stamp = read_json(root.stamp(sha)) or {}
+            if any(str(s.get("model", "")).lower() == model for s in stamp.get("sources", []) if isinstance(s, dict)):
+                hits[(str(root.path), sha)] = Hit(root, sha, stamp)
+    try:
+        wants = registry_wants(name)
+    except UnknownModelError:
+        if hits:
+            return list(hits.values())
+        raise
+    for want in wants:
+        for root in roots:
+            hit = find_in_root(root, want)
+            if hit:
+                hits.setdefault((str(root.path), hit.sha256), hit)
+    return list(hits.values())

@@ -16,7 +16,6 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -32,6 +31,7 @@ from paddlehub_cls._cache import (
     read_json,
     record,
     recorded_pin,
+    warn_user,
 )
 from paddlehub_cls.errors import ChecksumError, DownloadError, OfflineError
 
@@ -225,8 +225,7 @@ def _verify_and_commit(
             f"sha256:{sha} in {user.stamp(sha)}. Later uses are checked against it. Set "
             "PADDLEHUB_CLS_REQUIRE_CHECKSUM=1 to refuse unpinned files."
         )
-        logger.warning("%s", msg)
-        warnings.warn(msg, stacklevel=4)
+        warn_user(msg)
     logger.info("verified %s -> %s", url, blob)
     return hit
 

@@ -1,0 +1,363 @@
+"""Cache management (list, verify, remove, export, import) and the CLI subcommands for it.
+
+The functions are usable from Python; :func:`add_parsers` registers
+``download NAME... | --all [--weights TAG]`` and ``cache ls | verify | rm | export | import``
+on an argparse subparsers object; each subcommand sets ``func(args) -> int`` (the
+exit status). Nothing here imports paddle.
+
+Bundles (``cache export`` / ``cache import``) are built in :mod:`paddlehub_cls._bundle`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+import filelock
+
+from paddlehub_cls import archive
+from paddlehub_cls._bundle import BUNDLE_FORMAT, export_bundle, import_bundle
+from paddlehub_cls._cache import (
+    CacheRoot,
+    atomic_write_json,
+    blob_names,
+    cache_roots,
+    hash_file,
+    hits_for,
+    now,
+    quarantine_blob,
+    read_json,
+    read_ref,
+)
+from paddlehub_cls.errors import CacheError, PaddleHubClsError
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "Entry",
+    "Problem",
+    "VerifyReport",
+    "add_parsers",
+    "export_bundle",
+    "import_bundle",
+    "list_entries",
+    "remove_model",
+    "verify_cache",
+]
+
+
+@dataclass
+class Entry:
+    """One cached artifact as ``cache ls`` shows it."""
+
+    sha256: str
+    size: int
+    filename: str
+    url: Optional[str]
+    trust: str
+    sources: List[Dict[str, Optional[str]]]
+    verified_at: Optional[str]
+    root: str
+    shared: bool
+    unpacked: bool
+
+    def label(self) -> str:
+        names = [f"{s.get('model')}.{s.get('tag')}" for s in self.sources if s.get("model")]
+        return ",".join(names) or "-"
+
+
+@dataclass
+class Problem:
+    """Something ``cache verify`` found wrong, and what it did about it."""
+
+    path: str
+    reason: str
+    action: str
+
+
+@dataclass
+class VerifyReport:
+    """Outcome of :func:`verify_cache`."""
+
+    checked: int = 0
+    problems: List[Problem] = field(default_factory=list)
+    repaired: List[str] = field(default_factory=list)
+    partials: List[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def list_entries(cache_dir: Optional[PathLike] = None) -> List[Entry]:
+    """Every artifact in the shared caches and the user cache, from their stamps (no hashing)."""
+    out = []
+    for root in cache_roots(cache_dir):
+        for sha in blob_names(root):
+            stamp = read_json(root.stamp(sha)) or {}
+            out.append(
+                Entry(
+                    sha256=sha,
+                    size=root.blob(sha).stat().st_size,
+                    filename=str(stamp.get("filename") or "?"),
+                    url=stamp.get("url"),
+                    trust=str(stamp.get("trust") or "unknown"),
+                    sources=[s for s in stamp.get("sources", []) if isinstance(s, dict)],
+                    verified_at=stamp.get("verified_at"),
+                    root=str(root.path),
+                    shared=not root.writable,
+                    unpacked=archive.is_complete(root.unpacked(sha)),
+                )
+            )
+    return out
+
+
+def _try_lock(root: CacheRoot, key: str) -> Optional[filelock.FileLock]:
+    """The artifact lock if nobody holds it right now, else None."""
+    lock = filelock.FileLock(str(root.locks / f"{key}.lock"), mode=0o664)
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        return None
+    return lock
+
+
+def verify_cache(cache_dir: Optional[PathLike] = None) -> VerifyReport:
+    """Re-hash every cached file and unpacked archive.
+
+    In the user cache a bad blob is moved to ``quarantine/`` (it is downloaded again
+    on next use), a bad or unfinished unpacked directory is removed (it is unpacked
+    again from its verified archive), and a missing stamp is rewritten. Shared
+    caches are only reported on, never changed.
+    """
+    report = VerifyReport()
+    for root in cache_roots(cache_dir):
+        blobs = blob_names(root)
+        for sha in blobs:
+            report.checked += 1
+            blob = root.blob(sha)
+            actual, md5, size = hash_file(blob)
+            stamp = read_json(root.stamp(sha))
+            reason = None
+            if actual != sha:
+                reason = f"content changed: expected sha256:{sha}, found sha256:{actual}"
+            elif stamp is not None and (stamp.get("md5") not in (None, md5) or stamp.get("size") not in (None, size)):
+                reason = "stamp disagrees with the file (md5 or size)"
+            if reason:
+                if root.writable:
+                    dest = quarantine_blob(root, sha, reason)
+                    report.problems.append(Problem(str(blob), reason, f"moved to {dest}"))
+                else:
+                    report.problems.append(Problem(str(blob), reason, "reported only (read-only shared cache)"))
+                continue
+            if stamp is None or stamp.get("mtime_ns") != blob.stat().st_mtime_ns or stamp.get("sha256") != sha:
+                if root.writable:
+                    stamp = dict(stamp or {}, sha256=sha, md5=md5, size=size, mtime_ns=blob.stat().st_mtime_ns)
+                    stamp.setdefault("trust", "unknown")
+                    stamp["verified_at"] = now()
+                    atomic_write_json(root.stamp(sha), stamp)
+                    report.repaired.append(f"{blob}: stamp rewritten")
+        _verify_unpacked(root, set(blobs), report)
+        if root.tmp.is_dir():
+            report.partials += [str(p) for p in sorted(root.tmp.glob("*.partial"))]
+    return report
+
+
+def _verify_unpacked(root: CacheRoot, blobs: set, report: VerifyReport) -> None:
+    base = root.path / "unpacked"
+    if not base.is_dir():
+        return
+    for d in sorted(base.iterdir()):
+        sha = d.name.lstrip(".").split(".", 1)[0]
+        if d.name.startswith(".") or not archive.is_complete(d):
+            reason, fix = "unfinished extraction (a crashed process)", "removed"
+        else:
+            problems = archive.verify_extraction(d)
+            if not problems:
+                continue
+            reason, fix = "; ".join(problems[:5]), "removed (it is unpacked again from the archive on next use)"
+        if not root.writable:
+            report.problems.append(Problem(str(d), reason, "reported only (read-only shared cache)"))
+            continue
+        lock = _try_lock(root, f"unpack-{sha}")
+        if lock is None:  # an extraction is running right now
+            continue
+        try:
+            shutil.rmtree(d, ignore_errors=True)
+        finally:
+            lock.release()
+        report.problems.append(Problem(str(d), reason, fix))
+
+
+def remove_model(name: str, *, cache_dir: Optional[PathLike] = None) -> List[Path]:
+    """Delete a model's files, stamps, unpacked directories and refs from the user cache.
+
+    Returns:
+        The blob paths removed.
+
+    Raises:
+        CacheError: nothing of ``name`` is in the user cache.
+    """
+    roots = cache_roots(cache_dir)
+    user = roots[-1]
+    hits = hits_for(name, roots)
+    mine = [h for h in hits if h.root.writable]
+    if not mine:
+        where = " (only in read-only shared caches, which are never changed)" if hits else ""
+        raise CacheError(f"nothing of {name!r} is in the user cache {user.path}{where}; see `paddlehub-cls cache ls`")
+    removed = set()
+    for hit in mine:
+        for p in (hit.path, user.stamp(hit.sha256)):
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+        shutil.rmtree(user.unpacked(hit.sha256), ignore_errors=True)
+        removed.add(hit.sha256)
+    refs = user.path / "refs"
+    for ref in refs.glob("*/*") if refs.is_dir() else []:
+        if read_ref(ref) in removed:
+            ref.unlink()
+    return [user.blob(s) for s in sorted(removed)]
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def add_parsers(subparsers: Any) -> None:
+    """Register ``download`` and ``cache`` on an ``ArgumentParser.add_subparsers()`` object."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--cache-dir", help="user cache root (default $PADDLEHUB_CLS_HOME or ~/.cache/paddlehub_cls)")
+
+    p = subparsers.add_parser(
+        "download", parents=[common], help="download and verify weights into the cache",
+        description="Download and verify weights; prints MODEL.TAG and the path for each.",
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help="model names (or NAME.TAG)")
+    p.add_argument("--all", action="store_true", help="every model with weights")
+    p.add_argument("--weights", metavar="TAG", help="weight variant tag (default: each model's default)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_download)
+
+    cache = subparsers.add_parser("cache", help="inspect and manage the weight cache")
+    sub = cache.add_subparsers(dest="cache_command", metavar="COMMAND")
+    sub.required = True
+    ls = sub.add_parser("ls", parents=[common], help="list cached artifacts (user and shared caches)")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    ls.set_defaults(func=cmd_ls)
+    ver = sub.add_parser("verify", parents=[common], help="re-hash everything; quarantine bad files")
+    ver.add_argument("--json", action="store_true", help="machine-readable output")
+    ver.set_defaults(func=cmd_verify)
+    rm = sub.add_parser("rm", parents=[common], help="remove a model's files from the user cache")
+    rm.add_argument("names", nargs="+", metavar="NAME")
+    rm.set_defaults(func=cmd_rm)
+    ex = sub.add_parser("export", parents=[common], help="write cached artifacts into a bundle (tar)")
+    ex.add_argument("bundle", metavar="BUNDLE.tar")
+    ex.add_argument("names", nargs="*", metavar="NAME", help="models to export (default: everything)")
+    ex.set_defaults(func=cmd_export)
+    im = sub.add_parser("import", parents=[common], help="verify a bundle and add it to the user cache")
+    im.add_argument("bundle", metavar="BUNDLE.tar")
+    im.set_defaults(func=cmd_import)
+
+
+def _err(msg: str) -> None:
+    sys.stderr.write(f"error: {msg}\n")
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from paddlehub_cls import hub
+    from paddlehub_cls.registry import load_registry
+
+    if bool(args.all) == bool(args.names):
+        _err("give model names or --all (not both); see `paddlehub-cls list`")
+        return 2
+    reg = load_registry()
+    names = [n for n in reg.names() if reg.get(n).weights] if args.all else args.names
+    failed = 0
+    for name in names:
+        try:
+            if args.all and args.weights and args.weights not in reg.get(name).weights:
+                print(f"{name}: no {args.weights!r} weights, skipped")
+                continue
+            info, variant = reg.resolve(name, args.weights)
+            path = hub.download_variant(
+                info, variant, cache_dir=args.cache_dir, progress=False if args.no_progress else None
+            )
+            print(f"{info.name}.{variant.tag}\t{path}")
+        except PaddleHubClsError as exc:
+            failed += 1
+            _err(f"{name}: {exc}")
+    return 1 if failed else 0
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)  # pragma: no cover
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    entries = list_entries(args.cache_dir)
+    if args.json:
+        print(json.dumps([asdict(e) for e in entries], indent=1))
+        return 0
+    if not entries:
+        print("cache is empty")
+        return 0
+    for e in entries:
+        where = "shared" if e.shared else "user"
+        flags = e.trust + (",unpacked" if e.unpacked else "")
+        print(f"{e.label():32} {_size(e.size):>10}  {e.sha256[:12]}  {flags:18} {where:6} {e.filename}  {e.root}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    report = verify_cache(args.cache_dir)
+    if args.json:
+        print(json.dumps(asdict(report), indent=1))
+    else:
+        for p in report.problems:
+            print(f"BAD  {p.path}: {p.reason} -> {p.action}")
+        for r in report.repaired:
+            print(f"FIXED {r}")
+        if report.partials:
+            print(f"{len(report.partials)} unfinished download(s) in tmp/ (resumed on next download)")
+        print(f"checked {report.checked} file(s): {len(report.problems)} problem(s)")
+    return 0 if report.ok else 1
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    failed = 0
+    for name in args.names:
+        try:
+            for path in remove_model(name, cache_dir=args.cache_dir):
+                print(f"removed {path}")
+        except PaddleHubClsError as exc:
+            failed += 1
+            _err(str(exc))
+    return 1 if failed else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    entries = export_bundle(args.bundle, args.names or None, cache_dir=args.cache_dir)
+    print(f"wrote {len(entries)} artifact(s) to {args.bundle}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    entries = import_bundle(args.bundle, cache_dir=args.cache_dir)
+    for e in entries:
+        print(f"imported {e['sha256'][:12]} {e.get('filename') or ''} ({e.get('model') or '-'}.{e.get('tag') or '-'})")
+    return 0
