@@ -164,6 +164,8 @@ def import_bundle(bundle: PathLike, *, cache_dir: Optional[PathLike] = None) -> 
         ChecksumError: a member's bytes do not match the manifest.
     """
     bundle = Path(bundle)
+    if not bundle.is_file():
+        raise CacheError(f"bundle {str(bundle)!r} does not exist; give a file made by `paddlehub-cls cache export`")
     user = cache_roots(cache_dir)[-1]
     user.prepare()
     staging = user.tmp / f"import-{os.getpid()}-{uuid.uuid4().hex[:8]}"

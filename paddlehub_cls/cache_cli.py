@@ -2,7 +2,7 @@
 
 The functions are usable from Python; :func:`add_parsers` registers
 ``download NAME... | --all [--weights TAG]`` and ``cache ls | verify | rm | export | import``
-on an argparse subparsers object; each subcommand sets ``func(args) -> int`` (the
+on an argparse subparsers object; each subcommand sets ``handler(args) -> int`` (the
 exit status). Nothing here imports paddle.
 
 Bundles (``cache export`` / ``cache import``) are built in :mod:`paddlehub_cls._bundle`.
@@ -247,34 +247,35 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--all", action="store_true", help="every model with weights")
     p.add_argument("--weights", metavar="TAG", help="weight variant tag (default: each model's default)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_download)
+    p.set_defaults(handler=run_download)
 
     cache = subparsers.add_parser("cache", help="inspect and manage the weight cache")
     sub = cache.add_subparsers(dest="cache_command", metavar="COMMAND")
     sub.required = True
     ls = sub.add_parser("ls", parents=[common], help="list cached artifacts (user and shared caches)")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
-    ls.set_defaults(func=cmd_ls)
+    ls.set_defaults(handler=run_ls)
     ver = sub.add_parser("verify", parents=[common], help="re-hash everything; quarantine bad files")
     ver.add_argument("--json", action="store_true", help="machine-readable output")
-    ver.set_defaults(func=cmd_verify)
+    ver.set_defaults(handler=run_verify)
     rm = sub.add_parser("rm", parents=[common], help="remove a model's files from the user cache")
     rm.add_argument("names", nargs="+", metavar="NAME")
-    rm.set_defaults(func=cmd_rm)
+    rm.set_defaults(handler=run_rm)
     ex = sub.add_parser("export", parents=[common], help="write cached artifacts into a bundle (tar)")
     ex.add_argument("bundle", metavar="BUNDLE.tar")
     ex.add_argument("names", nargs="*", metavar="NAME", help="models to export (default: everything)")
-    ex.set_defaults(func=cmd_export)
+    ex.set_defaults(handler=run_export)
     im = sub.add_parser("import", parents=[common], help="verify a bundle and add it to the user cache")
     im.add_argument("bundle", metavar="BUNDLE.tar")
-    im.set_defaults(func=cmd_import)
+    im.set_defaults(handler=run_import)
 
 
 def _err(msg: str) -> None:
-    sys.stderr.write(f"error: {msg}\n")
+    # One line, like every paddlehub-cls error, so scripts see the whole message.
+    sys.stderr.write(f"paddlehub-cls: error: {' '.join(str(msg).split())}\n")
 
 
-def cmd_download(args: argparse.Namespace) -> int:
+def run_download(args: argparse.Namespace) -> int:
     from paddlehub_cls import hub
     from paddlehub_cls.registry import load_registry
 
@@ -308,7 +309,7 @@ def _size(n: int) -> str:
     return str(n)  # pragma: no cover
 
 
-def cmd_ls(args: argparse.Namespace) -> int:
+def run_ls(args: argparse.Namespace) -> int:
     entries = list_entries(args.cache_dir)
     if args.json:
         print(json.dumps([asdict(e) for e in entries], indent=1))
@@ -323,7 +324,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+def run_verify(args: argparse.Namespace) -> int:
     report = verify_cache(args.cache_dir)
     if args.json:
         print(json.dumps(asdict(report), indent=1))
@@ -338,7 +339,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def cmd_rm(args: argparse.Namespace) -> int:
+def run_rm(args: argparse.Namespace) -> int:
     failed = 0
     for name in args.names:
         try:
@@ -350,13 +351,13 @@ def cmd_rm(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def cmd_export(args: argparse.Namespace) -> int:
+def run_export(args: argparse.Namespace) -> int:
     entries = export_bundle(args.bundle, args.names or None, cache_dir=args.cache_dir)
     print(f"wrote {len(entries)} artifact(s) to {args.bundle}")
     return 0
 
 
-def cmd_import(args: argparse.Namespace) -> int:
+def run_import(args: argparse.Namespace) -> int:
     entries = import_bundle(args.bundle, cache_dir=args.cache_dir)
     for e in entries:
         print(f"imported {e['sha256'][:12]} {e.get('filename') or ''} ({e.get('model') or '-'}.{e.get('tag') or '-'})")

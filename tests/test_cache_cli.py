@@ -28,7 +28,7 @@ def run_cli(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(prog="paddlehub-cls")
     cache_cli.add_parsers(parser.add_subparsers(dest="command"))
     args = parser.parse_args(argv)
-    return args.func(args)
+    return args.handler(args)
 
 
 def tar_bytes(files: Dict[str, bytes]) -> bytes:
@@ -118,7 +118,7 @@ def test_download_command_reports_failures_and_usage(
 ) -> None:
     assert run_cli(["download", "NoSuchNet", "ResNet18.paddleclas"]) == 1
     captured = capsys.readouterr()
-    assert "error: NoSuchNet:" in captured.err and "ResNet18.paddleclas\t" in captured.out
+    assert "paddlehub-cls: error: NoSuchNet:" in captured.err and "ResNet18.paddleclas\t" in captured.out
     assert run_cli(["download"]) == 2
     assert "give model names or --all" in capsys.readouterr().err
 
@@ -325,7 +325,7 @@ def test_cache_commands_do_not_import_paddle(
         "from paddlehub_cls import cache_cli\n"
         "p = argparse.ArgumentParser(); cache_cli.add_parsers(p.add_subparsers())\n"
         "for argv in (['cache', 'ls'], ['cache', 'verify'], ['cache', 'export', sys.argv[1]]):\n"
-        "    a = p.parse_args(argv); assert a.func(a) == 0, argv\n"
+        "    a = p.parse_args(argv); assert a.handler(a) == 0, argv\n"
         "print(sorted(m for m in sys.modules if m == 'paddle' or m.startswith('paddle.')))\n"
     )
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "b.tar")], env=subprocess_env,
