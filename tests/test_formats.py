@@ -40,7 +40,7 @@ from paddlehub_cls.formats.pdparams import ALLOWED_GLOBALS
 
 REPO = Path(__file__).resolve().parents[1]
 
-_WRITER = r'''
+_WRITER = r"""
 import os, sys
 import numpy as np
 out = sys.argv[1]
@@ -59,7 +59,8 @@ with paddle.static.program_guard(main, startup):
                                 bias_attr=False)
     y = paddle.static.nn.batch_norm(y, param_attr=ParamAttr(name="bn_conv1_scale"),
                                     bias_attr=ParamAttr(name="bn_conv1_offset"),
-                                    moving_mean_name="bn_conv1_mean", moving_variance_name="bn_conv1_variance")
+                                    moving_mean_name="bn_conv1_mean",
+                                    moving_variance_name="bn_conv1_variance")
     paddle.static.nn.conv2d(y, 8, 1, param_attr=ParamAttr(name="res2a_branch2a_weights"), bias_attr=False)
     paddle.static.nn.fc(paddle.static.data("f", [None, 2048], "float32"), 1000)  # fc_0.w_0, fc_0.b_0
     paddle.static.create_parameter([5, 7], "float16", name="fp16_weights")
@@ -137,7 +138,7 @@ sd = dict(lin.state_dict(), bf=bf)
 save(sd, "paddle.safetensors", {"weight": lin.weight.numpy(), "bias": lin.bias.numpy(),
                                  "bf": bf.astype("float32").numpy()}, safetensors=True)
 print("done")
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -145,10 +146,15 @@ def paddle_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("paddle_written")
     script = out / "writer.py"
     script.write_text(_WRITER)
-    env = dict(os.environ, FLAGS_enable_pir_api="0", OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, str(script), str(out)], env=env, capture_output=True, text=True,
-                          timeout=600)
+    env = dict(
+        os.environ,
+        FLAGS_enable_pir_api="0",
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script), str(out)], env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0 and "done" in proc.stdout, proc.stderr[-4000:]
     return out
 
@@ -184,7 +190,9 @@ def test_fluid_dir_matches_paddle_scope(paddle_files: Path) -> None:
 def test_fluid_byte_layout_matches_weights_facts(paddle_files: Path) -> None:
     # WEIGHTS_FACTS section 4 worked example: conv1_weights of ResNet50, FP32 [64, 3, 7, 7].
     raw = (paddle_files / "Mini_pretrained" / "conv1_weights").read_bytes()
-    header = bytes.fromhex("00000000" "0000000000000000" "00000000" "0a000000" "0805104010031007 1007".replace(" ", ""))
+    header = bytes.fromhex(
+        "00000000" "0000000000000000" "00000000" "0a000000" "0805104010031007 1007".replace(" ", "")
+    )
     assert len(raw) == 37662
     assert raw[:30] == header
     values = _npz(paddle_files / "fluid_expected.npz")["conv1_weights"]
@@ -234,8 +242,16 @@ def test_read_weights_on_directory_and_single_file(paddle_files: Path, tmp_path:
     np.testing.assert_array_equal(src.tensors["sub/extra"], src.tensors["fc_0.b_0"])
 
 
-def _var(dtype_code: int, dims, data: bytes, *, desc: bytes = None, version: int = 0, tversion: int = 0,
-         lod: bytes = b"\0" * 8) -> bytes:
+def _var(
+    dtype_code: int,
+    dims,
+    data: bytes,
+    *,
+    desc: bytes = None,
+    version: int = 0,
+    tversion: int = 0,
+    lod: bytes = b"\0" * 8,
+) -> bytes:
     """A variable file assembled by hand from the layout in WEIGHTS_FACTS section 4."""
     if desc is None:
         desc = bytes([0x08, dtype_code]) + b"".join(b"\x10" + _varint(d) for d in dims)
@@ -263,34 +279,72 @@ MALFORMED = {
     "cut_in_desc_size": (GOOD[:18], r"byte offset 16: bad TensorDesc size"),
     "cut_in_desc": (GOOD[:23], r"byte offset 16: bad TensorDesc size: expected 1\.\.3, found 6"),
     "cut_in_data": (GOOD[:40], r"byte offset 26: bad tensor data: expected 24 bytes .* only 14"),
-    "version_1": (_var(5, [1], b"\0" * 4, version=1), r"byte offset 0: bad LoDTensor version: expected 0, found 1"),
-    "tensor_version_7": (_var(5, [1], b"\0" * 4, tversion=7), r"byte offset 12: bad tensor version: .*found 7"),
-    "huge_lod_level": (_var(5, [1], b"\0" * 4, lod=struct.pack("<Q", 2**63)), r"byte offset 4: bad lod_level"),
-    "huge_lod_bytes": (_var(5, [1], b"\0" * 4, lod=struct.pack("<QQ", 1, 2**62)),
-                       r"byte offset 20: bad LoD level 0 offsets"),
-    "lod_not_uint64": (_var(5, [1], b"\0" * 4, lod=struct.pack("<QQ", 1, 3) + b"abc"),
-                       r"byte offset 12: bad LoD level 0 byte size: expected a multiple of 8"),
+    "version_1": (
+        _var(5, [1], b"\0" * 4, version=1),
+        r"byte offset 0: bad LoDTensor version: expected 0, found 1",
+    ),
+    "tensor_version_7": (
+        _var(5, [1], b"\0" * 4, tversion=7),
+        r"byte offset 12: bad tensor version: .*found 7",
+    ),
+    "huge_lod_level": (
+        _var(5, [1], b"\0" * 4, lod=struct.pack("<Q", 2**63)),
+        r"byte offset 4: bad lod_level",
+    ),
+    "huge_lod_bytes": (
+        _var(5, [1], b"\0" * 4, lod=struct.pack("<QQ", 1, 2**62)),
+        r"byte offset 20: bad LoD level 0 offsets",
+    ),
+    "lod_not_uint64": (
+        _var(5, [1], b"\0" * 4, lod=struct.pack("<QQ", 1, 3) + b"abc"),
+        r"byte offset 12: bad LoD level 0 byte size: expected a multiple of 8",
+    ),
     "negative_desc_size": (GOOD[:16] + struct.pack("<i", -5) + GOOD[20:], r"byte offset 16: .*found -5"),
     "zero_desc_size": (GOOD[:16] + struct.pack("<i", 0) + GOOD[20:], r"byte offset 16: .*found 0"),
-    "huge_desc_size": (GOOD[:16] + struct.pack("<i", 2**31 - 1) + GOOD[20:], r"byte offset 16: .*found 2147483647"),
+    "huge_desc_size": (
+        GOOD[:16] + struct.pack("<i", 2**31 - 1) + GOOD[20:],
+        r"byte offset 16: .*found 2147483647",
+    ),
     "negative_dim": (_var(5, [2, -3], b"\0" * 24), r"byte offset 20: bad dims\[1\]: .*found -3"),
     "product_overflows_int64": (_var(5, [2**40, 2**40], b"\0" * 4), r"byte offset 20: bad dims: .*int64"),
-    "product_exceeds_file": (_var(5, [1000, 1000], b"\0" * 4), r"byte offset \d+: bad tensor data: expected 4000000"),
+    "product_exceeds_file": (
+        _var(5, [1000, 1000], b"\0" * 4),
+        r"byte offset \d+: bad tensor data: expected 4000000",
+    ),
     "unknown_dtype_7": (_var(7, [1], b"\0" * 4), r"byte offset 20: bad data_type: .*VarType 7"),
     "unknown_dtype_99": (_var(99, [1], b"\0" * 4), r"byte offset 20: bad data_type: .*VarType 99"),
-    "no_data_type": (_var(5, [1], b"\0" * 4, desc=b"\x10\x01"), r"byte offset 20: bad TensorDesc: .*data_type"),
+    "no_data_type": (
+        _var(5, [1], b"\0" * 4, desc=b"\x10\x01"),
+        r"byte offset 20: bad TensorDesc: .*data_type",
+    ),
     "trailing_bytes": (GOOD + b"\0\0\0", r"byte offset 50: bad end of file: .*3 trailing bytes"),
-    "varint_too_long": (_var(5, [1], b"", desc=b"\x08\x05\x10" + b"\xff" * 10 + b"\x01"),
-                        r"byte offset 23: bad TensorDesc dims: expected a varint of at most 10 bytes"),
-    "varint_over_64_bits": (_var(5, [1], b"", desc=b"\x08\x05\x10" + b"\xff" * 9 + b"\x7f"),
-                            r"byte offset 23: bad TensorDesc dims: expected a varint of at most 64 bits"),
+    "varint_too_long": (
+        _var(5, [1], b"", desc=b"\x08\x05\x10" + b"\xff" * 10 + b"\x01"),
+        r"byte offset 23: bad TensorDesc dims: expected a varint of at most 10 bytes",
+    ),
+    "varint_over_64_bits": (
+        _var(5, [1], b"", desc=b"\x08\x05\x10" + b"\xff" * 9 + b"\x7f"),
+        r"byte offset 23: bad TensorDesc dims: expected a varint of at most 64 bits",
+    ),
     "varint_cut": (_var(5, [1], b"", desc=b"\x08\x05\x10\x80"), r"byte offset 24: bad TensorDesc dims"),
     "group_wire_type": (_var(5, [], b"\0" * 4, desc=b"\x08\x05\x1b"), r"byte offset 22: .*wire type 3"),
-    "data_type_wrong_wire": (_var(5, [], b"\0" * 4, desc=b"\x0d\x05\0\0\0"), r"byte offset 20: bad TensorDesc data_type"),
-    "packed_dims_past_end": (_var(5, [], b"\0" * 4, desc=b"\x08\x05\x12\x09\x01"), r"byte offset 24: bad TensorDesc packed dims: expected 9 bytes"),
+    "data_type_wrong_wire": (
+        _var(5, [], b"\0" * 4, desc=b"\x0d\x05\0\0\0"),
+        r"byte offset 20: bad TensorDesc data_type",
+    ),
+    "packed_dims_past_end": (
+        _var(5, [], b"\0" * 4, desc=b"\x08\x05\x12\x09\x01"),
+        r"byte offset 24: bad TensorDesc packed dims: expected 9 bytes",
+    ),
     "field_zero": (_var(5, [], b"\0" * 4, desc=b"\x08\x05\x00"), r"byte offset 22: .*field number >= 1"),
-    "too_many_dims": (_var(5, [1] * 33, b"\0" * 4), r"byte offset \d+: bad TensorDesc dims: expected at most 32 dims"),
-    "bool_value_2": (_var(0, [3], b"\x01\x02\x00"), r"byte offset 25: bad BOOL value: expected 0 or 1, found 2"),
+    "too_many_dims": (
+        _var(5, [1] * 33, b"\0" * 4),
+        r"byte offset \d+: bad TensorDesc dims: expected at most 32 dims",
+    ),
+    "bool_value_2": (
+        _var(0, [3], b"\x01\x02\x00"),
+        r"byte offset 25: bad BOOL value: expected 0 or 1, found 2",
+    ),
 }
 
 
@@ -306,7 +360,9 @@ def test_malformed_variable_file_names_file_and_offset(tmp_path: Path, case: str
 
 def test_desc_variants_accepted(tmp_path: Path) -> None:
     data = np.arange(6, dtype="<f4").tobytes()
-    unknown = b"\x18\x07" + b"\x21" + b"\0" * 8 + b"\x2a\x02hi" + b"\x35\0\0\0\0"  # fields 3-6, all wire types
+    unknown = (
+        b"\x18\x07" + b"\x21" + b"\0" * 8 + b"\x2a\x02hi" + b"\x35\0\0\0\0"
+    )  # fields 3-6, all wire types
     variants = {
         "packed": b"\x08\x05\x12\x02\x02\x03",
         "unknown_fields": unknown + b"\x08\x05\x10\x02" + unknown + b"\x10\x03",
@@ -356,8 +412,15 @@ def test_readers_refuse_special_files_without_blocking(tmp_path: Path, reader) -
 
 # --- .pdparams -------------------------------------------------------------------------------------
 
-PADDLE_PDPARAMS = ["mv1.pdparams", "small_p2.pdparams", "small_p3.pdparams", "small_p4.pdparams",
-                   "small_fp16.pdparams", "tensors.pdparams", "bf16.pdparams"]
+PADDLE_PDPARAMS = [
+    "mv1.pdparams",
+    "small_p2.pdparams",
+    "small_p3.pdparams",
+    "small_p4.pdparams",
+    "small_fp16.pdparams",
+    "tensors.pdparams",
+    "bf16.pdparams",
+]
 
 
 @pytest.mark.parametrize("name", PADDLE_PDPARAMS)
@@ -417,8 +480,12 @@ def test_plain_numpy_pickles_of_every_protocol(tmp_path: Path, protocol: int) ->
 def test_split_big_params_are_joined(tmp_path: Path) -> None:
     # paddle.save with protocol 2/3 splits arrays over 1 GiB into "<key>@@.<i>" slices.
     full = np.arange(12, dtype=np.float32).reshape(3, 4)
-    obj = {"w@@.0": full.ravel()[:5], "w@@.1": full.ravel()[5:], "b": np.ones(2, np.float32),
-           "UnpackBigParamInfor@@": {"w": {"OriginShape": (3, 4), "slices": ["w@@.0", "w@@.1"]}}}
+    obj = {
+        "w@@.0": full.ravel()[:5],
+        "w@@.1": full.ravel()[5:],
+        "b": np.ones(2, np.float32),
+        "UnpackBigParamInfor@@": {"w": {"OriginShape": (3, 4), "slices": ["w@@.0", "w@@.1"]}},
+    }
     (tmp_path / "split.pdparams").write_bytes(pickle.dumps(obj, protocol=2))
     got = load_pdparams(tmp_path / "split.pdparams")
     assert sorted(got) == ["b", "w"]
@@ -439,27 +506,50 @@ def _hostile(case: str, marker: Path, victim: Path):
     touch = f"touch {marker}"
     return {
         "os.system": ({"w": _Reduce(os.system, touch)}, r"'posix\.system'"),
-        "subprocess.Popen": ({"w": _Reduce(subprocess.Popen, ["touch", str(marker)])}, r"'subprocess\.Popen'"),
-        "subprocess.check_output": ({"w": _Reduce(subprocess.check_output, ["touch", str(marker)])},
-                                    r"'subprocess\.check_output'"),
+        "subprocess.Popen": (
+            {"w": _Reduce(subprocess.Popen, ["touch", str(marker)])},
+            r"'subprocess\.Popen'",
+        ),
+        "subprocess.check_output": (
+            {"w": _Reduce(subprocess.check_output, ["touch", str(marker)])},
+            r"'subprocess\.check_output'",
+        ),
         "builtins.eval": ({"w": _Reduce(eval, f"open({str(marker)!r}, 'w').close()")}, r"'builtins\.eval'"),
         "builtins.exec": ({"w": _Reduce(exec, f"open({str(marker)!r}, 'w').close()")}, r"'builtins\.exec'"),
         "shutil.rmtree": ({"w": _Reduce(shutil.rmtree, str(victim))}, r"'shutil\.rmtree'"),
         "getattr": ({"w": _Reduce(getattr, "text", "upper")}, r"'builtins\.getattr'"),
-        "pickle.loads": ({"w": _Reduce(pickle.loads, pickle.dumps(_Reduce(os.system, touch)))}, r"'_?pickle\.loads'"),
+        "pickle.loads": (
+            {"w": _Reduce(pickle.loads, pickle.dumps(_Reduce(os.system, touch)))},
+            r"'_?pickle\.loads'",
+        ),
         "paddle_dense_tensor_eval": ({"w": _Reduce(eval, "data", {"data": np.ones(2)})}, r"'builtins\.eval'"),
         "long_tuple": ({"w": _Reduce(tuple, [1, 2, 3])}, r"builtins\.tuple was called with list of length 3"),
         "object_array": ({"w": np.array([_Reduce(os.system, touch)], dtype=object)}, r"dtype\('O'\)"),
         "object_array_plain": ({"w": np.array([1, "x"], dtype=object)}, r"dtype\('O'\)"),
         "structured_object": ({"w": np.zeros(2, dtype=[("a", "O"), ("b", "f4")])}, r"dtype\('V"),
-        "nested_in_state_dict": ({"w": np.ones(2, np.float32), "opt": {"x": _Reduce(os.system, touch)}},
-                                 r"'posix\.system'"),
+        "nested_in_state_dict": (
+            {"w": np.ones(2, np.float32), "opt": {"x": _Reduce(os.system, touch)}},
+            r"'posix\.system'",
+        ),
     }[case]
 
 
-HOSTILE = ["os.system", "subprocess.Popen", "subprocess.check_output", "builtins.eval", "builtins.exec",
-           "shutil.rmtree", "getattr", "pickle.loads", "paddle_dense_tensor_eval", "long_tuple", "object_array",
-           "object_array_plain", "structured_object", "nested_in_state_dict"]
+HOSTILE = [
+    "os.system",
+    "subprocess.Popen",
+    "subprocess.check_output",
+    "builtins.eval",
+    "builtins.exec",
+    "shutil.rmtree",
+    "getattr",
+    "pickle.loads",
+    "paddle_dense_tensor_eval",
+    "long_tuple",
+    "object_array",
+    "object_array_plain",
+    "structured_object",
+    "nested_in_state_dict",
+]
 
 
 @pytest.mark.parametrize("protocol", [0, 2, 4, 5])
@@ -477,14 +567,17 @@ def test_hostile_pickle_refused_and_nothing_runs(tmp_path: Path, case: str, prot
     assert not marker.exists() and (victim / "keep").read_text() == "still here"
 
 
-@pytest.mark.parametrize("payload, pattern", [
-    (b"cposix\nsystem\n(S'touch {m}'\ntR.", r"'posix\.system'"),
-    (b"cos\nsystem\n(S'touch {m}'\ntR.", r"'os\.system'"),
-    (b"\x80\x04\x8c\x05posix\x8c\x06system\x93\x8c\x00R.", r"'posix\.system'"),  # STACK_GLOBAL
-    (b"(cos\nsystem\nS'touch {m}'\no.", r"'os\.system'"),  # OBJ
-    (b"(S'touch {m}'\nios\nsystem\n.", r"'os\.system'"),  # INST
-    (b"\x80\x02}}b.", r"sets the state of a dict"),  # BUILD on something that is no array
-])
+@pytest.mark.parametrize(
+    "payload, pattern",
+    [
+        (b"cposix\nsystem\n(S'touch {m}'\ntR.", r"'posix\.system'"),
+        (b"cos\nsystem\n(S'touch {m}'\ntR.", r"'os\.system'"),
+        (b"\x80\x04\x8c\x05posix\x8c\x06system\x93\x8c\x00R.", r"'posix\.system'"),  # STACK_GLOBAL
+        (b"(cos\nsystem\nS'touch {m}'\no.", r"'os\.system'"),  # OBJ
+        (b"(S'touch {m}'\nios\nsystem\n.", r"'os\.system'"),  # INST
+        (b"\x80\x02}}b.", r"sets the state of a dict"),  # BUILD on something that is no array
+    ],
+)
 def test_handwritten_hostile_opcodes(tmp_path: Path, payload: bytes, pattern: str) -> None:
     marker = tmp_path / "PWNED"
     path = tmp_path / "evil.pdparams"
@@ -536,25 +629,44 @@ class _SharedBytesArray:
         self.data = data
 
     def __reduce__(self):
-        return (_reconstruct_fn(), (np.ndarray, (0,), b"b"),
-                (1, (len(self.data) // 4,), np.dtype("f4"), False, self.data))
+        return (
+            _reconstruct_fn(),
+            (np.ndarray, (0,), b"b"),
+            (1, (len(self.data) // 4,), np.dtype("f4"), False, self.data),
+        )
+
+
+def _grow_frame(data: bytes, extra: bytes) -> bytes:
+    """Appends ``extra`` inside the single protocol-4 frame of ``data`` (after its STOP)."""
+    assert data[2:3] == b"\x95" and len(data) == 11 + struct.unpack("<Q", data[3:11])[0]
+    return data[:3] + struct.pack("<Q", len(data) - 11 + len(extra)) + data[11:] + extra
 
 
 def _malformed_pickles() -> dict:
     blob = b"\0" * 65536  # one object: the pickler writes it once and refers back to it
     return {
         "truncated": (pickle.dumps({"w": np.ones(8, np.float32)}, protocol=4)[:-20], r"byte offset \d+"),
-        "trailing": (pickle.dumps({"w": np.ones(2, np.float32)}, protocol=4) + b"junk",
-                     r"4 bytes after the end of the pickle"),
+        "trailing": (
+            pickle.dumps({"w": np.ones(2, np.float32)}, protocol=4) + b"junk",
+            r"4 bytes after the end of the pickle",
+        ),
+        "trailing_in_frame": (
+            _grow_frame(pickle.dumps({"w": np.ones(2, np.float32)}, protocol=4), b"junk"),
+            r"4 bytes after the end of the pickle",
+        ),
         "huge_bytearray8": (b"\x80\x05\x96" + struct.pack("<Q", 2**40), r"BYTEARRAY8 of 1099511627776 bytes"),
         "huge_binbytes8": (b"\x80\x04\x8e" + struct.pack("<Q", 2**62), r"declares 4611686018427387904 bytes"),
-        "out_of_band_buffer": (pickle.dumps({"w": np.ones(4)}, protocol=5, buffer_callback=lambda b: False),
-                               r"not a valid pickle"),
+        "out_of_band_buffer": (
+            pickle.dumps({"w": np.ones(4)}, protocol=5, buffer_callback=lambda b: False),
+            r"not a valid pickle",
+        ),
         "not_a_dict": (pickle.dumps([np.ones(2)], protocol=4), r"holds a list, expected a dict"),
         "non_array_value": (pickle.dumps({"epoch": 3}, protocol=4), r"entry 'epoch' is a int, not an array"),
         "int_key": (pickle.dumps({3: np.ones(2)}, protocol=4), r"key 3 is a int"),
-        "reused_data": (pickle.dumps({f"k{i}": _SharedBytesArray(blob) for i in range(40)}, protocol=4),
-                        r"builds more array data than a file of"),
+        "reused_data": (
+            pickle.dumps({f"k{i}": _SharedBytesArray(blob) for i in range(40)}, protocol=4),
+            r"builds more array data than a file of",
+        ),
         "empty": (b"", r"byte offset 0: the pickle declares 1 bytes but only 0 remain"),
     }
 
@@ -583,13 +695,20 @@ def test_safetensors_written_by_paddle(paddle_files: Path) -> None:
 def _all_dtypes() -> dict:
     rng = np.random.default_rng(1)
     return {
-        "f32": rng.standard_normal((3, 4)).astype(np.float32), "f16": rng.standard_normal(5).astype(np.float16),
-        "f64": rng.standard_normal((2, 2, 2)), "i8": np.arange(-3, 3, dtype=np.int8),
-        "u8": np.arange(6, dtype=np.uint8), "i16": np.arange(4, dtype=np.int16),
-        "u16": np.arange(4, dtype=np.uint16), "i32": np.arange(4, dtype=np.int32),
-        "u32": np.arange(4, dtype=np.uint32), "i64": np.arange(4, dtype=np.int64),
-        "u64": np.arange(4, dtype=np.uint64), "bool": np.array([True, False, True]),
-        "scalar": np.array(2.5, np.float32), "empty": np.zeros((0, 3), np.float32),
+        "f32": rng.standard_normal((3, 4)).astype(np.float32),
+        "f16": rng.standard_normal(5).astype(np.float16),
+        "f64": rng.standard_normal((2, 2, 2)),
+        "i8": np.arange(-3, 3, dtype=np.int8),
+        "u8": np.arange(6, dtype=np.uint8),
+        "i16": np.arange(4, dtype=np.int16),
+        "u16": np.arange(4, dtype=np.uint16),
+        "i32": np.arange(4, dtype=np.int32),
+        "u32": np.arange(4, dtype=np.uint32),
+        "i64": np.arange(4, dtype=np.int64),
+        "u64": np.arange(4, dtype=np.uint64),
+        "bool": np.array([True, False, True]),
+        "scalar": np.array(2.5, np.float32),
+        "empty": np.zeros((0, 3), np.float32),
     }
 
 
@@ -629,13 +748,25 @@ BAD_SAFETENSORS = {
     "not_json": (_st(b"{ab"), r"not valid UTF-8 JSON"),
     "not_utf8": (_st(b'{"\xff":1}'), r"not valid UTF-8 JSON"),
     "not_object": (_st(b"[1, 2]"), r"must be a JSON object, found list"),
-    "duplicate_key": (_st(b'{"a":' + json.dumps(_t("F32", [1], 0, 4)).encode() + b',"a":'
-                          + json.dumps(_t("F32", [1], 0, 4)).encode() + b"}", b"\0" * 4), r"duplicate key 'a'"),
+    "duplicate_key": (
+        _st(
+            b'{"a":'
+            + json.dumps(_t("F32", [1], 0, 4)).encode()
+            + b',"a":'
+            + json.dumps(_t("F32", [1], 0, 4)).encode()
+            + b"}",
+            b"\0" * 4,
+        ),
+        r"duplicate key 'a'",
+    ),
     "fp8_dtype": (_st({"a": _t("F8_E4M3", [1], 0, 1)}, b"\0"), r"dtype 'F8_E4M3' not supported"),
     "negative_shape": (_st({"a": _t("F32", [-1], 0, 4)}, b"\0" * 4), r"non-negative ints"),
     "bool_in_shape": (_st({"a": _t("F32", [True], 0, 4)}, b"\0" * 4), r"non-negative ints"),
     "offsets_past_end": (_st({"a": _t("F32", [25], 0, 100)}, b"\0" * 8), r"outside the data buffer \[0, 8\]"),
-    "size_mismatch": (_st({"a": _t("F32", [3], 0, 8)}, b"\0" * 8), r"F32 \[3\] needs 12 bytes, data_offsets span 8"),
+    "size_mismatch": (
+        _st({"a": _t("F32", [3], 0, 8)}, b"\0" * 8),
+        r"F32 \[3\] needs 12 bytes, data_offsets span 8",
+    ),
     "overlap": (_st({"a": _t("F32", [2], 0, 8), "b": _t("F32", [2], 4, 12)}, b"\0" * 12), r"'b' overlaps"),
     "hole": (_st({"a": _t("F32", [1], 0, 4), "b": _t("F32", [1], 8, 12)}, b"\0" * 12), r"hole of 4 bytes"),
     "trailing": (_st({"a": _t("F32", [1], 0, 4)}, b"\0" * 8), r"4 bytes after the last tensor"),
@@ -651,7 +782,9 @@ def test_malformed_safetensors(tmp_path: Path, case: str) -> None:
     path = tmp_path / f"bad_{case}.safetensors"
     path.write_bytes(data)
     for mmap in (True, False):
-        with pytest.raises(WeightsFormatError, match=rf"bad_{case}\.safetensors: byte offset \d+: .*{pattern}"):
+        with pytest.raises(
+            WeightsFormatError, match=rf"bad_{case}\.safetensors: byte offset \d+: .*{pattern}"
+        ):
             load_safetensors(path, mmap=mmap)
 
 
@@ -690,8 +823,11 @@ def test_read_weights_refuses_archives_with_advice(paddle_files: Path, tmp_path:
 
 def test_read_weights_unknown_content_lists_every_format_tried(tmp_path: Path) -> None:
     (tmp_path / "noise").write_bytes(b"GIF89a" + bytes(range(256)) * 2)
-    with pytest.raises(WeightsFormatError, match=r"noise: not a recognised weight file\. Tried: pdparams: .*"
-                                                 r"; safetensors: .*; fluid variable file: .*; archive: ") as info:
+    with pytest.raises(
+        WeightsFormatError,
+        match=r"noise: not a recognised weight file\. Tried: pdparams: .*"
+        r"; safetensors: .*; fluid variable file: .*; archive: ",
+    ) as info:
         read_weights(tmp_path / "noise")
     assert "474946" in str(info.value)  # shows the bytes it found
     with pytest.raises(WeightsFormatError, match=r"missing: no such weight file"):
@@ -704,7 +840,11 @@ def test_read_weights_unknown_content_lists_every_format_tried(tmp_path: Path) -
 def test_read_weights_hostile_pickle_runs_nothing(tmp_path: Path) -> None:
     marker = tmp_path / "PWNED"
     for protocol in (0, 4):  # protocol 0 has no PROTO opcode: not detected as pdparams at all
-        (tmp_path / "evil").write_bytes(pickle.dumps({"w": _Reduce(os.system, f"touch {marker}")}, protocol=protocol))
-        with pytest.raises(PaddleHubClsError, match="posix.system" if protocol else "not a recognised weight file"):
+        (tmp_path / "evil").write_bytes(
+            pickle.dumps({"w": _Reduce(os.system, f"touch {marker}")}, protocol=protocol)
+        )
+        with pytest.raises(
+            PaddleHubClsError, match="posix.system" if protocol else "not a recognised weight file"
+        ):
             read_weights(tmp_path / "evil")
     assert not marker.exists()

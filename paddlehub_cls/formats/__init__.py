@@ -93,26 +93,34 @@ def read_weights(path: PathLike) -> WeightsSource:
     if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
         tensors, meta = load_pdparams(p, with_meta=True)
         return WeightsSource(tensors, "pdparams", p, meta)
-    tried.append(f"pdparams: expected pickle PROTO opcode 0x80 and protocol 2-5, found {head[:2].hex() or 'empty file'}")
+    tried.append(
+        "pdparams: expected pickle PROTO opcode 0x80 and protocol 2-5, "
+        f"found {head[:2].hex() or 'empty file'}"
+    )
 
     if len(head) >= 9:
         (n,) = struct.unpack("<Q", head[:8])
         if 0 < n <= min(MAX_HEADER_SIZE, size - 8) and head[8:9] == b"{":
             tensors, meta = load_safetensors(p, with_metadata=True)
             return WeightsSource(tensors, "safetensors", p, {"header_metadata": meta})
-        tried.append(f"safetensors: header size {n} with first header byte {head[8:9]!r} is not an 8-byte "
-                     f"length below {min(MAX_HEADER_SIZE, size - 8)} followed by '{{'")
+        tried.append(
+            f"safetensors: header size {n} with first header byte {head[8:9]!r} is not an 8-byte "
+            f"length below {min(MAX_HEADER_SIZE, size - 8)} followed by '{{'"
+        )
     else:
         tried.append(f"safetensors: {size} bytes is too short for a header")
 
     if len(head) >= 20 and head[:4] == b"\0\0\0\0":
         return WeightsSource({p.name: read_var_file(p)}, "fluid-var", p, {})
-    tried.append(f"fluid variable file: expected uint32 version 0 in the first 4 bytes of 20+, found {head[:4].hex()}")
+    tried.append(
+        f"fluid variable file: expected uint32 version 0 in the first 4 bytes of 20+, found {head[:4].hex()}"
+    )
 
     kind = _archive_kind(head)
     if kind:
         raise WeightsFormatError(
-            f"{p}: this is a {kind} archive, not a weight file. Unpack it first (download() and load_model() do "
+            f"{p}: this is a {kind} archive, not a weight file. "
+            "Unpack it first (download() and load_model() do "
             "this for registry weights) and pass the unpacked <Model>_pretrained/ directory."
         )
     tried.append("archive: no tar, zip, gzip, bzip2 or xz signature")

@@ -24,7 +24,8 @@ def open_regular(path: Union[str, os.PathLike]) -> BinaryIO:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise WeightsFormatError(
-                f"{os.fspath(path)}: not a regular file (mode {stat.filemode(mode)}); a weight file must be a "
+                f"{os.fspath(path)}: not a regular file (mode {stat.filemode(mode)}); "
+                "a weight file must be a "
                 "plain file (a directory of variable files goes to read_fluid_dir / read_weights)."
             )
         if hasattr(os, "set_blocking"):

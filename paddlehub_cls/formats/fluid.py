@@ -124,7 +124,9 @@ def _read_varint(path: PathLike, buf: bytes, pos: int, base: int, what: str) -> 
         value |= (byte & 0x7F) << (7 * i)
         if not byte & 0x80:
             if value >> 64:
-                raise _fail(path, base + pos, what, "a varint of at most 64 bits", f"{value.bit_length()} bits")
+                raise _fail(
+                    path, base + pos, what, "a varint of at most 64 bits", f"{value.bit_length()} bits"
+                )
             return value, pos + i + 1
     raise _fail(path, base + pos, what, "a varint of at most 10 bytes", "a longer run of continuation bytes")
 
@@ -146,7 +148,9 @@ def _parse_desc(path: PathLike, desc: bytes, base: int) -> Tuple[int, List[int]]
             raise _fail(path, base + key_pos, "TensorDesc field key", "a field number >= 1", f"key {key}")
         if field == 1:
             if wire != 0:
-                raise _fail(path, base + key_pos, "TensorDesc data_type", "wire type 0 (varint)", f"wire type {wire}")
+                raise _fail(
+                    path, base + key_pos, "TensorDesc data_type", "wire type 0 (varint)", f"wire type {wire}"
+                )
             value, pos = _read_varint(path, desc, pos, base, "TensorDesc data_type")
             data_type = value
         elif field == 2 and wire == 0:  # proto2 default: one key per dim
@@ -156,7 +160,9 @@ def _parse_desc(path: PathLike, desc: bytes, base: int) -> Tuple[int, List[int]]
             length, pos = _read_varint(path, desc, pos, base, "TensorDesc packed dims length")
             end = pos + length
             if end > len(desc):
-                raise _fail(path, base + pos, "TensorDesc packed dims", f"{length} bytes", f"{len(desc) - pos} left")
+                raise _fail(
+                    path, base + pos, "TensorDesc packed dims", f"{length} bytes", f"{len(desc) - pos} left"
+                )
             while pos < end:
                 value, pos = _read_varint(path, desc[:end], pos, base, "TensorDesc packed dims")
                 dims.append(_as_int64(value))
@@ -167,15 +173,29 @@ def _parse_desc(path: PathLike, desc: bytes, base: int) -> Tuple[int, List[int]]
         elif wire in (1, 5):
             width = 8 if wire == 1 else 4
             if pos + width > len(desc):
-                raise _fail(path, base + pos, f"TensorDesc field {field}", f"{width} bytes", f"{len(desc) - pos} left")
+                raise _fail(
+                    path, base + pos, f"TensorDesc field {field}", f"{width} bytes", f"{len(desc) - pos} left"
+                )
             pos += width
         elif wire == 2:
             length, pos = _read_varint(path, desc, pos, base, f"TensorDesc field {field} length")
             if pos + length > len(desc):
-                raise _fail(path, base + pos, f"TensorDesc field {field}", f"{length} bytes", f"{len(desc) - pos} left")
+                raise _fail(
+                    path,
+                    base + pos,
+                    f"TensorDesc field {field}",
+                    f"{length} bytes",
+                    f"{len(desc) - pos} left",
+                )
             pos += length
         else:  # 3/4 are deprecated groups, 6/7 do not exist
-            raise _fail(path, base + key_pos, f"TensorDesc field {field}", "wire type 0, 1, 2 or 5", f"wire type {wire}")
+            raise _fail(
+                path,
+                base + key_pos,
+                f"TensorDesc field {field}",
+                "wire type 0, 1, 2 or 5",
+                f"wire type {wire}",
+            )
         if len(dims) > MAX_RANK:
             raise _fail(path, base + key_pos, "TensorDesc dims", f"at most {MAX_RANK} dims", "more")
     if data_type is None:
@@ -207,12 +227,20 @@ def read_var_file(path: PathLike) -> np.ndarray:
             raise _fail(path, 0, "LoDTensor version", "0", str(version))
         (lod_level,) = struct.unpack("<Q", cur.take(8, "lod_level (uint64)"))
         if lod_level * 8 > cur.remaining:  # each level needs at least its 8-byte size
-            raise _fail(path, 4, "lod_level", f"at most {cur.remaining // 8} levels for this file size", str(lod_level))
+            raise _fail(
+                path,
+                4,
+                "lod_level",
+                f"at most {cur.remaining // 8} levels for this file size",
+                str(lod_level),
+            )
         for level in range(lod_level):
             at = cur.pos
             (nbytes,) = struct.unpack("<Q", cur.take(8, f"LoD level {level} byte size (uint64)"))
             if nbytes % 8:
-                raise _fail(path, at, f"LoD level {level} byte size", "a multiple of 8 (uint64 offsets)", str(nbytes))
+                raise _fail(
+                    path, at, f"LoD level {level} byte size", "a multiple of 8 (uint64 offsets)", str(nbytes)
+                )
             cur.skip(nbytes, f"LoD level {level} offsets")
         at = cur.pos
         (tensor_version,) = struct.unpack("<I", cur.take(4, "tensor version (uint32)"))
@@ -227,8 +255,13 @@ def read_var_file(path: PathLike) -> np.ndarray:
         data_type, dims = _parse_desc(path, cur.take(desc_size, "TensorDesc"), desc_at)
 
         if data_type not in _DTYPES:
-            raise _fail(path, desc_at, "data_type", f"one of {', '.join(SUPPORTED_DTYPES)}",
-                        f"VarType {data_type} (not a tensor dtype this reader supports)")
+            raise _fail(
+                path,
+                desc_at,
+                "data_type",
+                f"one of {', '.join(SUPPORTED_DTYPES)}",
+                f"VarType {data_type} (not a tensor dtype this reader supports)",
+            )
         name, spec = _DTYPES[data_type]
         dtype = np.dtype(spec)
         numel = 1
@@ -237,19 +270,37 @@ def read_var_file(path: PathLike) -> np.ndarray:
                 raise _fail(path, desc_at, f"dims[{i}]", "a non-negative size", f"{dim} (dims {dims})")
             numel *= dim  # exact: Python ints, at most MAX_RANK factors of 63 bits
         if numel > _INT64_MAX:  # Paddle's numel is an int64
-            raise _fail(path, desc_at, "dims", "a product that fits in int64", f"dims {dims} (product {numel})")
+            raise _fail(
+                path, desc_at, "dims", "a product that fits in int64", f"dims {dims} (product {numel})"
+            )
         data_at = cur.pos
         nbytes = numel * dtype.itemsize
         if nbytes > cur.remaining:
-            raise _fail(path, data_at, "tensor data", f"{nbytes} bytes for {name} {dims}",
-                        f"only {cur.remaining} before end of file")
+            raise _fail(
+                path,
+                data_at,
+                "tensor data",
+                f"{nbytes} bytes for {name} {dims}",
+                f"only {cur.remaining} before end of file",
+            )
         if nbytes < cur.remaining:
-            raise _fail(path, data_at + nbytes, "end of file", f"end of data for {name} {dims}",
-                        f"{cur.remaining - nbytes} trailing bytes")
+            raise _fail(
+                path,
+                data_at + nbytes,
+                "end of file",
+                f"end of data for {name} {dims}",
+                f"{cur.remaining - nbytes} trailing bytes",
+            )
         read_dtype = np.dtype("u1") if data_type == 0 else dtype
         flat = np.fromfile(fh, dtype=read_dtype, count=numel)
         if flat.size != numel:
-            raise _fail(path, data_at, "tensor data", f"{numel} elements", f"{flat.size} (file changed while reading?)")
+            raise _fail(
+                path,
+                data_at,
+                "tensor data",
+                f"{numel} elements",
+                f"{flat.size} (file changed while reading?)",
+            )
     if data_type == 0:
         if flat.size and int(flat.max()) > 1:
             bad = int(np.flatnonzero(flat > 1)[0])
@@ -343,9 +394,12 @@ def scan_fluid_dir(dirpath: PathLike) -> Tuple[Dict[str, Path], List[str]]:
     """
     root = Path(dirpath)
     if not root.is_dir():
-        raise WeightsFormatError(f"{root}: not a directory; expected an unpacked <Model>_pretrained/ directory")
+        raise WeightsFormatError(
+            f"{root}: not a directory; expected an unpacked <Model>_pretrained/ directory"
+        )
     files: Dict[str, Path] = {}
     skipped: List[str] = []
+
     def _raise(err: OSError) -> None:
         raise WeightsFormatError(f"{root}: cannot list weights directory: {err}") from err
 

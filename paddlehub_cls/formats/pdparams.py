@@ -26,7 +26,7 @@ import logging
 import os
 import pickle
 import struct
-from typing import Any, BinaryIO, Callable, Dict, Optional, Tuple, Union, overload
+from typing import Any, BinaryIO, Callable, Dict, Tuple, Union, overload
 
 import numpy as np
 
@@ -127,7 +127,9 @@ def _check_dtype(dtype: Any, path: str) -> np.dtype:
 
 def _check_shape(shape: Any, path: str) -> Tuple[int, ...]:
     if not isinstance(shape, (tuple, list)) or len(shape) > _MAX_RANK:
-        raise WeightsFormatError(f"{path}: array shape must be a tuple of at most {_MAX_RANK} sizes, found {shape!r}")
+        raise WeightsFormatError(
+            f"{path}: array shape must be a tuple of at most {_MAX_RANK} sizes, found {shape!r}"
+        )
     for dim in shape:
         if type(dim) is not int or dim < 0:
             raise WeightsFormatError(f"{path}: array shape must hold non-negative ints, found {shape!r}")
@@ -159,7 +161,8 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the pure-Python one: its opcod
 
     def persistent_load(self, pid: Any) -> Any:
         raise UnsafeWeightsError(
-            f"{_unsafe_hint(self._path)} At byte offset {self._reader.pos} the pickle refers to a persistent id "
+            f"{_unsafe_hint(self._path)} At byte offset {self._reader.pos} "
+            "the pickle refers to a persistent id "
             f"({str(pid)[:80]!r}), which only a custom loader could resolve."
         )
 
@@ -167,7 +170,8 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the pure-Python one: its opcod
         self._budget -= nbytes
         if self._budget < 0:
             raise WeightsFormatError(
-                f"{self._path}: byte offset {self._reader.pos}: the pickle builds more array data than a file of "
+                f"{self._path}: byte offset {self._reader.pos}: "
+                "the pickle builds more array data than a file of "
                 f"{self._reader.size} bytes can hold (data reused many times): refusing it as malformed."
             )
 
@@ -192,21 +196,27 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the pure-Python one: its opcod
 
     def _frombuffer(self, buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
         if not isinstance(buf, (bytes, bytearray)) or order not in ("C", "F"):
-            raise WeightsFormatError(f"{self._path}: _frombuffer expects bytes and order 'C'/'F', found "
-                                     f"{type(buf).__name__} and {order!r}")
+            raise WeightsFormatError(
+                f"{self._path}: _frombuffer expects bytes and order 'C'/'F', found "
+                f"{type(buf).__name__} and {order!r}"
+            )
         dtype = _check_dtype(dtype, self._path)
         shape = _check_shape(shape, self._path)
         if int(np.prod(shape, dtype=object)) * dtype.itemsize != len(buf):
-            raise WeightsFormatError(f"{self._path}: array of shape {shape} and dtype {dtype} needs "
-                                     f"{int(np.prod(shape, dtype=object)) * dtype.itemsize} bytes, found {len(buf)}")
+            raise WeightsFormatError(
+                f"{self._path}: array of shape {shape} and dtype {dtype} needs "
+                f"{int(np.prod(shape, dtype=object)) * dtype.itemsize} bytes, found {len(buf)}"
+            )
         self._spend(len(buf))
         return np.frombuffer(buf, dtype=dtype).reshape(shape, order=order)
 
     def _encode(self, obj: Any, encoding: Any = "utf-8") -> bytes:
         # Protocol 2 stores bytes as _codecs.encode(<latin-1 str>, 'latin1').
         if not isinstance(obj, str) or encoding not in ("latin1", "latin-1"):
-            raise UnsafeWeightsError(f"{_unsafe_hint(self._path)} _codecs.encode was called with "
-                                     f"({type(obj).__name__}, {encoding!r}) instead of (str, 'latin1').")
+            raise UnsafeWeightsError(
+                f"{_unsafe_hint(self._path)} _codecs.encode was called with "
+                f"({type(obj).__name__}, {encoding!r}) instead of (str, 'latin1')."
+            )
         self._spend(len(obj))
         return obj.encode("latin1")
 
@@ -218,14 +228,18 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the pure-Python one: its opcod
     def _tuple(self, items: Any = ()) -> tuple:
         # paddle.save stores a Tensor as tuple(((name, ndarray),)); nothing else needs tuple().
         if not isinstance(items, (tuple, list)) or len(items) > 2:
-            raise UnsafeWeightsError(f"{_unsafe_hint(self._path)} builtins.tuple was called with "
-                                     f"{type(items).__name__} of length {len(items) if hasattr(items, '__len__') else '?'}; "
-                                     "only (name, array) pairs are expected.")
+            raise UnsafeWeightsError(
+                f"{_unsafe_hint(self._path)} builtins.tuple was called with "
+                f"{type(items).__name__} of length {len(items) if hasattr(items, '__len__') else '?'}; "
+                "only (name, array) pairs are expected."
+            )
         return tuple(items)
 
     def _ordered_dict(self, *args: Any) -> dict:
         if args:  # pickle fills an OrderedDict with SETITEMS, never through its constructor
-            raise UnsafeWeightsError(f"{_unsafe_hint(self._path)} collections.OrderedDict was called with arguments.")
+            raise UnsafeWeightsError(
+                f"{_unsafe_hint(self._path)} collections.OrderedDict was called with arguments."
+            )
         return {}
 
     # -- opcodes -----------------------------------------------------------------------------
@@ -239,23 +253,30 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the pure-Python one: its opcod
             self._build_dtype(inst, state)
         else:
             raise UnsafeWeightsError(
-                f"{_unsafe_hint(self._path)} At byte offset {self._reader.pos} the pickle sets the state of a "
+                f"{_unsafe_hint(self._path)} At byte offset {self._reader.pos} "
+                "the pickle sets the state of a "
                 f"{type(inst).__name__}; only numpy arrays and dtypes have state in a weight file."
             )
 
     def _build_array(self, inst: np.ndarray, state: Any) -> None:
         if not isinstance(state, tuple) or len(state) not in (4, 5):
-            raise WeightsFormatError(f"{self._path}: byte offset {self._reader.pos}: bad ndarray state {type(state).__name__}")
+            raise WeightsFormatError(
+                f"{self._path}: byte offset {self._reader.pos}: bad ndarray state {type(state).__name__}"
+            )
         shape, dtype, fortran, raw = state[-4:]
         dtype = _check_dtype(dtype, self._path)
         shape = _check_shape(shape, self._path)
         if not isinstance(raw, (bytes, bytearray)) or not isinstance(fortran, (bool, int)):
-            raise WeightsFormatError(f"{self._path}: byte offset {self._reader.pos}: ndarray data must be bytes, "
-                                     f"found {type(raw).__name__}")
+            raise WeightsFormatError(
+                f"{self._path}: byte offset {self._reader.pos}: ndarray data must be bytes, "
+                f"found {type(raw).__name__}"
+            )
         need = int(np.prod(shape, dtype=object)) * dtype.itemsize
         if need != len(raw):
-            raise WeightsFormatError(f"{self._path}: byte offset {self._reader.pos}: array of shape {shape} and "
-                                     f"dtype {dtype} needs {need} bytes, found {len(raw)}")
+            raise WeightsFormatError(
+                f"{self._path}: byte offset {self._reader.pos}: array of shape {shape} and "
+                f"dtype {dtype} needs {need} bytes, found {len(raw)}"
+            )
         self._spend(need)
         inst.__setstate__(state)
 
@@ -263,22 +284,33 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the pure-Python one: its opcod
         # numpy writes (3, byteorder, subarray, names, fields, elsize, alignment, flags[, metadata]);
         # simple numeric dtypes have no subarray, names or fields, and -1 sizes.
         ok = (
-            isinstance(state, tuple) and len(state) in (8, 9) and state[0] in (3, 4)
-            and state[1] in ("<", ">", "|", "=") and state[2] is None and state[3] is None
-            and state[4] is None and state[5] == -1 and state[6] == -1 and state[7] == 0
+            isinstance(state, tuple)
+            and len(state) in (8, 9)
+            and state[0] in (3, 4)
+            and state[1] in ("<", ">", "|", "=")
+            and state[2] is None
+            and state[3] is None
+            and state[4] is None
+            and state[5] == -1
+            and state[6] == -1
+            and state[7] == 0
             and (len(state) == 8 or state[8] is None)
         )
         if not ok:
-            raise UnsafeWeightsError(f"{_unsafe_hint(self._path)} At byte offset {self._reader.pos} a dtype state "
-                                     f"{state!r:.200} describes more than a simple numeric type.")
+            raise UnsafeWeightsError(
+                f"{_unsafe_hint(self._path)} At byte offset {self._reader.pos} a dtype state "
+                f"{state!r:.200} describes more than a simple numeric type."
+            )
         inst.__setstate__(state)
         _check_dtype(inst, self._path)
 
     def _load_bytearray8(self) -> None:
         (size,) = struct.unpack("<Q", self.read(8))
         if size > self._reader.size:  # the stock opcode allocates before it reads
-            raise WeightsFormatError(f"{self._path}: byte offset {self._reader.pos}: BYTEARRAY8 of {size} bytes "
-                                     f"in a file of {self._reader.size} bytes")
+            raise WeightsFormatError(
+                f"{self._path}: byte offset {self._reader.pos}: BYTEARRAY8 of {size} bytes "
+                f"in a file of {self._reader.size} bytes"
+            )
         self._spend(size)
         buf = bytearray(size)
         self.readinto(buf)
@@ -287,8 +319,10 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the pure-Python one: its opcod
     def _load_ext(self) -> None:
         # pickle resolves extension codes through a process-wide cache that find_class never
         # sees; weight files do not use them.
-        raise UnsafeWeightsError(f"{_unsafe_hint(self._path)} At byte offset {self._reader.pos} the pickle uses "
-                                 "an extension code (EXT1/EXT2/EXT4) to name a global.")
+        raise UnsafeWeightsError(
+            f"{_unsafe_hint(self._path)} At byte offset {self._reader.pos} the pickle uses "
+            "an extension code (EXT1/EXT2/EXT4) to name a global."
+        )
 
     dispatch: Dict[int, Callable[[Any], None]] = dict(pickle._Unpickler.dispatch)
     dispatch[pickle.BUILD[0]] = _load_build
@@ -301,8 +335,12 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the pure-Python one: its opcod
 def _to_array(key: str, value: Any, path: str) -> np.ndarray:
     if type(value) is np.ndarray:
         array = value
-    elif (isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str)
-          and type(value[1]) is np.ndarray):
+    elif (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and isinstance(value[0], str)
+        and type(value[1]) is np.ndarray
+    ):
         array = value[1]  # a paddle Tensor pickled as (tensor name, data)
     else:
         raise WeightsFormatError(
@@ -330,8 +368,10 @@ def _merge_big_params(state: Dict[str, Any], info: Any, path: str) -> None:
             raise WeightsFormatError(f"{path}: slices of {key!r} must be 1-D arrays of one dtype")
         joined = np.concatenate(arrays)
         if joined.size != int(np.prod(shape, dtype=object)):
-            raise WeightsFormatError(f"{path}: slices of {key!r} hold {joined.size} values, shape {shape} needs "
-                                     f"{int(np.prod(shape, dtype=object))}")
+            raise WeightsFormatError(
+                f"{path}: slices of {key!r} hold {joined.size} values, shape {shape} needs "
+                f"{int(np.prod(shape, dtype=object))}"
+            )
         state[key] = joined.reshape(shape)
 
 
@@ -343,16 +383,29 @@ def _unpickle(path: str) -> Any:
             obj = unpickler.load()
         except PaddleHubClsError:
             raise
-        except (pickle.UnpicklingError, EOFError, struct.error, ValueError, KeyError, IndexError,
-                TypeError, AttributeError, OverflowError, UnicodeError) as err:
+        except (
+            pickle.UnpicklingError,
+            EOFError,
+            struct.error,
+            ValueError,
+            KeyError,
+            IndexError,
+            TypeError,
+            AttributeError,
+            OverflowError,
+            UnicodeError,
+        ) as err:
             raise WeightsFormatError(
-                f"{path}: byte offset {reader.pos}: not a valid pickle ({type(err).__name__}: {str(err)[:200]}); "
+                f"{path}: byte offset {reader.pos}: "
+                f"not a valid pickle ({type(err).__name__}: {str(err)[:200]}); "
                 "the file is truncated or corrupted: delete it and download it again."
             ) from err
-        frame = unpickler._unframer.current_frame
-        if reader.pos != reader.size or (frame is not None and frame.read(1)):
+        frame = unpickler._unframer.current_frame  # STOP may sit inside a protocol-4 frame
+        in_frame = len(frame.read()) if frame is not None else 0
+        trailing = reader.size - reader.pos + in_frame
+        if trailing:
             raise WeightsFormatError(
-                f"{path}: byte offset {reader.pos}: {reader.size - reader.pos} bytes after the end of the pickle; "
+                f"{path}: byte offset {reader.pos - in_frame}: {trailing} bytes after the end of the pickle; "
                 "expected the file to end there (corrupted or concatenated file)."
             )
     return obj
@@ -396,7 +449,9 @@ def load_pdparams(path: PathLike, with_meta: bool = False) -> Any:
     meta: Dict[str, Any] = {}
     names = obj.pop(STRUCTURED_NAME_KEY, None)
     if names is not None:
-        if not isinstance(names, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in names.items()):
+        if not isinstance(names, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in names.items()
+        ):
             raise WeightsFormatError(f"{path_s}: {STRUCTURED_NAME_KEY!r} must map str to str")
         meta["structured_to_parameter_name"] = dict(names)
     if BIG_PARAM_KEY in obj:
@@ -404,7 +459,9 @@ def load_pdparams(path: PathLike, with_meta: bool = False) -> Any:
     tensors: Dict[str, np.ndarray] = {}
     for key, value in obj.items():
         if not isinstance(key, str):
-            raise WeightsFormatError(f"{path_s}: state_dict key {key!r} is a {type(key).__name__}, expected str")
+            raise WeightsFormatError(
+                f"{path_s}: state_dict key {key!r} is a {type(key).__name__}, expected str"
+            )
         tensors[key] = _to_array(key, value, path_s)
     logger.debug("loaded %d tensors from %s", len(tensors), path_s)
     return (tensors, meta) if with_meta else tensors

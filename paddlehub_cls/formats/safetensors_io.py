@@ -34,11 +34,24 @@ PathLike = Union[str, os.PathLike]
 MAX_HEADER_SIZE = 100_000_000
 _MAX_RANK = 32
 _DTYPES: Dict[str, str] = {
-    "BOOL": "|b1", "U8": "|u1", "I8": "|i1", "U16": "<u2", "I16": "<i2", "U32": "<u4", "I32": "<i4",
-    "U64": "<u8", "I64": "<i8", "F16": "<f2", "F32": "<f4", "F64": "<f8", "C64": "<c8",
+    "BOOL": "|b1",
+    "U8": "|u1",
+    "I8": "|i1",
+    "U16": "<u2",
+    "I16": "<i2",
+    "U32": "<u4",
+    "I32": "<i4",
+    "U64": "<u8",
+    "I64": "<i8",
+    "F16": "<f2",
+    "F32": "<f4",
+    "F64": "<f8",
+    "C64": "<c8",
     "BF16": "<u2",  # no numpy bfloat16: widened to float32 on read
 }
-_CODES: Dict[np.dtype, str] = {np.dtype(v).newbyteorder("="): k for k, v in _DTYPES.items() if k not in ("BF16",)}
+_CODES: Dict[np.dtype, str] = {
+    np.dtype(v).newbyteorder("="): k for k, v in _DTYPES.items() if k not in ("BF16",)
+}
 _HEADER_FMT = "<Q"
 
 
@@ -83,7 +96,9 @@ def read_header(path: PathLike) -> Tuple[int, Dict[str, Any], Dict[str, str], in
             raise _fail(path, 0, f"expected an 8-byte header size, found a file of {size} bytes")
         (n,) = struct.unpack(_HEADER_FMT, head)
         if n > min(MAX_HEADER_SIZE, size - 8):
-            raise _fail(path, 0, f"header size {n} exceeds the {size - 8} bytes after it (limit {MAX_HEADER_SIZE})")
+            raise _fail(
+                path, 0, f"header size {n} exceeds the {size - 8} bytes after it (limit {MAX_HEADER_SIZE})"
+            )
         raw = fh.read(n)
     if len(raw) != n:
         raise _fail(path, 8, f"expected {n} header bytes, found {len(raw)} (file changed while reading?)")
@@ -101,30 +116,59 @@ def read_header(path: PathLike) -> Tuple[int, Dict[str, Any], Dict[str, str], in
     entries: Dict[str, Any] = {}
     for name, info in header.items():
         if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
-            raise _fail(path, 8, f"tensor {name!r}: expected keys dtype, shape, data_offsets, found {info!r:.200}")
+            raise _fail(
+                path, 8, f"tensor {name!r}: expected keys dtype, shape, data_offsets, found {info!r:.200}"
+            )
         code, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
         if code not in _DTYPES:
-            raise _fail(path, 8, f"tensor {name!r}: dtype {code!r:.40} not supported (supported: {', '.join(_DTYPES)})")
-        if not isinstance(shape, list) or len(shape) > _MAX_RANK or not all(_is_int(d) and d >= 0 for d in shape):
-            raise _fail(path, 8, f"tensor {name!r}: shape must be a list of at most {_MAX_RANK} non-negative ints, "
-                                 f"found {shape!r:.200}")
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_int(o) for o in offsets)
-                and 0 <= offsets[0] <= offsets[1] <= data_len):
-            raise _fail(path, 8, f"tensor {name!r}: data_offsets {offsets!r:.100} outside the data buffer "
-                                 f"[0, {data_len}]")
+            raise _fail(
+                path,
+                8,
+                f"tensor {name!r}: dtype {code!r:.40} not supported (supported: {', '.join(_DTYPES)})",
+            )
+        if (
+            not isinstance(shape, list)
+            or len(shape) > _MAX_RANK
+            or not all(_is_int(d) and d >= 0 for d in shape)
+        ):
+            raise _fail(
+                path,
+                8,
+                f"tensor {name!r}: shape must be a list of at most {_MAX_RANK} non-negative ints, "
+                f"found {shape!r:.200}",
+            )
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(_is_int(o) for o in offsets)
+            and 0 <= offsets[0] <= offsets[1] <= data_len
+        ):
+            raise _fail(
+                path,
+                8,
+                f"tensor {name!r}: data_offsets {offsets!r:.100} outside the data buffer " f"[0, {data_len}]",
+            )
         numel = 1
         for dim in shape:
             numel *= dim
         need = numel * np.dtype(_DTYPES[code]).itemsize
         if offsets[1] - offsets[0] != need:
-            raise _fail(path, data_start + offsets[0], f"tensor {name!r}: {code} {shape} needs {need} bytes, "
-                                                       f"data_offsets span {offsets[1] - offsets[0]}")
+            raise _fail(
+                path,
+                data_start + offsets[0],
+                f"tensor {name!r}: {code} {shape} needs {need} bytes, "
+                f"data_offsets span {offsets[1] - offsets[0]}",
+            )
         entries[name] = (code, tuple(shape), data_start + offsets[0], data_start + offsets[1])
     expected = data_start
     ordered = dict(sorted(entries.items(), key=lambda kv: (kv[1][2], kv[1][3])))
     for name, (_, _, begin, end) in ordered.items():
         if begin != expected:
-            what = "overlaps the previous tensor" if begin < expected else f"leaves a hole of {begin - expected} bytes"
+            what = (
+                "overlaps the previous tensor"
+                if begin < expected
+                else f"leaves a hole of {begin - expected} bytes"
+            )
             raise _fail(path, begin, f"tensor {name!r} {what}; tensors must tile the data buffer")
         expected = end
     if expected != size:
@@ -132,10 +176,14 @@ def read_header(path: PathLike) -> Tuple[int, Dict[str, Any], Dict[str, str], in
     return data_start, ordered, metadata, size
 
 
-def _finish(name: str, code: str, flat: np.ndarray, shape: Tuple[int, ...], path: PathLike, begin: int) -> np.ndarray:
+def _finish(
+    name: str, code: str, flat: np.ndarray, shape: Tuple[int, ...], path: PathLike, begin: int
+) -> np.ndarray:
     if code == "BOOL":
         if flat.size and int(flat.max()) > 1:
-            raise _fail(path, begin + int(np.flatnonzero(flat > 1)[0]), f"tensor {name!r}: BOOL byte not 0 or 1")
+            raise _fail(
+                path, begin + int(np.flatnonzero(flat > 1)[0]), f"tensor {name!r}: BOOL byte not 0 or 1"
+            )
         flat = flat.view(np.bool_)
     elif code == "BF16":
         flat = (flat.astype(np.uint32) << 16).view(np.float32)
@@ -169,7 +217,9 @@ def load_safetensors(path: PathLike, mmap: bool = True, *, with_metadata: bool =
                 raise _fail(path, 0, "file changed size while being read")
             for name, (code, shape, begin, end) in entries.items():
                 raw_dtype = np.dtype("u1") if code == "BOOL" else np.dtype(_DTYPES[code])
-                flat = np.frombuffer(mapped, dtype=raw_dtype, count=(end - begin) // raw_dtype.itemsize, offset=begin)
+                flat = np.frombuffer(
+                    mapped, dtype=raw_dtype, count=(end - begin) // raw_dtype.itemsize, offset=begin
+                )
                 tensors[name] = _finish(name, code, flat, shape, path, begin)
         else:
             for name, (code, shape, begin, end) in entries.items():
@@ -219,7 +269,11 @@ def save_safetensors(
     for name in order:
         arr = arrays[name]
         code = _CODES[arr.dtype.newbyteorder("=")]
-        header[name] = {"dtype": code, "shape": list(arr.shape), "data_offsets": [offset, offset + arr.nbytes]}
+        header[name] = {
+            "dtype": code,
+            "shape": list(arr.shape),
+            "data_offsets": [offset, offset + arr.nbytes],
+        }
         offset += arr.nbytes
     blob = json.dumps(header, separators=(",", ":")).encode("utf-8")
     blob += b" " * (-len(blob) % 8)
