@@ -37,7 +37,7 @@ from typing import NamedTuple, Tuple, Union
 import paddle
 from paddle import nn
 
-from paddlehub_cls.models._base import ClassifierNet, check_num_classes, make_linear
+from paddlehub_cls.models._base import ClassifierNet, check_num_classes
 from paddlehub_cls.models._registry import register_model
 from paddlehub_cls.models.layers import global_pool_flatten, make_dropout
 
@@ -60,6 +60,14 @@ AUX_HIDDEN = 1024
 AUX_DROPOUT = 0.7
 
 
+def _uniform(fan_in: int) -> paddle.ParamAttr:
+    # The 2019 graph's initialiser, U(+-sqrt(3 / fan_in)) (variance 1 / fan_in): with
+    # no batch norm and no activation in the stem, He-style defaults blow up the
+    # activations of a freshly initialised network (no effect on loaded weights).
+    bound = (3.0 / fan_in) ** 0.5
+    return paddle.ParamAttr(initializer=nn.initializer.Uniform(-bound, bound))
+
+
 def _conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Conv2D:
     return nn.Conv2D(
         in_channels,
@@ -67,8 +75,16 @@ def _conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1
         kernel_size,
         stride=stride,
         padding=(kernel_size - 1) // 2,
+        weight_attr=_uniform(in_channels * kernel_size * kernel_size),
         bias_attr=False,
     )
+
+
+def _linear(in_features: int, out_features: int, init_fan_in: int) -> nn.Layer:
+    """Linear with the 2019 initialiser (``init_fan_in`` as the 2019 code gave it); identity for 0 outputs."""
+    if out_features == 0:
+        return nn.Identity()
+    return nn.Linear(in_features, out_features, weight_attr=_uniform(init_fan_in))
 
 
 class Inception(nn.Layer):
@@ -109,9 +125,10 @@ class AuxHead(nn.Layer):
         super().__init__()
         self.pool = nn.AvgPool2D(kernel_size=5, stride=3)
         self.conv = _conv(in_channels, AUX_CHANNELS, 1)
-        self.fc1 = nn.Linear(AUX_CHANNELS * AUX_POOLED * AUX_POOLED, AUX_HIDDEN)
+        # 2048: the fan-in the 2019 code used for this initialiser, not the 1152 inputs
+        self.fc1 = _linear(AUX_CHANNELS * AUX_POOLED * AUX_POOLED, AUX_HIDDEN, 2048)
         self.drop = make_dropout(AUX_DROPOUT, dropout_mode)
-        self.fc2 = make_linear(AUX_HIDDEN, num_classes)
+        self.fc2 = _linear(AUX_HIDDEN, num_classes, AUX_HIDDEN)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         x = self.conv(self.pool(x))
@@ -174,7 +191,7 @@ class GoogLeNet(ClassifierNet):
         self.aux2 = AuxHead(self.inception4d.out_channels, num_classes, dropout_mode)
         self.drop = make_dropout(dropout, dropout_mode)
         self.num_features = NUM_FEATURES
-        self.fc = make_linear(NUM_FEATURES, num_classes)
+        self.fc = _linear(NUM_FEATURES, num_classes, NUM_FEATURES)
         self.num_classes = num_classes
         self.feature_info = [
             {"module": "conv1", "num_chs": 64, "reduction": 2},
@@ -224,9 +241,9 @@ class GoogLeNet(ClassifierNet):
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the main and both auxiliary classifiers with fresh ``num_classes``-way ones."""
         check_num_classes(num_classes)
-        self.fc = make_linear(self.num_features, num_classes)
-        self.aux1.fc2 = make_linear(AUX_HIDDEN, num_classes)
-        self.aux2.fc2 = make_linear(AUX_HIDDEN, num_classes)
+        self.fc = _linear(self.num_features, num_classes, NUM_FEATURES)
+        self.aux1.fc2 = _linear(AUX_HIDDEN, num_classes, AUX_HIDDEN)
+        self.aux2.fc2 = _linear(AUX_HIDDEN, num_classes, AUX_HIDDEN)
         self.num_classes = num_classes
 
 
