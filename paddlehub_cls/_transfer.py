@@ -33,7 +33,7 @@ from paddlehub_cls._cache import (
     recorded_pin,
     warn_user,
 )
-from paddlehub_cls.errors import ChecksumError, DownloadError, OfflineError
+from paddlehub_cls.errors import CacheError, ChecksumError, DownloadError, OfflineError
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +159,14 @@ def download(want: Want, user: CacheRoot, progress: Optional[bool]) -> Hit:
                     failures.append(f"{url}: {exc}")
                 except DownloadError as exc:
                     failures.append(f"{url}: {exc}")
+                except CacheError:
+                    raise
+                except OSError as exc:  # writing the partial failed: full disk, quota, permissions
+                    partial.reset()
+                    raise CacheError(
+                        f"cannot write {want.describe()} into the cache {user.path} ({exc}); nothing was cached. "
+                        "Free disk space, or point PADDLEHUB_CLS_HOME (or cache_dir=) at a bigger writable disk"
+                    ) from exc
                 break
     finally:
         if session is not None:
@@ -236,18 +244,18 @@ def _copy_file_url(url: str, partial: _Partial) -> _Hashes:
     hashes = _Hashes()
     hashes.resumed = False  # type: ignore[attr-defined]
     try:
-        with open(src, "rb") as f, open(partial.path, "wb") as out:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                out.write(chunk)
-                hashes.update(chunk)
-            out.flush()
-            os.fsync(out.fileno())
+        f = open(src, "rb")
     except FileNotFoundError:
-        partial.reset()
         raise DownloadError(f"{src} does not exist") from None
     except OSError as exc:
-        partial.reset()
-        raise DownloadError(f"cannot copy {src}: {exc}") from exc
+        raise DownloadError(f"cannot read {src}: {exc}") from None
+    # Errors from here on are the cache's (a full disk), reported by download() as CacheError.
+    with f, open(partial.path, "wb") as out:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            out.write(chunk)
+            hashes.update(chunk)
+        out.flush()
+        os.fsync(out.fileno())
     return hashes
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import lzma
 import os
 import shutil
 import stat
@@ -21,11 +22,12 @@ import tarfile
 import time
 import uuid
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
-from paddlehub_cls.errors import UnsafeArchiveError
+from paddlehub_cls.errors import CacheError, UnsafeArchiveError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -37,6 +39,12 @@ DEFAULT_MAX_MEMBERS = 10_000
 DEFAULT_MAX_TOTAL_SIZE = 16 << 30
 
 _CHUNK = 1 << 20
+# What a damaged or odd archive can raise while it is read (zlib and lzma errors are not OSError;
+# zipfile raises RuntimeError for encryption and NotImplementedError for unknown compression).
+_READ_ERRORS = (
+    tarfile.TarError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, zlib.error, lzma.LZMAError,
+    NotImplementedError, RuntimeError, ValueError,
+)
 
 
 @dataclass(frozen=True)
@@ -53,11 +61,9 @@ def is_archive(path: PathLike) -> bool:
     path = Path(path)
     if not path.is_file():
         return False
-    if zipfile.is_zipfile(path):
-        return True
     try:
-        return tarfile.is_tarfile(path)
-    except (OSError, EOFError):
+        return zipfile.is_zipfile(path) or tarfile.is_tarfile(path)
+    except _READ_ERRORS:
         return False
 
 
@@ -153,7 +159,7 @@ class _Reader:
             else:
                 self._zip = None
                 self._tar = tarfile.open(path, "r:*")
-        except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        except _READ_ERRORS as exc:
             raise UnsafeArchiveError(
                 f"{os.fspath(path)!r} is not a readable tar, tar.gz or zip archive ({exc}); "
                 "delete it and download it again"
@@ -171,13 +177,21 @@ class _Reader:
             for info in self._tar:
                 yield info.name, info.size, _tar_type(info), info
 
-    def open(self, handle: object) -> IO[bytes]:
-        if self._zip is not None:
-            return self._zip.open(handle)  # type: ignore[arg-type]
-        f = self._tar.extractfile(handle)  # type: ignore[union-attr,arg-type]
+    def open(self, handle: object, name: str) -> IO[bytes]:
+        try:
+            f = self._zip.open(handle) if self._zip is not None else self._tar.extractfile(handle)  # type: ignore
+        except _READ_ERRORS as exc:
+            raise _damaged(self.path, name, exc) from exc
         if f is None:  # pragma: no cover - regular members always have a file object
-            raise UnsafeArchiveError(f"cannot read member {handle.name!r} of {os.fspath(self.path)!r}")
+            raise _damaged(self.path, name, "no data")
         return f
+
+
+def _damaged(archive: PathLike, name: str, exc: object) -> UnsafeArchiveError:
+    return UnsafeArchiveError(
+        f"archive {os.fspath(archive)!r} member {name!r} cannot be read ({exc}); "
+        "the archive is damaged or uses an unsupported feature: delete it and download it again"
+    )
 
 
 def check_archive(
@@ -243,7 +257,9 @@ def _check(
                     parent = parent.rsplit("/", 1)[0] if "/" in parent else None
                 files[name] = is_dir
                 out.append((Member(name, 0 if is_dir else size, is_dir), handle))
-        except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
+        except UnsafeArchiveError:
+            raise
+        except _READ_ERRORS as exc:
             raise UnsafeArchiveError(
                 f"archive {os.fspath(path)!r} is damaged ({exc}); delete it and download it again"
             ) from exc
@@ -263,7 +279,10 @@ def _copy_member(src: IO[bytes], dest: Path, limit: int, archive: Path, name: st
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
     with os.fdopen(fd, "wb") as out:
         while True:
-            chunk = src.read(_CHUNK)
+            try:
+                chunk = src.read(_CHUNK)
+            except _READ_ERRORS as exc:
+                raise _damaged(archive, name, exc) from exc
             if not chunk:
                 break
             written += len(chunk)
@@ -314,6 +333,7 @@ def extract_archive(
 
     Raises:
         UnsafeArchiveError: an unsafe or damaged member; nothing is left behind.
+        CacheError: the extraction cannot be written (full disk); nothing is left behind.
     """
     path, dest = Path(path), Path(dest)
     if is_complete(dest):
@@ -330,7 +350,7 @@ def extract_archive(
                 target.mkdir(mode=0o755, parents=True, exist_ok=True)
             else:
                 target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-                with reader.open(handle) as src:
+                with reader.open(handle, member.name) as src:
                     sha = _copy_member(src, target, member.size, path, member.name)
                 files[member.name] = {"size": member.size, "sha256": sha}
             if on_member is not None:
@@ -346,12 +366,12 @@ def extract_archive(
             f.flush()
             os.fsync(f.fileno())
         _rename_into_place(tmp, dest)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
-        if isinstance(exc, UnsafeArchiveError):
-            raise
-        raise UnsafeArchiveError(
-            f"archive {os.fspath(path)!r} could not be extracted into {os.fspath(dest)!r} ({exc}); "
-            "delete the archive and download it again, or free disk space"
+    except (UnsafeArchiveError, CacheError):
+        raise
+    except OSError as exc:  # reading errors were mapped above: this is the disk we write to
+        raise CacheError(
+            f"cannot extract {os.fspath(path)!r} into {os.fspath(dest)!r} ({exc}); nothing was left behind. "
+            "Free disk space, or point PADDLEHUB_CLS_HOME (or cache_dir=) at a bigger writable disk"
         ) from exc
     finally:
         reader.close()

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import stat
 import tarfile
 import zipfile
 from pathlib import Path
 from typing import Dict, List, Tuple
 
+import hypothesis
+import hypothesis.strategies as st
 import pytest
 
 from paddlehub_cls import archive
@@ -231,3 +234,43 @@ def test_hostile_zip_names_are_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(UnsafeArchiveError, match=repr(name).strip("'")):
         archive.extract_archive(src, tmp_path / "out" / "x")
     assert snapshot(tmp_path) == before
+
+
+_SEEDS = {}
+
+
+def _seed(kind: str, tmp: Path) -> bytes:
+    if kind not in _SEEDS:
+        src = tmp / f"seed.{kind}"
+        if kind == "zip":
+            make_zip(src, FILES)
+        else:
+            make_tar(src, FILES, "w:gz" if kind == "tar.gz" else "w")
+        _SEEDS[kind] = src.read_bytes()
+    return _SEEDS[kind]
+
+
+@pytest.mark.parametrize("kind", ["tar", "tar.gz", "zip"])
+def test_damaged_archives_extract_or_raise_our_error(tmp_path: Path, kind: str) -> None:
+    seed = _seed(kind, tmp_path)
+
+    @hypothesis.settings(max_examples=150, deadline=None, database=None)
+    @hypothesis.given(edits=st.lists(st.tuples(st.integers(0, len(seed) - 1), st.integers(0, 255)), max_size=8),
+                      cut=st.integers(1, len(seed)))
+    def check(edits: List[Tuple[int, int]], cut: int) -> None:
+        raw = bytearray(seed)
+        for pos, value in edits:
+            raw[pos] = value
+        work = tmp_path / "fuzz"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
+        src = work / f"a.{kind}"
+        src.write_bytes(bytes(raw[:cut]))
+        try:
+            out = archive.extract_archive(src, work / "out", max_total_size=1 << 20)
+        except UnsafeArchiveError:
+            assert sorted(p.name for p in work.iterdir()) == [src.name]  # nothing left behind
+        else:
+            assert archive.is_complete(out) and archive.verify_extraction(out) == []
+
+    check()

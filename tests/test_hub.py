@@ -611,3 +611,24 @@ def test_unpack_local_archive_returns_its_top_directory(cache_env: Path, tmp_pat
     out = hub.unpack_local_archive(src)
     assert out.name == "MyNet_pretrained" and (out / "w").read_bytes() == b"1"
     assert out.parent.parent == cache_env / "unpacked"
+
+
+def test_full_disk_is_a_clear_cache_error_and_leaves_no_partial(
+    cache_env: Path, http_server: FileServer, subprocess_env: Dict[str, str]
+) -> None:
+    url = http_server.set_file("/w.bin", DATA)
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))  # files may not grow past 100 kB\n"
+        "from paddlehub_cls.hub import fetch\n"
+        "from paddlehub_cls.errors import CacheError\n"
+        "try:\n"
+        "    fetch(sys.argv[1], sys.argv[2])\n"
+        "except CacheError as exc:\n"
+        "    print('CacheError:', exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, url, f"sha256:{SHA}"], env=subprocess_env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("CacheError: cannot write w.bin") and "PADDLEHUB_CLS_HOME" in out.stdout
+    assert blobs(cache_env) == [] and list((cache_env / "tmp").iterdir()) == []
