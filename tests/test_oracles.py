@@ -421,10 +421,13 @@ MBV1 = "ppcls.arch.backbone.legendary_models.mobilenet_v1"
 def paddleclas_ready():
     from oracles.paddleclas import require_paddleclas
 
+    message = None
     try:
         return require_paddleclas()
-    except OracleError as exc:  # CI sets PaddleClas up, so its absence is a failure, not a skip
-        pytest.fail(str(exc), pytrace=False)
+    except OracleError as exc:
+        message = str(exc)
+    # CI sets PaddleClas up, so its absence is a failure, not a skip
+    pytest.fail(message, pytrace=False)
 
 
 @pytest.mark.paddleclas
@@ -460,8 +463,8 @@ def test_paddleclas_googlenet_all_outputs(paddleclas_ready, tmp_path):
     from oracles.paddleclas import run_paddleclas
 
     x = oracle_input(1, 224, 224, seed=4)
-    path, logits, npz = run_paddleclas("ppcls.arch.backbone.model_zoo.googlenet", "GoogLeNet", {"class_num": 10},
-                                       tmp_path, x, all_outputs=True)
+    path, logits, npz = run_paddleclas("ppcls.arch.backbone.model_zoo.googlenet", "GoogLeNet",
+                                       {"class_num": 10}, tmp_path, x, all_outputs=True)
     outs = np.load(npz)
     assert sorted(outs.files) == ["out0", "out1", "out2"]
     assert all(outs[k].shape == (1, 10) for k in outs.files)
@@ -480,6 +483,7 @@ def test_paddleclas_bad_builder_surfaces_error(paddleclas_ready, tmp_path):
 def test_oracles_package_does_not_import_paddle():
     import subprocess
 
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import oracles, oracles.paddleclas, oracles.fluid, oracles.vision; "
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); "
+            "import oracles, oracles.paddleclas, oracles.fluid, oracles.vision; "
             "assert 'paddle' not in sys.modules, 'paddle imported'")
     subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], check=True)

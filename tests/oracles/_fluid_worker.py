@@ -121,7 +121,9 @@ def main(spec_path: str) -> int:
         new = randomize_state(current, seed=seed)
         for n in names:
             scope.find_var(n).get_tensor().set(new[n], place)
-        n_bn = _calibrate(exe, main_prog, scope, place, {"image": x}, seed) if spec.get("calibrate", True) else 0
+        n_bn = 0
+        if spec.get("calibrate", True):
+            n_bn = _calibrate(exe, main_prog, scope, place, {"image": x}, seed)
 
         var_dir = out_dir / f"{name}_pretrained"
         if var_dir.exists():
