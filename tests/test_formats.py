@@ -291,6 +291,10 @@ MALFORMED = {
         _var(5, [1], b"\0" * 4, lod=struct.pack("<Q", 2**63)),
         r"byte offset 4: bad lod_level",
     ),
+    "cut_in_lod_size": (
+        struct.pack("<IQQQ", 0, 2, 8, 0) + b"\x08\0\0",  # level 0 complete, level 1's size cut
+        r"byte offset 28: bad LoD level 1 byte size \(uint64\): expected 8 bytes, found only 3",
+    ),
     "huge_lod_bytes": (
         _var(5, [1], b"\0" * 4, lod=struct.pack("<QQ", 1, 2**62)),
         r"byte offset 20: bad LoD level 0 offsets",

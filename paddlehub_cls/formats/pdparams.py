@@ -26,7 +26,7 @@ import logging
 import os
 import pickle
 import struct
-from typing import Any, BinaryIO, Callable, Dict, Tuple, Union, overload
+from typing import Any, BinaryIO, Callable, Dict, Literal, Tuple, Union, overload
 
 import numpy as np
 
@@ -412,9 +412,11 @@ def _unpickle(path: str) -> Any:
 
 
 @overload
-def load_pdparams(path: PathLike) -> Dict[str, np.ndarray]: ...
+def load_pdparams(path: PathLike, with_meta: Literal[False] = ...) -> Dict[str, np.ndarray]: ...
 @overload
-def load_pdparams(path: PathLike, with_meta: bool) -> Any: ...
+def load_pdparams(
+    path: PathLike, with_meta: Literal[True]
+) -> Tuple[Dict[str, np.ndarray], Dict[str, Any]]: ...
 
 
 def load_pdparams(path: PathLike, with_meta: bool = False) -> Any:

@@ -21,7 +21,7 @@ import os
 import struct
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Literal, Mapping, Optional, Tuple, Union, overload
 
 import numpy as np
 
@@ -190,6 +190,16 @@ def _finish(
     elif not flat.dtype.isnative:
         flat = flat.astype(flat.dtype.newbyteorder("="))
     return flat.reshape(shape)
+
+
+@overload
+def load_safetensors(
+    path: PathLike, mmap: bool = True, *, with_metadata: Literal[False] = ...
+) -> Dict[str, np.ndarray]: ...
+@overload
+def load_safetensors(
+    path: PathLike, mmap: bool = True, *, with_metadata: Literal[True]
+) -> Tuple[Dict[str, np.ndarray], Dict[str, str]]: ...
 
 
 def load_safetensors(path: PathLike, mmap: bool = True, *, with_metadata: bool = False) -> Any:
