@@ -57,8 +57,8 @@ def export_bundle(
             found = hits_for(name, roots)
             if not found:
                 raise CacheError(
-                    f"nothing of {name!r} is cached; run `paddlehub-cls download {name}` first "
-                    "or check `paddlehub-cls cache ls`"
+                    f"nothing of {name!r} is cached; run `paddlehub-cls download {name}` first or check "
+                    "`paddlehub-cls cache ls`"
                 )
             hits += found
     else:
@@ -165,7 +165,9 @@ def import_bundle(bundle: PathLike, *, cache_dir: Optional[PathLike] = None) -> 
     """
     bundle = Path(bundle)
     if not bundle.is_file():
-        raise CacheError(f"bundle {str(bundle)!r} does not exist; give a file made by `paddlehub-cls cache export`")
+        raise CacheError(
+            f"bundle {str(bundle)!r} does not exist; give a file made by `paddlehub-cls cache export`"
+        )
     user = cache_roots(cache_dir)[-1]
     user.prepare()
     staging = user.tmp / f"import-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -209,7 +211,9 @@ def _stage(tf: tarfile.TarFile, bundle: Path, staging: Path) -> List[Dict[str, A
             continue  # stamps are rewritten from the manifest and our own hashes
         e = by_name[name]
         if member.size != e["size"]:
-            raise ChecksumError(f"bundle {bundle} member {name!r} is {member.size} bytes, manifest says {e['size']}")
+            raise ChecksumError(
+                f"bundle {bundle} member {name!r} is {member.size} bytes, manifest says {e['size']}"
+            )
         sha, md5 = _stream_hash(tf.extractfile(member), staging / e["sha256"])
         expected = {"sha256": e["sha256"], "md5": e.get("md5")}
         if e.get("checksum"):
@@ -220,8 +224,9 @@ def _stage(tf: tarfile.TarFile, bundle: Path, staging: Path) -> List[Dict[str, A
         for algo, actual in (("sha256", sha), ("md5", md5)):
             if expected[algo] is not None and actual != expected[algo]:
                 raise ChecksumError(
-                    f"bundle {bundle} member {name!r}: expected {algo}:{expected[algo]}, got {algo}:{actual}; "
-                    "the bundle is damaged or was altered. Nothing was imported: export it again."
+                    f"bundle {bundle} member {name!r}: expected {algo}:{expected[algo]}, got "
+                    f"{algo}:{actual}; the bundle is damaged or was altered. Nothing was imported: export it "
+                    "again."
                 )
         e["md5"] = md5
     missing = sorted(set(by_name) - seen)

@@ -49,7 +49,9 @@ def env_number(name: str, default: float, minimum: float = 0.0) -> float:
     except ValueError:
         value = float("nan")
     if not value >= minimum:  # also rejects NaN
-        raise DownloadError(f"{name}={raw!r} is not a number >= {minimum:g}; unset it or set e.g. {name}={default:g}")
+        raise DownloadError(
+            f"{name}={raw!r} is not a number >= {minimum:g}; unset it or set e.g. {name}={default:g}"
+        )
     return value
 
 
@@ -71,7 +73,9 @@ def local_rank() -> Optional[int]:
             try:
                 return int(raw)
             except ValueError:
-                raise DownloadError(f"{name}={raw!r} is not an integer rank; unset it or fix the launcher") from None
+                raise DownloadError(
+                    f"{name}={raw!r} is not an integer rank; unset it or fix the launcher"
+                ) from None
     return None
 
 
@@ -141,7 +145,8 @@ class CacheRoot:
         except OSError as exc:
             raise CacheError(
                 f"cache directory {str(self.path)!r} cannot be written ({exc}); pass cache_dir= or set "
-                "PADDLEHUB_CLS_HOME to a writable directory (read-only caches belong in PADDLEHUB_CLS_SHARED_CACHE)"
+                "PADDLEHUB_CLS_HOME to a writable directory (read-only caches belong in "
+                "PADDLEHUB_CLS_SHARED_CACHE)"
             ) from exc
 
 
@@ -219,8 +224,8 @@ def parse_checksum(checksum: Optional[str]) -> Tuple[Optional[str], Optional[str
     algo, hexd = algo.strip().lower(), hexd.strip().lower()
     if algo not in HEX or not HEX[algo].match(hexd):
         raise RegistryError(
-            f"checksum {checksum!r} is not 'md5:<32 hex digits>' or 'sha256:<64 hex digits>'; "
-            "fix it in the registry entry (or pass None to trust on first use)"
+            f"checksum {checksum!r} is not 'md5:<32 hex digits>' or 'sha256:<64 hex digits>'; fix it in the "
+            "registry entry (or pass None to trust on first use)"
         )
     return algo, hexd
 
@@ -329,12 +334,17 @@ def check_blob(root: CacheRoot, sha256: str, *, want: Optional[Want] = None) -> 
         return None
     stamp = read_json(root.stamp(sha256)) or {}
     # Any write to the file changes its mtime: an unchanged (size, mtime_ns) pair means unchanged bytes.
-    fresh = (stamp.get("sha256"), stamp.get("size"), stamp.get("mtime_ns")) == (sha256, st.st_size, st.st_mtime_ns)
+    fresh = (stamp.get("sha256"), stamp.get("size"), stamp.get("mtime_ns")) == (
+        sha256,
+        st.st_size,
+        st.st_mtime_ns,
+    )
     if not fresh:
         actual, md5, size = hash_file(blob)
         if actual != sha256:
             msg = (
-                f"cached file {blob} changed after it was verified: expected sha256:{sha256}, found sha256:{actual}"
+                f"cached file {blob} changed after it was verified: expected sha256:{sha256}, found "
+                f"sha256:{actual}"
             )
             if root.writable:
                 quarantine_blob(root, sha256, msg)
@@ -437,24 +447,30 @@ def blob_names(root: CacheRoot) -> List[str]:
 
 
 def registry_wants(name: str) -> List[Want]:
-    """One :class:`Want` per weight variant of registry model ``name``."""
+    """One :class:`Want` per weight variant of registry model ``name`` (only that variant for "
+    "``NAME.TAG``)."""
     from paddlehub_cls.registry import load_registry
 
-    info = load_registry().resolve(name)[0]
-    return [
-        Want.make(v.urls, v.checksum, size=v.size, model=info.name, tag=v.tag) for v in info.weights.values()
-    ]
+    info, variant = load_registry().resolve(name)
+    variants = [variant] if "." in name else list(info.weights.values())
+    return [Want.make(v.urls, v.checksum, size=v.size, model=info.name, tag=v.tag) for v in variants]
 
 
 def hits_for(name: str, roots: Sequence[CacheRoot]) -> List[Hit]:
-    """Artifacts of model ``name``: stamps naming it, plus the registry's variants found in ``roots``."""
-    model = name.split(".", 1)[0].lower()
+    """Artifacts of model ``name`` (or ``NAME.TAG``): stamps naming it, plus its registry variants found in "
+    "``roots``."""
+    model, _, tag = name.lower().partition(".")
     hits: Dict[tuple, Hit] = {}
     for root in roots:
         for sha in blob_names(root):
             stamp = read_json(root.stamp(sha)) or {}
-            if any(str(s.get("model", "")).lower() == model for s in stamp.get("sources", []) if isinstance(s, dict)):
-                hits[(str(root.path), sha)] = Hit(root, sha, stamp)
+            for s in stamp.get("sources", []):
+                if (
+                    isinstance(s, dict)
+                    and str(s.get("model", "")).lower() == model
+                    and (not tag or str(s.get("tag", "")).lower() == tag)
+                ):
+                    hits[(str(root.path), sha)] = Hit(root, sha, stamp)
     try:
         wants = registry_wants(name)
     except UnknownModelError:

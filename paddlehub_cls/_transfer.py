@@ -51,8 +51,8 @@ def candidate_urls(urls: Sequence[str]) -> List[str]:
             continue
         if not base.startswith(("http://", "https://", "file://")):
             raise DownloadError(
-                f"PADDLEHUB_CLS_MIRROR entry {base!r} is not an http://, https:// or file:// base URL; "
-                "fix or remove it"
+                f"PADDLEHUB_CLS_MIRROR entry {base!r} is not an http://, https:// or file:// base URL; fix "
+                "or remove it"
             )
         for url in urls:
             parts = urllib.parse.urlsplit(url)
@@ -164,8 +164,9 @@ def download(want: Want, user: CacheRoot, progress: Optional[bool]) -> Hit:
                 except OSError as exc:  # writing the partial failed: full disk, quota, permissions
                     partial.reset()
                     raise CacheError(
-                        f"cannot write {want.describe()} into the cache {user.path} ({exc}); nothing was cached. "
-                        "Free disk space, or point PADDLEHUB_CLS_HOME (or cache_dir=) at a bigger writable disk"
+                        f"cannot write {want.describe()} into the cache {user.path} ({exc}); nothing was "
+                        "cached. Free disk space, or point PADDLEHUB_CLS_HOME (or cache_dir=) at a bigger "
+                        "writable disk"
                     ) from exc
                 break
     finally:
@@ -179,19 +180,19 @@ def download(want: Want, user: CacheRoot, progress: Optional[bool]) -> Hit:
         raise OfflineError(offline_message(want, user) + "\n  " + "\n  ".join(failures))
     raise DownloadError(
         f"could not download {want.describe()}:\n  " + "\n  ".join(failures) + "\nCheck the network or proxy "
-        "settings, set PADDLEHUB_CLS_MIRROR to a reachable mirror, or copy the file in with "
-        "`paddlehub-cls cache import`."
+        "settings, set PADDLEHUB_CLS_MIRROR to a reachable mirror, or copy the file in with `paddlehub-cls "
+        "cache import`."
     )
 
 
 def offline_message(want: Want, user: CacheRoot) -> str:
     shared = os.environ.get("PADDLEHUB_CLS_SHARED_CACHE", "")
     return (
-        f"PADDLEHUB_CLS_OFFLINE=1 and {want.describe()} (checksum {want.checksum or 'none published'}) is in no "
-        f"cache (user cache {user.path}; shared caches {shared or 'none'}). To get it: on a machine with "
-        "internet run `paddlehub-cls download NAME` and `paddlehub-cls cache export bundle.tar NAME`, then here "
-        "`paddlehub-cls cache import bundle.tar`; or point PADDLEHUB_CLS_SHARED_CACHE at a cache that has it; "
-        "or set PADDLEHUB_CLS_MIRROR to a file:// mirror; or unset PADDLEHUB_CLS_OFFLINE."
+        f"PADDLEHUB_CLS_OFFLINE=1 and {want.describe()} (checksum {want.checksum or 'none published'}) is in "
+        f"no cache (user cache {user.path}; shared caches {shared or 'none'}). To get it: on a machine with "
+        "internet run `paddlehub-cls download NAME` and `paddlehub-cls cache export bundle.tar NAME`, then "
+        "here `paddlehub-cls cache import bundle.tar`; or point PADDLEHUB_CLS_SHARED_CACHE at a cache that "
+        "has it; or set PADDLEHUB_CLS_MIRROR to a file:// mirror; or unset PADDLEHUB_CLS_OFFLINE."
     )
 
 
@@ -201,19 +202,19 @@ def _verify_and_commit(
     expected_algo, expected = (want.algo, want.hexdigest) if want.algo else ("sha256", pin)
     if want.size is not None and hashes.size != want.size:
         raise _Mismatch(
-            f"{url} gave {hashes.size} bytes but {want.describe()} is {want.size} bytes; the partial download "
-            f"{partial.path} was deleted and nothing was cached. The server or mirror may serve an error page "
-            "or another file: retry later or use another mirror"
+            f"{url} gave {hashes.size} bytes but {want.describe()} is {want.size} bytes; the partial "
+            f"download {partial.path} was deleted and nothing was cached. The server or mirror may serve an "
+            "error page or another file: retry later or use another mirror"
         )
     actual = hashes.digest(expected_algo)
     if expected and actual != expected:
         what = "the sha256 recorded on first use" if not want.algo else "the registry checksum"
         exc = _Mismatch(
-            f"checksum mismatch for {url}: expected {expected_algo}:{expected} ({what}), got {expected_algo}:"
-            f"{actual} ({hashes.size} bytes); the partial download {partial.path} was deleted and nothing was "
-            "cached. The server or a mirror may serve a damaged or different file: retry, remove that mirror "
-            "from PADDLEHUB_CLS_MIRROR, or if the file was legitimately replaced, pin the new checksum in an "
-            "extra registry file (PADDLEHUB_CLS_REGISTRY)"
+            f"checksum mismatch for {url}: expected {expected_algo}:{expected} ({what}), got "
+            f"{expected_algo}:{actual} ({hashes.size} bytes); the partial download {partial.path} was "
+            "deleted and nothing was cached. The server or a mirror may serve a damaged or different file: "
+            "retry, remove that mirror from PADDLEHUB_CLS_MIRROR, or if the file was legitimately replaced, "
+            "pin the new checksum in an extra registry file (PADDLEHUB_CLS_REGISTRY)"
             + ("" if want.algo else " or drop the recorded one with `paddlehub-cls cache rm NAME`")
         )
         exc.resumed = hashes.resumed  # type: ignore[attr-defined]
@@ -368,8 +369,9 @@ def _http_attempt(session: Any, url: str, partial: _Partial, want: Want, progres
         encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
         if want.size is not None and total is not None and total != want.size:
             raise _Mismatch(
-                f"{url} announces {total} bytes but {want.describe()} is {want.size} bytes; nothing was cached. "
-                "The server or mirror may serve an error page or another file: retry later or use another mirror"
+                f"{url} announces {total} bytes but {want.describe()} is {want.size} bytes; nothing was "
+                "cached. The server or mirror may serve an error page or another file: retry later or use "
+                "another mirror"
             )
         partial_meta = {
             "url": url,
@@ -402,8 +404,8 @@ def _http_attempt(session: Any, url: str, partial: _Partial, want: Want, progres
                         break
                     if limit is not None and hashes.size + len(chunk) > limit:
                         raise _Mismatch(
-                            f"{url} sent more than the {limit} bytes expected for {want.describe()}; nothing was "
-                            "cached. The server or mirror may serve another file"
+                            f"{url} sent more than the {limit} bytes expected for {want.describe()}; nothing "
+                            "was cached. The server or mirror may serve another file"
                         )
                     out.write(chunk)
                     out.flush()  # so a crash leaves every received byte for the next process to resume
@@ -425,4 +427,6 @@ def _progress_bar(progress: Optional[bool], total: Optional[int], initial: int, 
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=name, file=sys.stderr)
+    return tqdm(
+        total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=name, file=sys.stderr
+    )

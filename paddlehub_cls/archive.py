@@ -42,8 +42,16 @@ _CHUNK = 1 << 20
 # What a damaged or odd archive can raise while it is read (zlib and lzma errors are not OSError;
 # zipfile raises RuntimeError for encryption and NotImplementedError for unknown compression).
 _READ_ERRORS = (
-    tarfile.TarError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, zlib.error, lzma.LZMAError,
-    NotImplementedError, RuntimeError, ValueError,
+    tarfile.TarError,
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    EOFError,
+    OSError,
+    zlib.error,
+    lzma.LZMAError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
 )
 
 
@@ -110,12 +118,14 @@ def check_member_name(name: str, archive: PathLike) -> str:
 
 def _refuse(archive: PathLike, name: str, why: str, limit: bool = False) -> UnsafeArchiveError:
     advice = (
-        "raise the limit (keyword argument of extract_archive) only if the archive is trusted and really that big"
+        "raise the limit (keyword argument of extract_archive) only if the archive is trusted and really "
+        "that big"
         if limit
         else "use an archive from the official source"
     )
     return UnsafeArchiveError(
-        f"archive {os.fspath(archive)!r} member {name!r} {why}; refusing to extract anything from it: {advice}."
+        f"archive {os.fspath(archive)!r} member {name!r} {why}; refusing to extract anything from it: "
+        f"{advice}."
     )
 
 
@@ -161,8 +171,8 @@ class _Reader:
                 self._tar = tarfile.open(path, "r:*")
         except _READ_ERRORS as exc:
             raise UnsafeArchiveError(
-                f"{os.fspath(path)!r} is not a readable tar, tar.gz or zip archive ({exc}); "
-                "delete it and download it again"
+                f"{os.fspath(path)!r} is not a readable tar, tar.gz or zip archive ({exc}); delete it and "
+                "download it again"
             ) from exc
 
     def close(self) -> None:
@@ -179,7 +189,10 @@ class _Reader:
 
     def open(self, handle: object, name: str) -> IO[bytes]:
         try:
-            f = self._zip.open(handle) if self._zip is not None else self._tar.extractfile(handle)  # type: ignore
+            if self._zip is not None:
+                f = self._zip.open(handle)  # type: ignore[arg-type]
+            else:
+                f = self._tar.extractfile(handle)  # type: ignore[union-attr,arg-type]
         except _READ_ERRORS as exc:
             raise _damaged(self.path, name, exc) from exc
         if f is None:  # pragma: no cover - regular members always have a file object
@@ -189,8 +202,8 @@ class _Reader:
 
 def _damaged(archive: PathLike, name: str, exc: object) -> UnsafeArchiveError:
     return UnsafeArchiveError(
-        f"archive {os.fspath(archive)!r} member {name!r} cannot be read ({exc}); "
-        "the archive is damaged or uses an unsupported feature: delete it and download it again"
+        f"archive {os.fspath(archive)!r} member {name!r} cannot be read ({exc}); the archive is damaged or "
+        "uses an unsupported feature: delete it and download it again"
     )
 
 
@@ -239,11 +252,16 @@ def _check(
                     handle.isdir() if isinstance(handle, tarfile.TarInfo) else handle.is_dir()  # type: ignore
                 )
                 if size < 0 or size > max_member_size:
-                    raise _refuse(path, raw_name, f"is {size} bytes, over the limit of {max_member_size}", True)
+                    raise _refuse(
+                        path, raw_name, f"is {size} bytes, over the limit of {max_member_size}", True
+                    )
                 total += size
                 if total > max_total_size:
                     raise _refuse(
-                        path, raw_name, f"brings the total to {total} bytes, over the limit of {max_total_size}", True
+                        path,
+                        raw_name,
+                        f"brings the total to {total} bytes, over the limit of {max_total_size}",
+                        True,
                     )
                 if name in files and not (is_dir and files[name]):
                     raise _refuse(path, raw_name, "appears twice; the second copy would overwrite the first")

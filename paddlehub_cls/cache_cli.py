@@ -151,18 +151,28 @@ def verify_cache(cache_dir: Optional[PathLike] = None) -> VerifyReport:
             reason = None
             if actual != sha:
                 reason = f"content changed: expected sha256:{sha}, found sha256:{actual}"
-            elif stamp is not None and (stamp.get("md5") not in (None, md5) or stamp.get("size") not in (None, size)):
+            elif stamp is not None and (
+                stamp.get("md5") not in (None, md5) or stamp.get("size") not in (None, size)
+            ):
                 reason = "stamp disagrees with the file (md5 or size)"
             if reason:
                 if root.writable:
                     dest = quarantine_blob(root, sha, reason)
                     report.problems.append(Problem(str(blob), reason, f"moved to {dest}"))
                 else:
-                    report.problems.append(Problem(str(blob), reason, "reported only (read-only shared cache)"))
+                    report.problems.append(
+                        Problem(str(blob), reason, "reported only (read-only shared cache)")
+                    )
                 continue
-            if stamp is None or stamp.get("mtime_ns") != blob.stat().st_mtime_ns or stamp.get("sha256") != sha:
+            if (
+                stamp is None
+                or stamp.get("mtime_ns") != blob.stat().st_mtime_ns
+                or stamp.get("sha256") != sha
+            ):
                 if root.writable:
-                    stamp = dict(stamp or {}, sha256=sha, md5=md5, size=size, mtime_ns=blob.stat().st_mtime_ns)
+                    stamp = dict(
+                        stamp or {}, sha256=sha, md5=md5, size=size, mtime_ns=blob.stat().st_mtime_ns
+                    )
                     stamp.setdefault("trust", "unknown")
                     stamp["verified_at"] = now()
                     atomic_write_json(root.stamp(sha), stamp)
@@ -185,7 +195,10 @@ def _verify_unpacked(root: CacheRoot, blobs: set, report: VerifyReport) -> None:
             problems = archive.verify_extraction(d)
             if not problems:
                 continue
-            reason, fix = "; ".join(problems[:5]), "removed (it is unpacked again from the archive on next use)"
+            reason, fix = (
+                "; ".join(problems[:5]),
+                "removed (it is unpacked again from the archive on next use)",
+            )
         if not root.writable:
             report.problems.append(Problem(str(d), reason, "reported only (read-only shared cache)"))
             continue
@@ -214,7 +227,9 @@ def remove_model(name: str, *, cache_dir: Optional[PathLike] = None) -> List[Pat
     mine = [h for h in hits if h.root.writable]
     if not mine:
         where = " (only in read-only shared caches, which are never changed)" if hits else ""
-        raise CacheError(f"nothing of {name!r} is in the user cache {user.path}{where}; see `paddlehub-cls cache ls`")
+        raise CacheError(
+            f"nothing of {name!r} is in the user cache {user.path}{where}; see `paddlehub-cls cache ls`"
+        )
     removed = set()
     for hit in mine:
         for p in (hit.path, user.stamp(hit.sha256)):
@@ -237,10 +252,14 @@ def remove_model(name: str, *, cache_dir: Optional[PathLike] = None) -> List[Pat
 def add_parsers(subparsers: Any) -> None:
     """Register ``download`` and ``cache`` on an ``ArgumentParser.add_subparsers()`` object."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--cache-dir", help="user cache root (default $PADDLEHUB_CLS_HOME or ~/.cache/paddlehub_cls)")
+    common.add_argument(
+        "--cache-dir", help="user cache root (default $PADDLEHUB_CLS_HOME or ~/.cache/paddlehub_cls)"
+    )
 
     p = subparsers.add_parser(
-        "download", parents=[common], help="download and verify weights into the cache",
+        "download",
+        parents=[common],
+        help="download and verify weights into the cache",
         description="Download and verify weights; prints MODEL.TAG and the path for each.",
     )
     p.add_argument("names", nargs="*", metavar="NAME", help="model names (or NAME.TAG)")
@@ -320,7 +339,10 @@ def run_ls(args: argparse.Namespace) -> int:
     for e in entries:
         where = "shared" if e.shared else "user"
         flags = e.trust + (",unpacked" if e.unpacked else "")
-        print(f"{e.label():32} {_size(e.size):>10}  {e.sha256[:12]}  {flags:18} {where:6} {e.filename}  {e.root}")
+        print(
+            f"{e.label():32} {_size(e.size):>10}  {e.sha256[:12]}  {flags:18} {where:6} {e.filename}  "
+            f"{e.root}"
+        )
     return 0
 
 
@@ -360,5 +382,8 @@ def run_export(args: argparse.Namespace) -> int:
 def run_import(args: argparse.Namespace) -> int:
     entries = import_bundle(args.bundle, cache_dir=args.cache_dir)
     for e in entries:
-        print(f"imported {e['sha256'][:12]} {e.get('filename') or ''} ({e.get('model') or '-'}.{e.get('tag') or '-'})")
+        print(
+            f"imported {e['sha256'][:12]} {e.get('filename') or ''} "
+            f"({e.get('model') or '-'}.{e.get('tag') or '-'})"
+        )
     return 0

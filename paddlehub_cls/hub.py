@@ -97,7 +97,11 @@ def fetch(
 
 
 def download_variant(
-    info: "ModelInfo", variant: "WeightVariant", *, cache_dir: Optional[PathLike] = None, progress: Optional[bool] = None
+    info: "ModelInfo",
+    variant: "WeightVariant",
+    *,
+    cache_dir: Optional[PathLike] = None,
+    progress: Optional[bool] = None,
 ) -> Path:
     """Fetch a registry weight variant and return what the format readers need.
 
@@ -125,8 +129,9 @@ def download_variant(
     if not target.is_dir():
         found = sorted(p.name for p in top.iterdir() if p.name != archive.MARKER)
         raise WeightsFormatError(
-            f"{want.describe()} unpacked to {top} holds {found}, not the directory {variant.archive_root!r} the "
-            "registry names; the file behind the URL may have changed: fix archive_root or the URL in the registry"
+            f"{want.describe()} unpacked to {top} holds {found}, not the directory {variant.archive_root!r} "
+            "the registry names; the file behind the URL may have changed: fix archive_root or the URL in "
+            "the registry"
         )
     return target
 
@@ -193,8 +198,8 @@ class _locked:
             self.lock.acquire(timeout=timeout)
         except filelock.Timeout:
             raise LockTimeoutError(
-                f"waited {timeout:g}s for lock {self.path} while another process was {self.what}; "
-                "if that process is still working, wait or raise PADDLEHUB_CLS_DOWNLOAD_TIMEOUT; if no other "
+                f"waited {timeout:g}s for lock {self.path} while another process was {self.what}; if that "
+                "process is still working, wait or raise PADDLEHUB_CLS_DOWNLOAD_TIMEOUT; if no other "
                 "process is running (a stale lock on a network filesystem), delete the lock file"
             ) from None
         return self
@@ -228,12 +233,16 @@ def obtain(want: Want, *, cache_dir: Optional[PathLike] = None, progress: Option
 
 def _strict_message(want: Want, cache_dir: Optional[PathLike]) -> str:
     pin = recorded_pin(want, cache_roots(cache_dir))
-    seen = f" Your cache recorded sha256:{pin} for it on first use; if you trust that copy, pin it." if pin else ""
+    seen = (
+        f" Your cache recorded sha256:{pin} for it on first use; if you trust that copy, pin it."
+        if pin
+        else ""
+    )
     note = f" ({want.note})" if want.note else ""
     return (
         f"{want.describe()} has no published checksum{note} and PADDLEHUB_CLS_REQUIRE_CHECKSUM=1 refuses "
-        f"unpinned files.{seen} To pin one, write an extra registry file that sets \"checksum\": "
-        "\"sha256:<hex>\" for this variant and point PADDLEHUB_CLS_REGISTRY at it; or unset "
+        f'unpinned files.{seen} To pin one, write an extra registry file that sets "checksum": '
+        '"sha256:<hex>" for this variant and point PADDLEHUB_CLS_REGISTRY at it; or unset '
         "PADDLEHUB_CLS_REQUIRE_CHECKSUM to trust the file on first use."
     )
 
@@ -255,4 +264,3 @@ def _wait_for_rank0(want: Want, roots: Sequence[CacheRoot], rank: int) -> Hit:
                 "`paddlehub-cls download NAME`, or raise PADDLEHUB_CLS_DOWNLOAD_TIMEOUT"
             )
         time.sleep(poll)
-

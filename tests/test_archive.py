@@ -118,15 +118,34 @@ def _special(name: str, kind: bytes, linkname: str = "", size: int = 0) -> tarfi
 
 
 HOSTILE_TARS = {
-    "absolute": (_special("/tmp/paddlehub_cls_evil", tarfile.REGTYPE, size=4), b"evil", "/tmp/paddlehub_cls_evil",
-                 "absolute path"),
+    "absolute": (
+        _special("/tmp/paddlehub_cls_evil", tarfile.REGTYPE, size=4),
+        b"evil",
+        "/tmp/paddlehub_cls_evil",
+        "absolute path",
+    ),
     "dotdot": (_special("model/../../evil", tarfile.REGTYPE, size=4), b"evil", "model/../../evil", "'..'"),
-    "symlink": (_special("model/link", tarfile.SYMTYPE, linkname="/etc/passwd"), b"", "model/link", "symbolic link"),
-    "hardlink": (_special("model/hard", tarfile.LNKTYPE, linkname="/etc/passwd"), b"", "model/hard", "hard link"),
+    "symlink": (
+        _special("model/link", tarfile.SYMTYPE, linkname="/etc/passwd"),
+        b"",
+        "model/link",
+        "symbolic link",
+    ),
+    "hardlink": (
+        _special("model/hard", tarfile.LNKTYPE, linkname="/etc/passwd"),
+        b"",
+        "model/hard",
+        "hard link",
+    ),
     "chardev": (_special("model/dev", tarfile.CHRTYPE), b"", "model/dev", "device"),
     "blockdev": (_special("model/blk", tarfile.BLKTYPE), b"", "model/blk", "device"),
     "fifo": (_special("model/fifo", tarfile.FIFOTYPE), b"", "model/fifo", "FIFO"),
-    "backslash": (_special("model\\..\\..\\evil", tarfile.REGTYPE, size=4), b"evil", "model\\..", "backslash"),
+    "backslash": (
+        _special("model\\..\\..\\evil", tarfile.REGTYPE, size=4),
+        b"evil",
+        "model\\..",
+        "backslash",
+    ),
 }
 
 
@@ -211,7 +230,11 @@ def test_zip_that_lies_about_its_size_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "mode, why",
-    [(stat.S_IFLNK | 0o777, "symbolic link"), (stat.S_IFCHR | 0o644, "device"), (stat.S_IFIFO | 0o644, "FIFO")],
+    [
+        (stat.S_IFLNK | 0o777, "symbolic link"),
+        (stat.S_IFCHR | 0o644, "device"),
+        (stat.S_IFIFO | 0o644, "FIFO"),
+    ],
 )
 def test_hostile_zip_member_types_are_refused(tmp_path: Path, mode: int, why: str) -> None:
     src = tmp_path / "evil.zip"
@@ -255,8 +278,10 @@ def test_damaged_archives_extract_or_raise_our_error(tmp_path: Path, kind: str) 
     seed = _seed(kind, tmp_path)
 
     @hypothesis.settings(max_examples=150, deadline=None, database=None)
-    @hypothesis.given(edits=st.lists(st.tuples(st.integers(0, len(seed) - 1), st.integers(0, 255)), max_size=8),
-                      cut=st.integers(1, len(seed)))
+    @hypothesis.given(
+        edits=st.lists(st.tuples(st.integers(0, len(seed) - 1), st.integers(0, 255)), max_size=8),
+        cut=st.integers(1, len(seed)),
+    )
     def check(edits: List[Tuple[int, int]], cut: int) -> None:
         raw = bytearray(seed)
         for pos, value in edits:

@@ -42,7 +42,9 @@ def tar_bytes(files: Dict[str, bytes]) -> bytes:
 
 
 @pytest.fixture
-def local_registry(cache_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Dict[Tuple[str, str], bytes]:
+def local_registry(
+    cache_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Dict[Tuple[str, str], bytes]:
     """Every model's paddleclas/paddle_vision variants and ResNet18/34's fluid2019 point at file:// URLs.
 
     The pdparams stand-ins are pinned by sha256; the fluid2019 archives stay unpinned (trust on
@@ -68,8 +70,12 @@ def local_registry(cache_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
             path = files / f"{name}_{tag}.bin"
             path.write_bytes(data)
             contents[(name, tag)] = data
-            weights[tag] = {"urls": [path.as_uri()], "checksum": checksum, "size": len(data),
-                            "checksum_note": None if checksum else "test archive, unpinned"}
+            weights[tag] = {
+                "urls": [path.as_uri()],
+                "checksum": checksum,
+                "size": len(data),
+                "checksum_note": None if checksum else "test archive, unpinned",
+            }
         models[name] = {"weights": weights}
     extra = tmp_path / "extra_registry.json"
     extra.write_text(json.dumps({"schema_version": 1, "models": models}))
@@ -124,7 +130,10 @@ def test_download_command_reports_failures_and_usage(
 
 
 def test_cache_ls_shows_user_and_shared_entries(
-    local_registry: Dict, cache_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    local_registry: Dict,
+    cache_env: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture,
 ) -> None:
     shared = tmp_path / "shared"
@@ -154,9 +163,9 @@ def test_cache_verify_quarantines_a_changed_file_that_stat_cannot_see(
     out = capsys.readouterr().out
     assert f"BAD  {path}: content changed" in out and "moved to" in out
     assert not path.exists()
-    assert [p.read_bytes() for p in (cache_env / "quarantine").glob(f"{path.name}.*") if p.suffix != ".json"] == [
-        b"X" * st.st_size
-    ]
+    assert [
+        p.read_bytes() for p in (cache_env / "quarantine").glob(f"{path.name}.*") if p.suffix != ".json"
+    ] == [b"X" * st.st_size]
     assert run_cli(["cache", "verify"]) == 0
     # The next use fetches a good copy again.
     assert download("ResNet34", "paddleclas").read_bytes() == local_registry[("ResNet34", "paddleclas")]
@@ -190,7 +199,9 @@ def test_cache_verify_reports_but_never_touches_a_shared_cache(
     monkeypatch.setenv("PADDLEHUB_CLS_SHARED_CACHE", str(shared))
     before = sorted((str(p), p.stat().st_mtime_ns) for p in shared.rglob("*"))
     report = cache_cli.verify_cache()
-    assert [(p.path, p.action) for p in report.problems] == [(str(path), "reported only (read-only shared cache)")]
+    assert [(p.path, p.action) for p in report.problems] == [
+        (str(path), "reported only (read-only shared cache)")
+    ]
     assert sorted((str(p), p.stat().st_mtime_ns) for p in shared.rglob("*")) == before
 
 
@@ -235,7 +246,9 @@ def test_export_import_round_trip_on_a_second_cache_root(
     # The other root now serves both offline (sockets are blocked) without the original files.
     for p in (tmp_path / "files").iterdir():
         p.unlink()
-    assert (download("ResNet18", "fluid2019", cache_dir=other) / "conv1_weights").read_bytes() == b"ResNet18" * 10
+    assert (
+        download("ResNet18", "fluid2019", cache_dir=other) / "conv1_weights"
+    ).read_bytes() == b"ResNet18" * 10
     assert download("ResNet34", "paddle_vision", cache_dir=other).read_bytes() == r34.read_bytes()
     assert run_cli(["cache", "verify", "--cache-dir", str(other)]) == 0
 
@@ -328,8 +341,13 @@ def test_cache_commands_do_not_import_paddle(
         "    a = p.parse_args(argv); assert a.handler(a) == 0, argv\n"
         "print(sorted(m for m in sys.modules if m == 'paddle' or m.startswith('paddle.')))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "b.tar")], env=subprocess_env,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "b.tar")],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
     assert archive.is_archive(tmp_path / "b.tar")

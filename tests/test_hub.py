@@ -104,7 +104,9 @@ def test_env_and_cache_dir_are_read_at_call_time(
     assert hub.shared_cache_roots() == [Path("/a"), Path("/b")]
 
 
-def test_checksum_mismatch_raises_with_details_and_caches_nothing(cache_env: Path, http_server: FileServer) -> None:
+def test_checksum_mismatch_raises_with_details_and_caches_nothing(
+    cache_env: Path, http_server: FileServer
+) -> None:
     url = http_server.set_file("/w.bin", DATA)
     wrong = "0" * 64
     with pytest.raises(ChecksumError) as err:
@@ -135,8 +137,12 @@ def test_killed_download_is_resumed_by_the_next_process(
     url = http_server.set_file("/big.bin", DATA)
     cut = 3 * 65536
     http_server.add_fault("/big.bin", Fault(stall_after=cut))
-    proc = subprocess.Popen([sys.executable, "-c", FETCH, url, f"sha256:{SHA}"], env=subprocess_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", FETCH, url, f"sha256:{SHA}"],
+        env=subprocess_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     partial = cache_env / "tmp" / f"sha256-{SHA}.partial"
     deadline = time.monotonic() + 120
     while not (partial.exists() and partial.stat().st_size == cut):
@@ -253,8 +259,13 @@ def test_eight_processes_cause_one_transfer_and_get_identical_files(
     http_server.set_default_fault("/shared.bin", Fault(chunk=32768, delay=0.01))  # slow enough to overlap
     checksum = f"sha256:{hashlib.sha256(data).hexdigest()}"
     procs = [
-        subprocess.Popen([sys.executable, "-c", FETCH, url, checksum], env=subprocess_env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", FETCH, url, checksum],
+            env=subprocess_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(8)
     ]
     outs = [p.communicate(timeout=300) for p in procs]
@@ -306,7 +317,8 @@ def test_offline_mode_still_reads_a_file_mirror(
 
 def snapshot(root: Path) -> List[Tuple[str, int, int, int]]:
     return sorted(
-        (str(p.relative_to(root)), p.lstat().st_size, p.lstat().st_mtime_ns, p.lstat().st_mode) for p in root.rglob("*")
+        (str(p.relative_to(root)), p.lstat().st_size, p.lstat().st_mtime_ns, p.lstat().st_mode)
+        for p in root.rglob("*")
     )
 
 
@@ -373,7 +385,10 @@ def test_a_mirror_with_wrong_bytes_falls_back_to_the_origin(
     http_server.set_file(f"/mirror/{http_server.host}/origin/w.bin", b"<html>error page</html>")
     monkeypatch.setenv("PADDLEHUB_CLS_MIRROR", http_server.url("/mirror"))
     assert hub.fetch(url, f"sha256:{SHA}").read_bytes() == DATA
-    assert [r.path for r in http_server.requests] == [f"/mirror/{http_server.host}/origin/w.bin", "/origin/w.bin"]
+    assert [r.path for r in http_server.requests] == [
+        f"/mirror/{http_server.host}/origin/w.bin",
+        "/origin/w.bin",
+    ]
 
 
 def test_bad_mirror_setting_is_explained(cache_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -386,7 +401,9 @@ def test_trust_on_first_use_records_verifies_and_strict_mode_refuses(
     cache_env: Path, http_server: FileServer, monkeypatch: pytest.MonkeyPatch, sleeps: List[float]
 ) -> None:
     url = http_server.set_file("/tofu.tar", DATA)
-    with pytest.warns(UserWarning, match=f"no published checksum; trusting it on first use and recording sha256:{SHA}"):
+    with pytest.warns(
+        UserWarning, match=f"no published checksum; trusting it on first use and recording sha256:{SHA}"
+    ):
         path = hub.fetch(url, None)
     stamp = json.loads(path.with_name(f"{SHA}.json").read_text())
     assert stamp["trust"] == "tofu" and stamp["sha256"] == SHA and stamp["checksum"] is None
@@ -434,9 +451,16 @@ def test_lock_held_too_long_raises_lock_timeout(
     lock_path = cache_env / "locks" / f"sha256-{SHA}.lock"
     lock_path.parent.mkdir(parents=True)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import filelock, sys, time\nl = filelock.FileLock(sys.argv[1])\nl.acquire()\n"
-         "print('held', flush=True)\ntime.sleep(600)\n", str(lock_path)],
-        env=subprocess_env, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import filelock, sys, time\nl = filelock.FileLock(sys.argv[1])\nl.acquire()\n"
+            "print('held', flush=True)\ntime.sleep(600)\n",
+            str(lock_path),
+        ],
+        env=subprocess_env,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -455,18 +479,26 @@ def test_local_rank_1_waits_for_rank_0(
     cache_env: Path, http_server: FileServer, subprocess_env: Dict[str, str]
 ) -> None:
     url = http_server.set_file("/w.bin", DATA)
-    rank1 = subprocess.Popen([sys.executable, "-c", FETCH, url, f"sha256:{SHA}"],
-                             env=dict(subprocess_env, PADDLE_RANK_IN_NODE="1", PADDLE_TRAINER_ID="1"),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    rank1 = subprocess.Popen(
+        [sys.executable, "-c", FETCH, url, f"sha256:{SHA}"],
+        env=dict(subprocess_env, PADDLE_RANK_IN_NODE="1", PADDLE_TRAINER_ID="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for line in rank1.stderr:  # it says it waits before rank 0 even starts
         if "waits for local rank 0" in line:
             break
     else:
         raise AssertionError(f"rank 1 exited without waiting: {rank1.wait()}")
     assert http_server.requests == []
-    rank0 = subprocess.run([sys.executable, "-c", FETCH, url, f"sha256:{SHA}"],
-                           env=dict(subprocess_env, PADDLE_RANK_IN_NODE="0", PADDLE_TRAINER_ID="0"),
-                           capture_output=True, text=True, timeout=300)
+    rank0 = subprocess.run(
+        [sys.executable, "-c", FETCH, url, f"sha256:{SHA}"],
+        env=dict(subprocess_env, PADDLE_RANK_IN_NODE="0", PADDLE_TRAINER_ID="0"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert rank0.returncode == 0, rank0.stderr
     out1, _ = rank1.communicate(timeout=300)
     assert rank1.returncode == 0
@@ -506,9 +538,7 @@ def test_malformed_arguments_are_refused(cache_env: Path) -> None:
         hub.fetch([], None)
 
 
-def test_unwritable_user_cache_is_explained(
-    cache_env: Path, http_server: FileServer, tmp_path: Path
-) -> None:
+def test_unwritable_user_cache_is_explained(cache_env: Path, http_server: FileServer, tmp_path: Path) -> None:
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")
     with pytest.raises(CacheError, match="PADDLEHUB_CLS_HOME"):
@@ -516,7 +546,10 @@ def test_unwritable_user_cache_is_explained(
 
 
 def test_progress_bar_follows_argument_and_env(
-    cache_env: Path, http_server: FileServer, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch,
+    cache_env: Path,
+    http_server: FileServer,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
     url = http_server.set_file("/bar.bin", DATA)
@@ -544,14 +577,17 @@ def tar_bytes(files: Dict[str, bytes], extra: Dict[str, tarfile.TarInfo] = {}) -
 
 def variant_for(url: str, data: bytes, **changes: object):
     info, variant = load_registry().resolve("ResNet50", "fluid2019")
-    fields = dict(urls=(url,), checksum=f"sha256:{hashlib.sha256(data).hexdigest()}", checksum_note=None,
-                  size=len(data))
+    fields = dict(
+        urls=(url,), checksum=f"sha256:{hashlib.sha256(data).hexdigest()}", checksum_note=None, size=len(data)
+    )
     fields.update(changes)
     return info, dataclasses.replace(variant, **fields)
 
 
 def test_download_variant_unpacks_an_archive_once(cache_env: Path, http_server: FileServer) -> None:
-    data = tar_bytes({"ResNet50_pretrained/conv1_weights": b"c" * 100, "ResNet50_pretrained/fc_0.w_0": b"f" * 8})
+    data = tar_bytes(
+        {"ResNet50_pretrained/conv1_weights": b"c" * 100, "ResNet50_pretrained/fc_0.w_0": b"f" * 8}
+    )
     info, variant = variant_for(http_server.set_file("/ResNet50_pretrained.tar", data), data)
     root = hub.download_variant(info, variant)
     sha = hashlib.sha256(data).hexdigest()
@@ -568,8 +604,13 @@ def test_download_variant_unpacks_an_archive_once(cache_env: Path, http_server: 
 
 
 def test_download_variant_returns_a_pdparams_file(cache_env: Path, http_server: FileServer) -> None:
-    info, variant = variant_for(http_server.set_file("/w.pdparams", DATA), DATA, container="pdparams",
-                                archive_root=None, checksum=f"md5:{MD5}")
+    info, variant = variant_for(
+        http_server.set_file("/w.pdparams", DATA),
+        DATA,
+        container="pdparams",
+        archive_root=None,
+        checksum=f"md5:{MD5}",
+    )
     assert hub.download_variant(info, variant) == cache_env / "blobs" / "sha256" / SHA
 
 
@@ -586,8 +627,10 @@ def test_hostile_archive_from_the_server_unpacks_nothing(cache_env: Path, http_s
 def test_archive_without_its_root_directory_is_explained(cache_env: Path, http_server: FileServer) -> None:
     data = tar_bytes({"Other_pretrained/w": b"1"})
     info, variant = variant_for(http_server.set_file("/r.tar", data), data)
-    with pytest.raises(WeightsFormatError, match="'ResNet50_pretrained'.*Other_pretrained|Other_pretrained.*"
-                                                 "'ResNet50_pretrained'"):
+    with pytest.raises(
+        WeightsFormatError,
+        match="'ResNet50_pretrained'.*Other_pretrained|Other_pretrained.*" "'ResNet50_pretrained'",
+    ):
         hub.download_variant(info, variant)
 
 
@@ -627,8 +670,13 @@ def test_full_disk_is_a_clear_cache_error_and_leaves_no_partial(
         "except CacheError as exc:\n"
         "    print('CacheError:', exc)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code, url, f"sha256:{SHA}"], env=subprocess_env,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code, url, f"sha256:{SHA}"],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("CacheError: cannot write w.bin") and "PADDLEHUB_CLS_HOME" in out.stdout
     assert blobs(cache_env) == [] and list((cache_env / "tmp").iterdir()) == []
