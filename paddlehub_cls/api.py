@@ -259,7 +259,7 @@ def load_model(
 
         path = hub.download_variant(info, variant, cache_dir=cache_dir, progress=progress)
         checksum, tag = hub.recorded_checksum(path) or variant.checksum, variant.tag
-    source = _read_source(path)
+    source = _read_source(path, checksum, cache_dir)
     # Build without random initialisation: every parameter is assigned below.
     with paddle.LazyGuard():
         model = builder(num_classes=head, in_chans=in_chans, **build_kwargs)
@@ -297,11 +297,12 @@ def load_model(
     return model
 
 
-def _read_source(path: Path) -> Any:
-    """Tensors of a verified artifact (one place, so a faster reader can slot in)."""
-    from paddlehub_cls import formats
+def _read_source(path: Path, checksum: Optional[str] = None, cache_dir: Optional[PathLike] = None) -> Any:
+    """Tensors of an artifact: one the hub verified (``checksum`` is its ``sha256:``) through its
+    memory-mapped conversion in the cache (:mod:`paddlehub_cls.fastload`), a local one as it is."""
+    from paddlehub_cls import fastload
 
-    return formats.read_weights(path)
+    return fastload.read_source(path, checksum, cache_dir=cache_dir)
 
 
 def _head_from_source(model: Any, tensors: Dict[str, "np.ndarray"], family: str) -> Optional[int]:
@@ -327,7 +328,9 @@ def _assign(model: Any, arrays: Dict[str, "np.ndarray"], skip: set) -> None:
         want = str(param.dtype).replace("paddle.", "")
         if str(arr.dtype) != want:
             arr = arr.astype(want)
-        param.set_value(np.ascontiguousarray(arr))
+        if not arr.flags["C_CONTIGUOUS"]:
+            arr = np.ascontiguousarray(arr)
+        param.set_value(arr)
 
 
 def _unpack_local(path: Path, cache_dir: Optional[PathLike]) -> Path:

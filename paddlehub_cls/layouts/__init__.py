@@ -151,10 +151,12 @@ def match_layout(
         if tuple(arr.shape) != want:
             misshaped.append(f"{src_key}: source {list(arr.shape)} vs network {list(want)} ({key})")
             continue
-        if arr.dtype.kind not in "fiu":
-            misshaped.append(f"{src_key}: dtype {arr.dtype} is not numeric ({key})")
-            continue
         want_dtype = str(param.dtype).replace("paddle.", "")
+        if arr.dtype.kind != "f" and want_dtype.startswith(("float", "bfloat")):
+            # Integer bits cannot stand for float weights: paddle.save stores bfloat16 as
+            # uint16, and casting those values would silently corrupt the network.
+            misshaped.append(f"{src_key}: dtype {arr.dtype} cannot fill the {want_dtype} parameter {key}")
+            continue
         if str(arr.dtype) != want_dtype:
             result.cast[key] = f"{arr.dtype}->{want_dtype}"
         result.arrays[key] = arr
