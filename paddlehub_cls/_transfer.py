@@ -308,7 +308,7 @@ def _http_download(
                 raise DownloadError(f"{exc} (gave up after {retries} retries)") from None
             delay = exc.retry_after if exc.retry_after is not None else backoff * 2 ** (failed - 1)
             delay = min(delay, _MAX_BACKOFF)
-            logger.warning("%s; retry %d of %d in %.1fs", exc, failed, retries, delay)
+            logger.warning("%s: %s; retry %d of %d in %.1fs", url, exc, failed, retries, delay)
             _sleep(delay)
 
 
@@ -337,16 +337,20 @@ def _http_attempt(session: Any, url: str, partial: _Partial, want: Want, progres
     try:
         resp = session.get(url, headers=headers, stream=True, timeout=timeout)
     except (requests.ConnectionError, requests.Timeout) as exc:
-        raise _Retry(f"{url}: {type(exc).__name__}: {exc}") from None
+        raise _Retry(f"{type(exc).__name__}: {exc}") from None
     except requests.RequestException as exc:
         raise DownloadError(f"{type(exc).__name__}: {exc}") from None
     with resp:
         status = resp.status_code
         if status == 429 or 500 <= status < 600:
-            raise _Retry(f"{url}: HTTP {status} {resp.reason}", _retry_after(resp.headers.get("Retry-After")))
+            raise _Retry(f"HTTP {status} {resp.reason}", _retry_after(resp.headers.get("Retry-After")))
         if status == 416:
+            done = re.match(r"bytes \*/(\d+)$", resp.headers.get("Content-Range", ""))
+            if have and done and int(done.group(1)) == have:
+                # An earlier attempt already got every byte (say, the server announced a too long body).
+                return _hash_partial(partial)
             partial.reset()
-            raise _Retry(f"{url}: HTTP 416 for Range {have}-; restarting from the beginning", 0.0)
+            raise _Retry(f"HTTP 416 for Range {have}-; restarting from the beginning", 0.0)
         if status not in (200, 206):
             raise DownloadError(f"HTTP {status} {resp.reason}")
         total: Optional[int] = None
@@ -355,7 +359,8 @@ def _http_attempt(session: Any, url: str, partial: _Partial, want: Want, progres
             if not match or int(match.group(1)) != have:
                 partial.reset()
                 raise _Retry(
-                    f"{url} answered Range {have}- with Content-Range {resp.headers.get('Content-Range')!r}; "
+                    f"the server answered Range {have}- with Content-Range "
+                    f"{resp.headers.get('Content-Range')!r}; "
                     "restarting from the beginning",
                     0.0,
                 )
@@ -399,7 +404,7 @@ def _http_attempt(session: Any, url: str, partial: _Partial, want: Want, progres
                     try:
                         chunk = resp.raw.read1(_CHUNK, decode_content=encoded)
                     except (urllib3.exceptions.HTTPError, OSError) as exc:
-                        raise _Retry(f"{url}: connection lost after {hashes.size} bytes ({exc})") from None
+                        raise _Retry(f"connection lost after {hashes.size} bytes ({exc})") from None
                     if not chunk:
                         break
                     if limit is not None and hashes.size + len(chunk) > limit:
@@ -416,8 +421,18 @@ def _http_attempt(session: Any, url: str, partial: _Partial, want: Want, progres
                 if bar is not None:
                     bar.close()
             if total is not None and hashes.size != total:
-                raise _Retry(f"{url}: connection closed after {hashes.size} of {total} bytes")
+                raise _Retry(f"connection closed after {hashes.size} of {total} bytes")
             os.fsync(out.fileno())
+    return hashes
+
+
+def _hash_partial(partial: _Partial) -> _Hashes:
+    hashes = _Hashes()
+    hashes.resumed = True  # type: ignore[attr-defined]
+    with open(partial.path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            hashes.update(chunk)
+        os.fsync(f.fileno())
     return hashes
 
 

@@ -680,3 +680,23 @@ def test_full_disk_is_a_clear_cache_error_and_leaves_no_partial(
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("CacheError: cannot write w.bin") and "PADDLEHUB_CLS_HOME" in out.stdout
     assert blobs(cache_env) == [] and list((cache_env / "tmp").iterdir()) == []
+
+
+def test_body_shorter_than_announced_is_completed_from_the_partial(
+    cache_env: Path, http_server: FileServer, sleeps: List[float]
+) -> None:
+    url = http_server.set_file("/w.bin", DATA)
+    http_server.set_default_fault("/w.bin", Fault(content_length_delta=100))  # always claims 100 more
+    assert hub.fetch(url, f"sha256:{SHA}").read_bytes() == DATA
+    first, second = http_server.requests_for("/w.bin")
+    assert second.range == f"bytes={len(DATA)}-" and second.status == 416  # nothing left to send
+
+
+def test_body_longer_than_announced_fails_the_checksum(
+    cache_env: Path, http_server: FileServer, sleeps: List[float]
+) -> None:
+    url = http_server.set_file("/w.bin", DATA)
+    http_server.set_default_fault("/w.bin", Fault(content_length_delta=-100))
+    with pytest.raises(ChecksumError, match=f"got sha256:{hashlib.sha256(DATA[:-100]).hexdigest()}"):
+        hub.fetch(url, f"sha256:{SHA}")
+    assert blobs(cache_env) == [] and list((cache_env / "tmp").iterdir()) == []
