@@ -16,7 +16,6 @@ _FLUID_BIAS_REASON = (
     "the 2019 VGG code lost its conv biases on 2019-09-05 (models@d6c6511), so archives "
     "fetched since then may hold no convX_Y_offset; a zero bias is the graph they were trained with"
 )
-_PADDLECLAS_BIAS_REASON = "PaddleClas legendary VGG convs have no bias; a zero bias is that graph exactly"
 
 
 def _convs(model) -> Iterator[Tuple[int, int]]:
@@ -59,7 +58,9 @@ def paddleclas_legendary(model) -> Dict[str, Source]:
         name = f"conv_block_{s + 1}.conv{j + 1}"
         out[f"stages.{s}.convs.{j}.weight"] = f"{name}.weight"
         if _with_bias(model):
-            out[f"stages.{s}.convs.{j}.bias"] = Optional(f"{name}.bias", 0.0, _PADDLECLAS_BIAS_REASON)
+            # PaddleClas VGG has no conv bias: a network built with one does not fit its files
+            # (and must not: it would also run its dropout in the wrong mode).
+            out[f"stages.{s}.convs.{j}.bias"] = f"{name}.bias"
     out.update(_classifier(model, ("fc1", "fc2", "fc3"), ".weight", ".bias"))
     return out
 
