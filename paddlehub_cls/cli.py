@@ -176,11 +176,13 @@ def _variant_lines(v: WeightVariant, is_default: bool) -> list[str]:
 # Parser and entry point
 
 from paddlehub_cls.cache_cli import add_parsers as add_download_and_cache_parsers  # noqa: E402
+from paddlehub_cls.exporting import add_parsers as add_export_parser  # noqa: E402
 
 SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (
     add_list_parser,
     add_info_parser,
     add_download_and_cache_parsers,
+    add_export_parser,
 )
 
 
