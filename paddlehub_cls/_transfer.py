@@ -72,6 +72,10 @@ class _Retry(Exception):
 class _Mismatch(Exception):
     """The bytes from one URL are not the wanted ones (size or checksum)."""
 
+    def __init__(self, message: str, resumed: bool = False) -> None:
+        super().__init__(message)
+        self.resumed = resumed  # the transfer continued an earlier partial file
+
 
 @dataclass
 class _Partial:
@@ -105,8 +109,11 @@ class _Partial:
 
 
 class _Hashes:
-    def __init__(self) -> None:
+    """md5 and sha256 of the bytes written so far; ``resumed`` when they continue an earlier partial."""
+
+    def __init__(self, resumed: bool = False) -> None:
         self.sha256, self.md5, self.size = hashlib.sha256(), hashlib.md5(), 0
+        self.resumed = resumed
 
     def update(self, data: bytes) -> None:
         self.sha256.update(data)
@@ -151,7 +158,7 @@ def download(want: Want, user: CacheRoot, progress: Optional[bool]) -> Hit:
                     return _verify_and_commit(want, user, partial, hashes, url, pin)
                 except _Mismatch as exc:
                     partial.reset()
-                    if not fresh and getattr(exc, "resumed", False):
+                    if not fresh and exc.resumed:
                         # The file may have changed between two resumes: one fresh try.
                         logger.warning("%s; downloading %s again from the start", exc, url)
                         continue
@@ -209,16 +216,15 @@ def _verify_and_commit(
     actual = hashes.digest(expected_algo)
     if expected and actual != expected:
         what = "the sha256 recorded on first use" if not want.algo else "the registry checksum"
-        exc = _Mismatch(
+        raise _Mismatch(
             f"checksum mismatch for {url}: expected {expected_algo}:{expected} ({what}), got "
             f"{expected_algo}:{actual} ({hashes.size} bytes); the partial download {partial.path} was "
             "deleted and nothing was cached. The server or a mirror may serve a damaged or different file: "
             "retry, remove that mirror from PADDLEHUB_CLS_MIRROR, or if the file was legitimately replaced, "
             "pin the new checksum in an extra registry file (PADDLEHUB_CLS_REGISTRY)"
-            + ("" if want.algo else " or drop the recorded one with `paddlehub-cls cache rm NAME`")
+            + ("" if want.algo else " or drop the recorded one with `paddlehub-cls cache rm NAME`"),
+            resumed=hashes.resumed,
         )
-        exc.resumed = hashes.resumed  # type: ignore[attr-defined]
-        raise exc
     sha = hashes.sha256.hexdigest()
     blob = user.blob(sha)
     blob.parent.mkdir(parents=True, exist_ok=True)
@@ -243,7 +249,6 @@ def _copy_file_url(url: str, partial: _Partial) -> _Hashes:
     src = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
     partial.reset()
     hashes = _Hashes()
-    hashes.resumed = False  # type: ignore[attr-defined]
     try:
         f = open(src, "rb")
     except FileNotFoundError:
@@ -388,8 +393,7 @@ def _http_attempt(session: Any, url: str, partial: _Partial, want: Want, progres
             partial_meta["etag"] = partial_meta["etag"] or meta.get("etag")
             partial_meta["last_modified"] = partial_meta["last_modified"] or meta.get("last_modified")
         partial.path.parent.mkdir(parents=True, exist_ok=True)
-        hashes = _Hashes()
-        hashes.resumed = have > 0  # type: ignore[attr-defined]
+        hashes = _Hashes(resumed=have > 0)
         with open(partial.path, "r+b" if have else "wb") as out:
             if have:  # hash what an earlier process wrote, then append
                 for chunk in iter(lambda: out.read(1 << 20), b""):
@@ -427,8 +431,7 @@ def _http_attempt(session: Any, url: str, partial: _Partial, want: Want, progres
 
 
 def _hash_partial(partial: _Partial) -> _Hashes:
-    hashes = _Hashes()
-    hashes.resumed = True  # type: ignore[attr-defined]
+    hashes = _Hashes(resumed=True)
     with open(partial.path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             hashes.update(chunk)

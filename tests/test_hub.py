@@ -700,3 +700,18 @@ def test_body_longer_than_announced_fails_the_checksum(
     with pytest.raises(ChecksumError, match=f"got sha256:{hashlib.sha256(DATA[:-100]).hexdigest()}"):
         hub.fetch(url, f"sha256:{SHA}")
     assert blobs(cache_env) == [] and list((cache_env / "tmp").iterdir()) == []
+
+
+def test_resume_that_stitches_two_versions_is_redone_from_scratch(
+    cache_env: Path, http_server: FileServer, sleeps: List[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = http_server.set_file("/w.bin", os.urandom(len(DATA)), etag='"v1"')
+    http_server.add_fault("/w.bin", Fault(drop_after=100_000))
+    monkeypatch.setenv("PADDLEHUB_CLS_RETRIES", "0")
+    with pytest.raises(DownloadError):
+        hub.fetch(url, f"sha256:{SHA}")
+    monkeypatch.delenv("PADDLEHUB_CLS_RETRIES")
+    http_server.set_file("/w.bin", DATA, etag='"v1"')  # new bytes behind the same ETag: a broken server
+    assert hub.fetch(url, f"sha256:{SHA}").read_bytes() == DATA
+    reqs = http_server.requests_for("/w.bin")
+    assert [(r.range is not None, r.status) for r in reqs[1:]] == [(True, 206), (False, 200)]
