@@ -178,14 +178,14 @@ class _Reader:
     def close(self) -> None:
         (self._zip or self._tar).close()
 
-    def raw_members(self) -> Iterator[Tuple[str, int, Optional[str], object]]:
-        """(name, size, reason-if-not-regular-or-dir, handle) for each member, lazily."""
+    def raw_members(self) -> Iterator[Tuple[str, int, Optional[str], bool, object]]:
+        """(name, size, reason-if-not-a-file-or-directory, is_dir, handle) per member, lazily."""
         if self._zip is not None:
-            for info in self._zip.infolist():
-                yield info.filename, info.file_size, _zip_type(info), info
+            for zinfo in self._zip.infolist():
+                yield zinfo.filename, zinfo.file_size, _zip_type(zinfo), zinfo.is_dir(), zinfo
         else:
-            for info in self._tar:
-                yield info.name, info.size, _tar_type(info), info
+            for tinfo in self._tar:
+                yield tinfo.name, tinfo.size, _tar_type(tinfo), tinfo.isdir(), tinfo
 
     def open(self, handle: object, name: str) -> IO[bytes]:
         try:
@@ -242,15 +242,12 @@ def _check(
         parents: set = set()  # every directory implied by a member path
         total = 0
         try:
-            for raw_name, size, bad_type, handle in reader.raw_members():
+            for raw_name, size, bad_type, is_dir, handle in reader.raw_members():
                 if len(out) >= max_members:
                     raise _refuse(path, raw_name, f"is beyond the limit of {max_members} members", True)
                 name = check_member_name(raw_name, path)
                 if bad_type:
                     raise _refuse(path, raw_name, bad_type)
-                is_dir = bad_type is None and (
-                    handle.isdir() if isinstance(handle, tarfile.TarInfo) else handle.is_dir()  # type: ignore
-                )
                 if size < 0 or size > max_member_size:
                     raise _refuse(
                         path, raw_name, f"is {size} bytes, over the limit of {max_member_size}", True
