@@ -166,12 +166,14 @@ def test_main_dropout_scales_pooled_features_by_0_6_at_inference():
     with paddle.no_grad():
         feats = model.forward_head(model.forward_features(paddle.to_tensor(X224)), pre_logits=True)
         expected = paddle.matmul(0.6 * feats, model.fc.weight) + model.fc.bias
-        np.testing.assert_allclose(model(paddle.to_tensor(X224)).numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(model(paddle.to_tensor(X224)).numpy(), expected.numpy(),
+                                   rtol=1e-5, atol=1e-5)
         upscale = get_builder("googlenet")(dropout_mode="upscale_in_train")
         upscale.set_state_dict(model.state_dict())
         upscale.eval()
         unscaled = paddle.matmul(feats, model.fc.weight) + model.fc.bias
-        np.testing.assert_allclose(upscale(paddle.to_tensor(X224)).numpy(), unscaled.numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(upscale(paddle.to_tensor(X224)).numpy(), unscaled.numpy(),
+                                   rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="dropout_mode"):
         get_builder("googlenet")(dropout_mode="sometimes")
 
@@ -193,7 +195,8 @@ def test_feature_info_matches_the_stage_outputs():
         h.remove()
     # The unpadded 3x3/2 pools round down (192 -> 96, 47, 23, 11, 5): the reduction is
     # the power of two nearest to input / map.
-    got = [(seen[i["module"]][1], 2 ** round(np.log2(192 / seen[i["module"]][2]))) for i in model.feature_info]
+    got = [(seen[i["module"]][1], 2 ** round(np.log2(192 / seen[i["module"]][2])))
+           for i in model.feature_info]
     assert got == [(i["num_chs"], i["reduction"]) for i in model.feature_info]
     assert [i["reduction"] for i in model.feature_info] == [2, 4, 8, 16, 32]
 
@@ -326,7 +329,8 @@ def test_layout_mismatch_lists_missing_unexpected_and_misshaped():
     with paddle.LazyGuard():
         model = get_builder("googlenet")()
     ours = model.state_dict()
-    tensors = {src: np.zeros(ours[k].shape, "float32") for k, src in get_layout(FAMILY, "fluid2019")(model).items()}
+    mapping = get_layout(FAMILY, "fluid2019")(model)
+    tensors = {src: np.zeros(ours[k].shape, "float32") for k, src in mapping.items()}
     del tensors["conv_o2_weights"]
     tensors["fc_0.w_0"] = np.zeros([1024, 1000], "float32")
     tensors["fc_o1_weights"] = np.zeros([2048, 1024], "float32")
@@ -390,7 +394,8 @@ def test_fidelity(tag, oracles, http_server, cache_env, tmp_path, monkeypatch, r
         assert not np.allclose(ours.aux_logits2, ref["out2"], rtol=1e-3, atol=1e-3)
 
 
-def test_new_head_keeps_every_other_weight_of_the_source(oracles, http_server, cache_env, tmp_path, monkeypatch):
+def test_new_head_keeps_every_other_weight_of_the_source(oracles, http_server, cache_env, tmp_path,
+                                                         monkeypatch):
     res = oracles("paddle_vision")
     full = load_as_variant("paddle_vision", res.path, http_server, tmp_path, monkeypatch)
     ten = load_model(NAME, weights="paddle_vision", num_classes=10, cache_dir=tmp_path / "cache")
@@ -405,7 +410,8 @@ def test_new_head_keeps_every_other_weight_of_the_source(oracles, http_server, c
     x = paddle.to_tensor(X224)
     with paddle.no_grad():
         np.testing.assert_allclose(ten.forward_head(ten.forward_features(x), pre_logits=True).numpy(),
-                                   full.forward_head(full.forward_features(x), pre_logits=True).numpy(), rtol=1e-6)
+                                   full.forward_head(full.forward_features(x), pre_logits=True).numpy(),
+                                   rtol=1e-6)
         assert ten(x).shape == [1, 10]
 
 
@@ -420,4 +426,5 @@ def test_one_input_channel_sums_the_first_conv_over_rgb(oracles, tmp_path):
     with paddle.no_grad():
         # A grey image repeated over RGB gives the same logits as the summed filter on one channel.
         np.testing.assert_allclose(gray(paddle.to_tensor(x)).numpy(),
-                                   rgb(paddle.to_tensor(np.repeat(x, 3, axis=1))).numpy(), rtol=1e-4, atol=1e-4)
+                                   rgb(paddle.to_tensor(np.repeat(x, 3, axis=1))).numpy(),
+                                   rtol=1e-4, atol=1e-4)

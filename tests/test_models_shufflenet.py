@@ -318,7 +318,8 @@ def test_layout_mismatch_lists_missing_unexpected_and_misshaped():
     with paddle.LazyGuard():
         model = get_builder("shufflenet_v2_x1_0")()
     ours = model.state_dict()
-    tensors = {src: np.zeros(ours[k].shape, "float32") for k, src in get_layout(FAMILY, "fluid2019")(model).items()}
+    mapping = get_layout(FAMILY, "fluid2019")(model)
+    tensors = {src: np.zeros(ours[k].shape, "float32") for k, src in mapping.items()}
     del tensors["stage_3_1_conv4_bn_variance"]
     tensors["stage_4_5_conv1_weights"] = np.zeros([232, 232, 1, 1], "float32")  # no 5th unit in stage 4
     tensors["fc6_weights"] = np.zeros([1024, 10], "float32")
@@ -343,7 +344,8 @@ def test_param_count_equals_paddle_vision_and_is_near_the_published_figure(name)
         ref = getattr(pvm, vision_fn)()
     assert numel(ours) == numel(ref) == 2_294_784
     assert trainable(ours) == trainable(ref) == 2_278_604
-    assert [list(t.shape) for t in ours.state_dict().values()] == [list(t.shape) for t in ref.state_dict().values()]
+    shapes = [list(t.shape) for t in ref.state_dict().values()]
+    assert [list(t.shape) for t in ours.state_dict().values()] == shapes
     # Published figures count trainable parameters (BN running statistics excluded).
     published = load_registry().get(name).num_params["value"]
     assert abs(trainable(ours) - published) / published < 0.02, (trainable(ours), published)
@@ -385,5 +387,6 @@ def test_new_head_keeps_every_other_weight_of_the_source(oracles, tmp_path):
     x = paddle.to_tensor(X224)
     with paddle.no_grad():
         np.testing.assert_allclose(ten.forward_head(ten.forward_features(x), pre_logits=True).numpy(),
-                                   full.forward_head(full.forward_features(x), pre_logits=True).numpy(), rtol=1e-6)
+                                   full.forward_head(full.forward_features(x), pre_logits=True).numpy(),
+                                   rtol=1e-6)
         assert ten(x).shape == [1, 10]

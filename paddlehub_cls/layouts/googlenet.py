@@ -43,7 +43,11 @@ _BRANCHES = {
     "branch3": ("5x5", "_conv5"),
     "branch4_proj": ("3x3_proj", "_convprj"),
 }
-_STEM = {"conv1": ("conv1", "_conv"), "conv2_reduce": ("conv2_1x1", "_conv_1"), "conv2": ("conv2_3x3", "_conv_2")}
+_STEM = {
+    "conv1": ("conv1", "_conv"),
+    "conv2_reduce": ("conv2_1x1", "_conv_1"),
+    "conv2": ("conv2_3x3", "_conv_2"),
+}
 
 
 def _blocks(model) -> List[str]:

@@ -94,7 +94,9 @@ def _split(key: str) -> Tuple[str, str]:
     return layer, param
 
 
-def _build(model, conv_name: Callable[[str], str], params: Dict[str, str], fc: Tuple[str, str]) -> Dict[str, str]:
+def _build(
+    model, conv_name: Callable[[str], str], params: Dict[str, str], fc: Tuple[str, str]
+) -> Dict[str, str]:
     m: Dict[str, str] = {}
     for key in model.state_dict():
         if key in ("fc.weight", "fc.bias"):

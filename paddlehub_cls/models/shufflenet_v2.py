@@ -43,7 +43,10 @@ ACTIVATIONS = ("relu", "swish")
 
 
 def channel_shuffle(x: paddle.Tensor, groups: int) -> paddle.Tensor:
-    """Interleave ``groups`` equal channel groups: channel ``g * (C / groups) + i`` goes to ``i * groups + g``."""
+    """Interleave ``groups`` equal channel groups.
+
+    Channel ``g * (C / groups) + i`` goes to ``i * groups + g``.
+    """
     _, channels, height, width = x.shape
     x = paddle.reshape(x, [-1, groups, channels // groups, height, width])
     x = paddle.transpose(x, [0, 2, 1, 3, 4])
@@ -109,7 +112,8 @@ class ShuffleNetV2(ClassifierNet):
         stages: List[nn.Layer] = []
         in_c = STEM_CHANNELS
         for i, (repeats, out_c) in enumerate(zip(STAGE_REPEATS, STAGE_CHANNELS)):
-            units = [ShuffleUnit(in_c if j == 0 else out_c, out_c, 2 if j == 0 else 1, act) for j in range(repeats)]
+            units = [ShuffleUnit(in_c, out_c, 2, act)]
+            units += [ShuffleUnit(out_c, out_c, 1, act) for _ in range(repeats - 1)]
             stages.append(nn.Sequential(*units))
             self.feature_info.append({"module": f"stages.{i}", "num_chs": out_c, "reduction": 2 ** (i + 3)})
             in_c = out_c
@@ -133,11 +137,17 @@ class ShuffleNetV2(ClassifierNet):
 
 @register_model
 def shufflenet_v2_x1_0(num_classes: int = 1000, in_chans: int = 3) -> ShuffleNetV2:
-    """ShuffleNetV2 x1.0 with ReLU (PaddleClas ``ShuffleNetV2_x1_0``, paddle.vision ``shufflenet_v2_x1_0``)."""
+    """ShuffleNetV2 x1.0 with ReLU.
+
+    PaddleClas ``ShuffleNetV2_x1_0``, paddle.vision ``shufflenet_v2_x1_0``.
+    """
     return ShuffleNetV2(num_classes=num_classes, in_chans=in_chans, act="relu")
 
 
 @register_model
 def shufflenet_v2_swish(num_classes: int = 1000, in_chans: int = 3) -> ShuffleNetV2:
-    """ShuffleNetV2 x1.0 with swish (PaddleClas ``ShuffleNetV2_swish``, paddle.vision ``shufflenet_v2_swish``)."""
+    """ShuffleNetV2 x1.0 with swish.
+
+    PaddleClas ``ShuffleNetV2_swish``, paddle.vision ``shufflenet_v2_swish``.
+    """
     return ShuffleNetV2(num_classes=num_classes, in_chans=in_chans, act="swish")
