@@ -1,0 +1,196 @@
+"""predict(): labels, batching, inputs, per-image errors, and the predict command."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import paddle
+import pytest
+from PIL import Image
+from test_transforms import chelsea, reader_2019
+
+from paddlehub_cls import load_model
+from paddlehub_cls.predict import (
+    ImageReadError,
+    PredictionError,
+    add_parsers,
+    imagenet_labels,
+    iter_predictions,
+    predict,
+    run_predict_command,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def net():
+    paddle.seed(0)
+    return load_model("ShuffleNetV2", pretrained=False)
+
+
+@pytest.fixture(scope="module")
+def weights_file(net, tmp_path_factory):
+    path = tmp_path_factory.mktemp("w") / "shufflenet_random.pdparams"
+    paddle.save(net.state_dict(), str(path))
+    return path
+
+
+def reference_probs(model, img):
+    x = paddle.to_tensor(reader_2019(img)[None].astype("float32"))
+    with paddle.no_grad():
+        logits = model(x).numpy()[0].astype("float64")
+    e = np.exp(logits - logits.max())
+    return e / e.sum()
+
+
+def test_labels_file_is_imagenet():
+    labels = imagenet_labels()
+    assert len(labels) == 1000 and labels[0] == "tench" and labels[281] == "tabby"
+
+
+def test_probabilities_match_a_reference_forward(net):
+    img = chelsea()
+    (res,) = predict(net, img, topk=5)
+    want = reference_probs(net, img)
+    order = np.argsort(-want)[:5]
+    assert [r["index"] for r in res] == [int(i) for i in order]
+    np.testing.assert_allclose([r["probability"] for r in res], want[order], rtol=1e-4, atol=1e-7)
+    assert [r["label"] for r in res] == [imagenet_labels()[i] for i in order]
+    assert all(a["probability"] >= b["probability"] for a, b in zip(res, res[1:]))
+
+
+def test_inputs_paths_folders_arrays_and_batching(net, tmp_path):
+    img = chelsea()
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    variants = [img, img.transpose(Image.FLIP_LEFT_RIGHT), img.rotate(90, expand=True), img.crop((0, 0, 300, 300))]
+    for name, v in zip(["d.png", "b.jpg", "a.png", "c.bmp"], variants):
+        v.save(folder / name)
+    (folder / "notes.txt").write_text("not an image, and not picked up from a folder")
+    by_folder = predict(net, folder, topk=3, batch_size=3)
+    assert len(by_folder) == 4  # notes.txt skipped
+    files = sorted(folder.glob("*.*"))
+    files = [f for f in files if f.suffix != ".txt"]
+    by_files = predict(net, [str(f) for f in files], topk=3, batch_size=1)
+    assert _same(by_files, by_folder)
+    # a.png is the rotated image: the sorted order puts it first.
+    (rot,) = predict(net, np.asarray(variants[2]), topk=3)
+    assert _same([rot], [by_folder[0]])
+
+
+def _same(a, b):
+    assert len(a) == len(b)
+    for ra, rb in zip(a, b):
+        assert [r["index"] for r in ra] == [r["index"] for r in rb]
+        np.testing.assert_allclose([r["probability"] for r in ra], [r["probability"] for r in rb], rtol=1e-4)
+    return True
+
+
+def test_bad_file_is_named_and_the_others_still_classified(net, tmp_path):
+    good = tmp_path / "good.png"
+    chelsea().save(good)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"this is not a JPEG")
+    trunc = tmp_path / "trunc.png"
+    trunc.write_bytes(good.read_bytes()[:2000])
+    missing = tmp_path / "missing.png"
+    with pytest.raises(PredictionError) as info:
+        predict(net, [good, bad, trunc, missing, good], topk=2, batch_size=4)
+    err = info.value
+    assert set(err.errors) == {str(bad), str(trunc), str(missing)}
+    assert "bad.jpg" in str(err) and "not an image format" in err.errors[str(bad)]
+    assert "trunc.png" in err.errors[str(trunc)] and "does not exist" in err.errors[str(missing)]
+    assert err.results[1] is None and err.results[2] is None and err.results[3] is None
+    assert _same([err.results[0]], [err.results[4]])
+    assert _same([err.results[0]], predict(net, good, topk=2))
+    assert isinstance(err, OSError)
+
+
+def test_custom_head_labels(tmp_path):
+    model = load_model("ShuffleNetV2", pretrained=False, num_classes=3)
+    res = predict(model, chelsea(), topk=10)[0]
+    assert len(res) == 3 and {r["label"] for r in res} == {"class_0", "class_1", "class_2"}
+    model.class_names = ["cat", "dog", "fox"]
+    res = predict(model, chelsea(), topk=1)[0]
+    assert res[0]["label"] == ["cat", "dog", "fox"][res[0]["index"]]
+
+
+def test_train_mode_model_is_run_in_eval_and_restored():
+    model = load_model("GoogLeNet", pretrained=False)
+    model.train()
+    (res,) = predict(model, chelsea(), topk=1)
+    assert model.training
+    model.eval()
+    (again,) = predict(model, chelsea(), topk=1)
+    assert res[0]["index"] == again[0]["index"]
+    assert res[0]["probability"] == pytest.approx(again[0]["probability"], rel=1e-5)
+
+
+def test_argument_errors(net, tmp_path):
+    with pytest.raises(ValueError, match="topk"):
+        predict(net, chelsea(), topk=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        predict(net, chelsea(), batch_size=0)
+    with pytest.raises(ValueError, match="no classifier"):
+        predict(load_model("ShuffleNetV2", pretrained=False, num_classes=0), chelsea())
+    with pytest.raises(ValueError, match="weights= applies to a model name"):
+        predict(net, chelsea(), weights="fluid2019")
+    with pytest.raises(ImageReadError, match="holds no image file"):
+        predict(net, tmp_path)
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser(prog="paddlehub-cls")
+    add_parsers(parser.add_subparsers(dest="command"))
+    return parser.parse_args(argv)
+
+
+def test_predict_command_text_json_and_exit_status(weights_file, tmp_path):
+    good = tmp_path / "cat.png"
+    chelsea().save(good)
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    out, err = io.StringIO(), io.StringIO()
+    args = _parse(["predict", "ShuffleNetV2", str(good), "--topk", "3", "--weights", str(weights_file)])
+    assert args.handler(args, out, err) == 0
+    lines = out.getvalue().splitlines()
+    assert lines[0] == str(good) and len(lines) == 4 and lines[1].lstrip().startswith("1. ")
+
+    out, err = io.StringIO(), io.StringIO()
+    args = _parse(["predict", "ShuffleNetV2", str(bad), str(good), "--json", "--weights", str(weights_file)])
+    assert run_predict_command(args, out, err) == 1
+    doc = json.loads(out.getvalue())
+    assert doc["results"][0]["image"] == str(bad) and "error" in doc["results"][0]
+    assert len(doc["results"][1]["predictions"]) == 5
+    assert "broken.png" in err.getvalue()
+
+
+def test_iter_predictions_streams_errors_in_order(net, tmp_path):
+    bad = tmp_path / "x.png"
+    bad.write_text("nope")
+    seq = list(iter_predictions(net, [chelsea(), bad, chelsea()], topk=1, batch_size=8))
+    assert [n for n, _ in seq] == ["<image 0>", str(bad), "<image 2>"]
+    assert isinstance(seq[1][1], ImageReadError) and isinstance(seq[2][1], list)
+
+
+def test_cli_entry_point_runs_predict(weights_file, tmp_path):
+    """The packaged command, as a user runs it (after cli.py registers predict)."""
+    img = ROOT / "paddlehub_cls" / "data" / "chelsea.png"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-m", "paddlehub_cls", "predict", "ShuffleNetV2", str(img), str(tmp_path / "nope.png"),
+         "--topk", "2", "--json", "--weights", str(weights_file)],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["results"][0]["image"] == str(img) and len(doc["results"][0]["predictions"]) == 2
+    assert "nope.png" in proc.stderr and "does not exist" in proc.stderr
