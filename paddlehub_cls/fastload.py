@@ -200,8 +200,13 @@ def find_converted(key: str, cache_dir: Optional[PathLike] = None) -> Optional["
         try:
             return _load_converted(file, stamp)
         except (OSError, WeightsFormatError) as exc:
-            # A stamp matching a damaged file means the disk changed it behind our back.
-            logger.warning("ignoring converted weights %s: %s", file, exc)
+            # A stamp matching a damaged file means something changed it and kept its mtime.
+            logger.warning("ignoring damaged converted weights %s (%s); they will be converted again", file, exc)
+            if root.writable:
+                try:
+                    _stamp_path(file).unlink()
+                except FileNotFoundError:
+                    pass
     return None
 
 
