@@ -640,6 +640,8 @@ def finetune(
     with warnings.catch_warnings():
         # paddle's BatchNorm warns on every training forward that it tracks statistics.
         warnings.filterwarnings("ignore", message="When training, we now always track global mean")
+        # hapi's own train_batch copies its label tensors with paddle.to_tensor, which warns.
+        warnings.filterwarnings("ignore", message="To copy construct from a tensor")
         hapi.fit(
             train_ds, val_ds, epochs=epochs - start_epoch, batch_size=batch_size, shuffle=True,
             verbose=verbose, num_workers=num_workers, callbacks=[_epoch_callback(state)], log_freq=10,
