@@ -41,11 +41,17 @@ X224 = np.random.default_rng(2019).standard_normal((1, 3, 224, 224)).astype("flo
 pytestmark = pytest.mark.filterwarnings("ignore:.*has no published checksum:UserWarning")
 
 REGISTRY = load_registry()
-VARIANTS = [(n, t) for n in REGISTRY.names() if REGISTRY.get(n).family == FAMILY for t in REGISTRY.get(n).weights]
+VARIANTS = [
+    (n, t) for n in REGISTRY.names() if REGISTRY.get(n).family == FAMILY for t in REGISTRY.get(n).weights
+]
 # PaddleClas-backed cases carry the ``paddleclas`` marker (they need the unpacked wheel).
 VARIANT_PARAMS = [
-    pytest.param(n, t, id=f"{n}.{t}",
-                 marks=[pytest.mark.paddleclas] if REGISTRY.resolve(n, t)[1].layout.startswith("paddleclas") else [])
+    pytest.param(
+        n,
+        t,
+        id=f"{n}.{t}",
+        marks=[pytest.mark.paddleclas] if REGISTRY.resolve(n, t)[1].layout.startswith("paddleclas") else [],
+    )
     for n, t in VARIANTS
 ]
 
@@ -73,7 +79,9 @@ def assert_logits_close(ours: np.ndarray, ref: np.ndarray) -> float:
     return diff
 
 
-def load_variant_file(name: str, tag: str, weights_file: Path, tmp_path: Path, monkeypatch) -> paddle.nn.Layer:
+def load_variant_file(
+    name: str, tag: str, weights_file: Path, tmp_path: Path, monkeypatch
+) -> paddle.nn.Layer:
     """``load_model`` on a file written by an oracle, as the named registry variant.
 
     Variants without a published checksum are fetched through a ``file://`` mirror
@@ -106,8 +114,9 @@ def run_oracle(name: str, layout: str, out_dir: Path):
         return run_paddleclas(PADDLECLAS_MODULE, name, {}, out_dir, X224)
     if layout == "fluid2019":
         # The tar's top folder must be the registry's archive_root, "<name>_pretrained".
-        return run_fluid_oracle("oracles.fluid_resnet", "build", {"layers": DEPTH[name]}, name=name,
-                                out_dir=out_dir, x=X224)
+        return run_fluid_oracle(
+            "oracles.fluid_resnet", "build", {"layers": DEPTH[name]}, name=name, out_dir=out_dir, x=X224
+        )
     raise AssertionError(f"no oracle for layout {layout!r} of {name}; add one to this test")
 
 
@@ -168,16 +177,18 @@ def test_num_classes_zero_and_reset_classifier():
     with paddle.no_grad():
         pooled = model(x)
         assert pooled.shape == [1, 512]
-        np.testing.assert_allclose(pooled.numpy(), model.forward_features(x).mean(axis=[2, 3]).numpy(), rtol=1e-5,
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            pooled.numpy(), model.forward_features(x).mean(axis=[2, 3]).numpy(), rtol=1e-5, atol=1e-6
+        )
         model.reset_classifier(10)
         model.eval()
         assert model.num_classes == 10
         assert model.get_classifier().weight.shape == [512, 10]
         out = model(x)
         assert out.shape == [1, 10]
-        np.testing.assert_allclose(out.numpy(), (pooled @ model.fc.weight + model.fc.bias).numpy(), rtol=1e-5,
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            out.numpy(), (pooled @ model.fc.weight + model.fc.bias).numpy(), rtol=1e-5, atol=1e-5
+        )
         model.reset_classifier(0)
         assert model(x).shape == [1, 512]
 
@@ -205,8 +216,10 @@ def test_first_block_projection_adds_only_the_first_shortcut_of_basic_networks()
             proj = get_builder(arch)(first_block_projection=True).state_dict()
         extra = sorted(set(proj) - set(plain))
         assert set(plain) <= set(proj)
-        assert extra == sorted(f"stages.0.0.shortcut.{k}" for k in
-                               ("conv.weight", "bn.weight", "bn.bias", "bn._mean", "bn._variance"))
+        assert extra == sorted(
+            f"stages.0.0.shortcut.{k}"
+            for k in ("conv.weight", "bn.weight", "bn.bias", "bn._mean", "bn._variance")
+        )
         assert proj["stages.0.0.shortcut.conv.weight"].shape == [64, 64, 1, 1]
     # Bottlenecks project there anyway (64 -> 256 channels).
     with paddle.LazyGuard():
@@ -307,8 +320,10 @@ def test_layout_names_follow_the_sources():
     assert leg["stem.bn._variance"] == "stem.0.bn._variance"
     assert leg["stages.1.0.shortcut.bn._variance"] == "blocks.3.short.bn._variance"
     assert leg["stages.3.2.conv3.conv.weight"] == "blocks.15.conv2.conv.weight"
-    assert get_layout(FAMILY, "paddleclas_legendary")(r18)["stages.0.0.shortcut.conv.weight"] == \
-        "blocks.0.short.conv.weight"
+    assert (
+        get_layout(FAMILY, "paddleclas_legendary")(r18)["stages.0.0.shortcut.conv.weight"]
+        == "blocks.0.short.conv.weight"
+    )
     vis = get_layout(FAMILY, "paddle_vision")(r50)
     assert vis["stem.bn.weight"] == "bn1.weight"
     assert vis["stages.3.0.shortcut.bn.weight"] == "layer4.0.downsample.1.weight"
@@ -321,8 +336,10 @@ def test_layout_mismatch_names_the_first_block_shortcut():
     with paddle.LazyGuard():
         proj = get_builder("resnet18")(first_block_projection=True)
         plain = get_builder("resnet18")()
-    tensors = {src: np.zeros(proj.state_dict()[k].shape, "float32")
-               for k, src in get_layout(FAMILY, "paddleclas_legendary")(proj).items()}
+    tensors = {
+        src: np.zeros(proj.state_dict()[k].shape, "float32")
+        for k, src in get_layout(FAMILY, "paddleclas_legendary")(proj).items()
+    }
     tensors["fc.weight"] = np.zeros([512, 10], "float32")
     with pytest.raises(WeightsMismatchError) as err:
         match_layout(plain, tensors, "paddleclas_legendary", FAMILY, origin="ResNet18_pretrained.pdparams")
@@ -385,6 +402,9 @@ def test_new_head_keeps_every_other_weight_of_the_source(cleanup, monkeypatch):
             np.testing.assert_array_equal(a[k].numpy(), b[k].numpy(), err_msg=k)
     x = paddle.to_tensor(X224)
     with paddle.no_grad():
-        np.testing.assert_allclose(ten.forward_head(ten.forward_features(x), pre_logits=True).numpy(),
-                                   full.forward_head(full.forward_features(x), pre_logits=True).numpy(), rtol=1e-6)
+        np.testing.assert_allclose(
+            ten.forward_head(ten.forward_features(x), pre_logits=True).numpy(),
+            full.forward_head(full.forward_features(x), pre_logits=True).numpy(),
+            rtol=1e-6,
+        )
         assert ten(x).shape == [1, 10]

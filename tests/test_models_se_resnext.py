@@ -40,10 +40,16 @@ FLUID_DROPOUT = {"dropout": 0.5, "dropout_mode": "downscale_in_infer"}
 X224 = np.random.default_rng(2019).standard_normal((1, 3, 224, 224)).astype("float32")
 
 REGISTRY = load_registry()
-VARIANTS = [(n, t) for n in REGISTRY.names() if REGISTRY.get(n).family == FAMILY for t in REGISTRY.get(n).weights]
+VARIANTS = [
+    (n, t) for n in REGISTRY.names() if REGISTRY.get(n).family == FAMILY for t in REGISTRY.get(n).weights
+]
 VARIANT_PARAMS = [
-    pytest.param(n, t, id=f"{n}.{t}",
-                 marks=[pytest.mark.paddleclas] if REGISTRY.resolve(n, t)[1].layout.startswith("paddleclas") else [])
+    pytest.param(
+        n,
+        t,
+        id=f"{n}.{t}",
+        marks=[pytest.mark.paddleclas] if REGISTRY.resolve(n, t)[1].layout.startswith("paddleclas") else [],
+    )
     for n, t in VARIANTS
 ]
 
@@ -71,7 +77,9 @@ def assert_logits_close(ours: np.ndarray, ref: np.ndarray) -> float:
     return diff
 
 
-def load_variant_file(name: str, tag: str, weights_file: Path, tmp_path: Path, monkeypatch) -> paddle.nn.Layer:
+def load_variant_file(
+    name: str, tag: str, weights_file: Path, tmp_path: Path, monkeypatch
+) -> paddle.nn.Layer:
     """``load_model(name, weights=tag)`` with the variant's URL served from a ``file://`` mirror.
 
     Neither SE-ResNeXt variant has a published checksum, so the file is trusted on
@@ -100,8 +108,14 @@ def run_oracle(name: str, tag: str, out_dir: Path):
     if variant.layout == "fluid2019":
         # The tar's top folder must be the registry's archive_root, "<name>_pretrained".
         release = variant.archive_root[: -len("_pretrained")]
-        return run_fluid_oracle("oracles.fluid_se_resnext", "build", {"layers": DEPTH[name]}, name=release,
-                                out_dir=out_dir, x=X224)
+        return run_fluid_oracle(
+            "oracles.fluid_se_resnext",
+            "build",
+            {"layers": DEPTH[name]},
+            name=release,
+            out_dir=out_dir,
+            x=X224,
+        )
     raise AssertionError(f"no oracle for layout {variant.layout!r} of {name}; add one to this test")
 
 
@@ -168,8 +182,9 @@ def test_blocks_follow_the_2019_width_group_and_stride_rules():
         assert sd[f"stages.{s}.0.se.squeeze.weight"].shape == [2 * width, 2 * width // 16]
         assert sd[f"stages.{s}.0.se.excite.weight"].shape == [2 * width // 16, 2 * width]
     # Only the first block of a stage projects its shortcut.
-    assert [k for k in sd if k.endswith("shortcut.conv.weight")] == [f"stages.{s}.0.shortcut.conv.weight"
-                                                                      for s in range(4)]
+    assert [k for k in sd if k.endswith("shortcut.conv.weight")] == [
+        f"stages.{s}.0.shortcut.conv.weight" for s in range(4)
+    ]
     assert sd["stem.conv.weight"].shape == [64, 3, 7, 7]
 
 
@@ -190,8 +205,9 @@ def test_dropout_scales_logits_at_inference_only_in_the_2019_mode():
         np.testing.assert_allclose(zoo(x).numpy(), (pooled @ w + b).numpy(), rtol=1e-5, atol=1e-5)
         np.testing.assert_array_equal(upscale(x).numpy(), zoo(x).numpy())
         # Pooled features are returned unscaled: the scale belongs to the classifier's input.
-        np.testing.assert_array_equal(fluid.forward_head(fluid.forward_features(x), pre_logits=True).numpy(),
-                                      pooled.numpy())
+        np.testing.assert_array_equal(
+            fluid.forward_head(fluid.forward_features(x), pre_logits=True).numpy(), pooled.numpy()
+        )
         fluid.reset_classifier(0)
         np.testing.assert_array_equal(fluid(x).numpy(), pooled.numpy())
 

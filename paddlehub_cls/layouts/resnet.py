@@ -21,7 +21,7 @@ FLUID_BN = ("scale", "offset", "mean", "variance")
 
 
 def fluid_convbn(ours: str, weights: str, bn: str) -> Dict[str, Source]:
-    """Our ``<ours>.conv.weight`` / ``<ours>.bn.*`` from ``<weights>_weights`` and ``<bn>_{scale,offset,mean,variance}``."""
+    """Our ``<ours>.conv.weight`` / ``.bn.*`` from ``<weights>_weights`` / ``<bn>_{scale,offset,...}``."""
     out: Dict[str, Source] = {f"{ours}.conv.weight": f"{weights}_weights"}
     for a, b in zip(OUR_BN, FLUID_BN):
         out[f"{ours}.bn.{a}"] = f"{bn}_{b}"
@@ -29,7 +29,7 @@ def fluid_convbn(ours: str, weights: str, bn: str) -> Dict[str, Source]:
 
 
 def dygraph_convbn(ours: str, conv: str, bn: str) -> Dict[str, Source]:
-    """Our conv-BN from a ``paddle.nn`` conv (``<conv>.weight``) and BN (``<bn>.{weight,bias,_mean,_variance}``)."""
+    """Our conv-BN from a ``paddle.nn`` conv ``<conv>.weight`` and BN ``<bn>.{weight,bias,...}``."""
     out: Dict[str, Source] = {f"{ours}.conv.weight": f"{conv}.weight"}
     for a in OUR_BN:
         out[f"{ours}.bn.{a}"] = f"{bn}.{a}"
@@ -80,7 +80,8 @@ _FLUID_BRANCH = {"conv1": "branch2a", "conv2": "branch2b", "conv3": "branch2c", 
 
 @register_layout(FAMILY, "fluid2019")
 def fluid2019(model) -> Dict[str, Source]:
-    """2019 fluid names: ``conv1_weights``, ``bn_conv1_*``, ``res2a_branch2a_weights``, ``bn2a_branch2a_*``, ``fc_0.w_0``.
+    """2019 fluid names: ``conv1_weights``, ``bn_conv1_*``, ``res2a_branch2a_weights``, ``bn2a_branch2a_*``,
+    ``fc_0.w_0``.
 
     The BN of a block conv is ``"bn" + name[3:]`` (``res2a_branch1`` -> ``bn2a_branch1``);
     the classifier was created without a name, hence ``fc_0.w_0`` / ``fc_0.b_0``.
@@ -102,7 +103,8 @@ _LEGENDARY_CONV = {"conv1": "conv0", "conv2": "conv1", "conv3": "conv2", "shortc
 
 @register_layout(FAMILY, "paddleclas_legendary")
 def paddleclas_legendary(model) -> Dict[str, Source]:
-    """PaddleClas 2.6.0 ``legendary_models/resnet.py``: ``stem.0.{conv,bn}``, ``blocks.<n>.{conv0,conv1,conv2,short}``, ``fc``.
+    """PaddleClas 2.6.0 ``legendary_models/resnet.py``: ``stem.0.{conv,bn}``,
+    ``blocks.<n>.{conv0,conv1,conv2,short}``, ``fc``.
 
     Blocks are one flat ``nn.Sequential`` numbered across stages.
     """
@@ -118,7 +120,7 @@ def paddleclas_legendary(model) -> Dict[str, Source]:
 
 @register_layout(FAMILY, "paddle_vision")
 def paddle_vision(model) -> Dict[str, Source]:
-    """paddle.vision ``resnet.py``: ``conv1``/``bn1``, ``layer<k>.<b>.{conv1,bn1,...,downsample.0/1}``, ``fc``."""
+    """paddle.vision ``resnet.py``: ``conv1``/``bn1``, ``layer<k>.<b>.{conv1,bn1,...,downsample.0/1}``."""
     out = dygraph_convbn("stem", "conv1", "bn1")
     for s, b, _, block in iter_blocks(model):
         prefix = f"layer{s + 1}.{b}"

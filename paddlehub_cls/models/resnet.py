@@ -137,9 +137,13 @@ class ResNet(ClassifierNet):
         super().__init__()
         _check_args(block, first_block_projection, in_chans, dropout)
         if len(depths) != len(widths):
-            raise ValueError(f"depths and widths need one entry per stage, got {list(depths)} and {list(widths)}")
+            raise ValueError(
+                f"depths and widths need one entry per stage, got {list(depths)} and {list(widths)}"
+            )
         if block == "basic" and (groups != 1 or se_reduction):
-            raise ValueError(f"basic blocks take neither groups nor SE; got groups={groups}, se_reduction={se_reduction}")
+            raise ValueError(
+                f"basic blocks take neither groups nor SE; got groups={groups}, se_reduction={se_reduction}"
+            )
         check_num_classes(num_classes)
         # Kept for the layouts, whose source names depend on the depth and block type.
         self.block_type = block
@@ -156,7 +160,9 @@ class ResNet(ClassifierNet):
             blocks = []
             for i in range(depth):
                 stride = 2 if (i == 0 and idx > 0) else 1
-                project = i == 0 and (stride != 1 or in_chs != out_chs or (idx == 0 and first_block_projection))
+                project = i == 0 and (
+                    stride != 1 or in_chs != out_chs or (idx == 0 and first_block_projection)
+                )
                 blocks.append(block_cls(in_chs, width, out_chs, stride, project, **extra))
                 in_chs = out_chs
             stages.append(nn.Sequential(*blocks))
@@ -203,13 +209,19 @@ def _resnet(depth: int, num_classes: int, in_chans: int, kwargs: Dict[str, Any])
 
 @register_model
 def resnet18(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
-    """ResNet-18 (basic blocks 2-2-2-2). ``first_block_projection=True`` for the 2019 and PaddleClas weights."""
+    """ResNet-18 (basic blocks 2-2-2-2).
+
+    ``first_block_projection=True`` builds the graph of the 2019 and PaddleClas weights.
+    """
     return _resnet(18, num_classes, in_chans, kwargs)
 
 
 @register_model
 def resnet34(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
-    """ResNet-34 (basic blocks 3-4-6-3). ``first_block_projection=True`` for the 2019 and PaddleClas weights."""
+    """ResNet-34 (basic blocks 3-4-6-3).
+
+    ``first_block_projection=True`` builds the graph of the 2019 and PaddleClas weights.
+    """
     return _resnet(34, num_classes, in_chans, kwargs)
 
 
