@@ -12,7 +12,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from paddlehub_cls.registry import ModelInfo, WeightVariant, load_registry
 
@@ -205,6 +205,8 @@ def load_model(
     in_chans: int = 3,
     cache_dir: Optional[PathLike] = None,
     progress: Optional[bool] = None,
+    features_only: bool = False,
+    out_indices: Optional[Sequence[int]] = None,
 ) -> "nn.Layer":
     """Build ``name`` and restore its ImageNet weights.
 
@@ -221,6 +223,10 @@ def load_model(
             otherwise they are repeated and scaled by 3/in_chans.
         cache_dir: user cache root for downloads.
         progress: show a download progress bar; default only on a terminal.
+        features_only: return a :class:`~paddlehub_cls.features.FeatureListNet`
+            that maps images to the list of stage feature maps (channels and
+            strides in its ``feature_info``); the classifier is dropped.
+        out_indices: with ``features_only``, the stages to return (default all).
 
     Returns:
         The network in eval mode, with ``pretrained_cfg`` and ``load_report`` set
@@ -233,6 +239,17 @@ def load_model(
         ValueError: invalid ``num_classes`` or ``in_chans``.
     """
     _check_args(num_classes, in_chans)
+    if features_only:
+        if num_classes not in (None, 0):
+            raise ValueError(f"features_only=True returns feature maps, not logits; leave num_classes unset, "
+                             f"got {num_classes!r}")
+        from paddlehub_cls.features import FeatureListNet
+
+        backbone = load_model(name, pretrained, 0, weights=weights, in_chans=in_chans, cache_dir=cache_dir,
+                              progress=progress)
+        return FeatureListNet(backbone, out_indices)
+    if out_indices is not None:
+        raise ValueError("out_indices selects feature maps: pass it with features_only=True")
     if weights is not None:
         pretrained = True
     info, variant, local = _resolve_weights(name, weights, pretrained)
