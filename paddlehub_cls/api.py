@@ -127,7 +127,12 @@ class LoadReport:
 def _resolve_weights(
     name: str, weights: Optional[PathLike], pretrained: bool
 ) -> Tuple[ModelInfo, Optional[WeightVariant], Optional[Path]]:
-    """Split ``weights`` into a registry variant or a local path."""
+    """Split ``weights`` into a registry variant or a local path.
+
+    Returns:
+        (model, variant, path): ``variant`` is the one to download, or for a local
+        path the variant named in ``"Name.tag"`` (a hint), else None.
+    """
     reg = load_registry()
     if weights is None and not pretrained:
         return _info(reg, name), None, None
@@ -142,7 +147,10 @@ def _resolve_weights(
                     f"weights path {str(local)!r} for {name} does not exist; pass an existing file or "
                     f"directory, or a variant tag such as {sorted(_info(reg, name).weights)}"
                 )
-            return _info(reg, name), None, local
+            # "Name.tag" with a path says which variant's graph and names the file has.
+            hinted = name.lower() not in reg and "." in name
+            info, hint = reg.resolve(name) if hinted else (_info(reg, name), None)
+            return info, hint, local
     info, variant = reg.resolve(name, weights)
     return info, variant, None
 
@@ -277,24 +285,18 @@ def load_model(
         path = hub.download_variant(info, variant, cache_dir=cache_dir, progress=progress)
         checksum, tag = hub.recorded_checksum(path) or variant.checksum, variant.tag
     source = _read_source(path, checksum, cache_dir)
-    # Build without random initialisation: every parameter is assigned below.
-    with paddle.LazyGuard():
-        model = builder(num_classes=head, in_chans=in_chans, **build_kwargs)
-    if local is not None:
-        # A fine-tuned checkpoint carries its own head size.
-        found = _head_from_source(model, source.tensors, info.family)
-        if found is not None and found != head:
-            head = found
-            with paddle.LazyGuard():
-                model = builder(num_classes=head, in_chans=in_chans, **build_kwargs)
-    adapt = {}
-    if in_chans != 3:
-        adapt[f"{model.first_conv}.weight"] = _first_conv_adapter(in_chans)
-    origin = str(path)
-    if variant is not None:
-        match = layouts.match_layout(model, source.tensors, variant.layout, info.family, origin=origin, adapt=adapt)
+    if local is None:
+        # Build without random initialisation: every parameter is assigned below.
+        with paddle.LazyGuard():
+            model = builder(num_classes=head, in_chans=in_chans, **build_kwargs)
+        match = layouts.match_layout(
+            model, source.tensors, variant.layout, info.family, origin=str(path), adapt=_adapters(model, in_chans)
+        )
     else:
-        match = layouts.detect_layout(model, source.tensors, info.family, origin=origin, adapt=adapt)
+        model, match, matched = _match_local(info, builder, source.tensors, variant, in_chans, str(path))
+        head = model.num_classes
+        if matched is not None:
+            variant, tag = matched, f"local:{matched.tag}"
     reset_head = num_classes is not None and num_classes != head
     skip = set(model.classifier_keys()) if reset_head else set()
     report = LoadReport(
@@ -303,7 +305,9 @@ def load_model(
     _assign(model, match.arrays, skip)
     report.loaded = [k for k in match.arrays if k not in skip]
     report.filled, report.cast = dict(match.filled), dict(match.cast)
-    report.adapted = {k: f"first conv adapted from 3 to {in_chans} input channels" for k in adapt}
+    report.adapted = {
+        k: f"first conv adapted from 3 to {in_chans} input channels" for k in _adapters(model, in_chans)
+    }
     if reset_head:
         model.reset_classifier(num_classes)
         report.reset = model.classifier_keys()
@@ -322,16 +326,78 @@ def _read_source(path: Path, checksum: Optional[str] = None, cache_dir: Optional
     return fastload.read_source(path, checksum, cache_dir=cache_dir)
 
 
-def _head_from_source(model: Any, tensors: Dict[str, "np.ndarray"], family: str) -> Optional[int]:
-    """Classifier width of a local checkpoint, read through any layout that names it."""
+def _adapters(model: Any, in_chans: int) -> Dict[str, Callable[["np.ndarray"], "np.ndarray"]]:
+    if in_chans == 3:
+        return {}
+    return {f"{model.first_conv}.weight": _first_conv_adapter(in_chans)}
+
+
+def _match_local(
+    info: ModelInfo,
+    builder: Callable[..., Any],
+    tensors: Dict[str, "np.ndarray"],
+    hint: Optional[WeightVariant],
+    in_chans: int,
+    origin: str,
+) -> Tuple[Any, Any, Optional[WeightVariant]]:
+    """Find the weight variant whose graph and layout a local file fits.
+
+    Variants differ in graph as well as names (dropout scaling, an extra
+    shortcut conv), so each candidate is built with its own kwargs and matched
+    with its own layout; a checkpoint of ours (``native`` names) is tried last,
+    with the hinted or default variant's graph.
+
+    Returns:
+        (lazily built network, layout match, the variant matched or None for native).
+    """
+    import paddle
+
+    from paddlehub_cls import layouts
+    from paddlehub_cls.errors import WeightsMismatchError
+
+    if hint is not None:
+        candidates: List[Optional[WeightVariant]] = [hint]
+    else:
+        candidates = sorted(info.weights.values(), key=lambda v: v.tag != info.default_weights)
+    candidates.append(None)
+    tried = []
+    for cand in candidates:
+        graph = cand if cand is not None else hint
+        kwargs = info.build_kwargs(graph.tag if graph is not None else None)
+        layout = cand.layout if cand is not None else layouts.NATIVE
+        head = cand.num_classes if cand is not None else info.num_classes
+        with paddle.LazyGuard():
+            model = builder(num_classes=head, in_chans=in_chans, **kwargs)
+        # A fine-tuned checkpoint carries its own head size.
+        found = _head_from_layout(model, tensors, info.family, layout)
+        if found is not None and found != head:
+            with paddle.LazyGuard():
+                model = builder(num_classes=found, in_chans=in_chans, **kwargs)
+        try:
+            match = layouts.match_layout(
+                model, tensors, layout, info.family, origin=origin, adapt=_adapters(model, in_chans)
+            )
+        except WeightsMismatchError as err:
+            detail = " ".join(line.strip() for line in str(err).splitlines()[1:3])
+            tried.append(f"{cand.tag if cand is not None else 'native'} (layout {layout}): {detail}")
+            continue
+        return model, match, cand
+    raise WeightsMismatchError(
+        f"{origin} fits none of the weight variants of {info.name}. Tried:\n  "
+        + "\n  ".join(tried)
+        + f"\nCheck that the file holds {info.name} weights; name the variant it came from with "
+        f"'{info.name}.<tag>' to see the full mismatch."
+    )
+
+
+def _head_from_layout(model: Any, tensors: Dict[str, "np.ndarray"], family: str, layout: str) -> Optional[int]:
+    """Classifier width of a checkpoint, read through the layout's name for it."""
     from paddlehub_cls import layouts
 
-    key = f"{model.classifier_attrs[0]}.weight"
-    for name in layouts.layouts_for(family):
-        src = layouts.get_layout(family, name)(model).get(key)
-        src = getattr(src, "key", src)
-        if src in tensors and tensors[src].ndim == 2:
-            return int(tensors[src].shape[-1])
+    src = layouts.get_layout(family, layout)(model).get(f"{model.classifier_attrs[0]}.weight")
+    src = getattr(src, "key", src)
+    if src in tensors and tensors[src].ndim == 2:
+        return int(tensors[src].shape[-1])
     return None
 
 

@@ -1,0 +1,185 @@
+"""load_model orchestration: variants of a local file, head reset, in_chans, errors, reports.
+
+Weight files here are written with ``paddle.save`` under a source's names by
+inverting that source's layout over a randomly initialised network of ours; the
+layouts themselves are proven against independent oracles in tests/test_models_*.py.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import paddle
+import pytest
+
+import paddlehub_cls as phc
+from paddlehub_cls import layouts
+from paddlehub_cls.errors import PaddleHubClsError, UnknownModelError, WeightsMismatchError
+from paddlehub_cls.models import get_builder
+
+paddle.set_device("cpu")
+X = paddle.to_tensor(np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype("float32"))
+
+
+def write_source_file(name: str, tag: str, path: Path, **overrides) -> dict:
+    """A .pdparams holding random weights of ``name`` under variant ``tag``'s names; returns {our_key: array}."""
+    info = phc.model_info(name)
+    variant = info.variant(tag)
+    kwargs = {**info.build_kwargs(tag), **overrides}
+    paddle.seed(1)
+    net = get_builder(info.architecture)(num_classes=variant.num_classes, **kwargs)
+    ours = {k: v.numpy() for k, v in net.state_dict().items()}
+    mapping = layouts.get_layout(info.family, variant.layout)(net)
+    paddle.save({getattr(src, "key", src): ours[k] for k, src in mapping.items()}, str(path))
+    return ours
+
+
+def state(model) -> dict:
+    return {k: v.numpy() for k, v in model.state_dict().items()}
+
+
+def test_local_file_is_matched_to_the_variant_whose_graph_it_fits(tmp_path):
+    # PaddleClas ResNet18 has a projection shortcut in its first block; paddle.vision's
+    # (the default variant) has none, so a default build cannot hold this file.
+    ours = write_source_file("ResNet18", "paddleclas", tmp_path / "r18.pdparams")
+    model = phc.load_model("ResNet18", weights=tmp_path / "r18.pdparams")
+    assert model.load_report.weights == "local:paddleclas"
+    assert model.load_report.layout == "paddleclas_legendary"
+    got = state(model)
+    assert set(got) == set(ours)
+    for key in ours:
+        np.testing.assert_array_equal(got[key], ours[key], err_msg=key)
+
+
+def test_local_file_with_a_dropout_graph_gets_that_graph(tmp_path):
+    # The 2019 SE_ResNeXt scales features by 0.5 at inference; its names also identify it.
+    write_source_file("SE_ResNeXt50_32x4d", "fluid2019", tmp_path / "se.pdparams")
+    model = phc.load_model("SE_ResNeXt50_32x4d", weights=str(tmp_path / "se.pdparams"))
+    assert model.load_report.weights == "local:fluid2019"
+    feats = model.forward_head(model.forward_features(X), pre_logits=True)
+    logits = model(X)
+    fc = model.get_classifier()
+    expected = paddle.matmul(feats * 0.5, fc.weight) + fc.bias
+    np.testing.assert_allclose(logits.numpy(), expected.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_name_tag_with_a_path_names_the_variant(tmp_path):
+    write_source_file("ResNet18", "fluid2019", tmp_path / "r18.pdparams")
+    model = phc.load_model("ResNet18.fluid2019", weights=tmp_path / "r18.pdparams")
+    assert model.load_report.layout == "fluid2019"
+    with pytest.raises(WeightsMismatchError, match=r"paddle_vision.*\n.*native"):
+        phc.load_model("ResNet18.paddle_vision", weights=tmp_path / "r18.pdparams")
+
+
+def test_fine_tuned_checkpoint_round_trips_with_its_head_size(tmp_path):
+    write_source_file("MobileNetV1", "paddle_vision", tmp_path / "src.pdparams")
+    tuned = phc.load_model("MobileNetV1", weights=tmp_path / "src.pdparams", num_classes=7)
+    paddle.save(tuned.state_dict(), str(tmp_path / "tuned.pdparams"))
+    again = phc.load_model("MobileNetV1", weights=tmp_path / "tuned.pdparams")
+    assert again.num_classes == 7
+    assert again.load_report.layout == "native"
+    np.testing.assert_array_equal(again(X).numpy(), tuned(X).numpy())
+
+
+def test_new_head_keeps_every_other_weight_and_reports_the_reset(tmp_path):
+    ours = write_source_file("MobileNetV1", "paddle_vision", tmp_path / "w.pdparams")
+    model = phc.load_model("MobileNetV1", weights=tmp_path / "w.pdparams", num_classes=10)
+    assert model.num_classes == 10 and model(X).shape == [2, 10]
+    got = state(model)
+    assert sorted(model.load_report.reset) == ["fc.bias", "fc.weight"]
+    assert got["fc.weight"].shape == (1024, 10)
+    for key in ours:
+        if key not in model.load_report.reset:
+            np.testing.assert_array_equal(got[key], ours[key], err_msg=key)
+    assert set(model.load_report.loaded) == set(ours) - {"fc.weight", "fc.bias"}
+
+
+def test_num_classes_zero_returns_pooled_features(tmp_path):
+    write_source_file("ResNet18", "paddle_vision", tmp_path / "w.pdparams")
+    model = phc.load_model("ResNet18", weights=tmp_path / "w.pdparams", num_classes=0)
+    out = model(X)
+    assert out.shape == [2, model.num_features] == [2, 512]
+    pooled = paddle.flatten(paddle.nn.functional.adaptive_avg_pool2d(model.forward_features(X), 1), 1)
+    np.testing.assert_allclose(out.numpy(), pooled.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("in_chans", [1, 2, 4])
+def test_in_chans_adapts_the_first_conv(tmp_path, in_chans):
+    ours = write_source_file("MobileNetV1", "paddle_vision", tmp_path / "w.pdparams")
+    model = phc.load_model("MobileNetV1", weights=tmp_path / "w.pdparams", in_chans=in_chans)
+    key = f"{model.first_conv}.weight"
+    w = state(model)[key]
+    src = ours[key]
+    if in_chans == 1:
+        expected = src.sum(axis=1, keepdims=True)
+    else:
+        expected = np.concatenate([src, src], axis=1)[:, :in_chans] * (3.0 / in_chans)
+    np.testing.assert_allclose(w, expected, rtol=1e-6)
+    assert key in model.load_report.adapted
+    assert model(paddle.ones([1, in_chans, 64, 64])).shape == [1, 1000]
+
+
+def test_random_model_needs_no_weights_and_comes_back_in_eval_mode():
+    model = phc.load_model("ShuffleNetV2", pretrained=False, num_classes=5)
+    assert not model.training
+    assert model.num_classes == 5 and model.load_report is None
+    assert model.pretrained_cfg["name"] == "ShuffleNetV2" and model.pretrained_cfg["input_size"] == [3, 224, 224]
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, "10", True])
+def test_invalid_num_classes_is_a_value_error_that_says_what_is_allowed(bad):
+    with pytest.raises(ValueError, match="num_classes must be None"):
+        phc.load_model("ResNet18", pretrained=False, num_classes=bad)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 1.0])
+def test_invalid_in_chans(bad):
+    with pytest.raises(ValueError, match="in_chans must be a positive int"):
+        phc.load_model("ResNet18", pretrained=False, in_chans=bad)
+
+
+def test_unknown_model_suggests_close_names():
+    with pytest.raises(UnknownModelError, match="ResNet50") as info:
+        phc.load_model("resnet5O", pretrained=False)
+    assert isinstance(info.value, LookupError) and isinstance(info.value, PaddleHubClsError)
+
+
+def test_missing_path_names_it(tmp_path):
+    missing = tmp_path / "nope" / "w.pdparams"
+    with pytest.raises(FileNotFoundError, match="nope"):
+        phc.load_model("ResNet18", weights=missing)
+
+
+def test_file_of_another_model_lists_every_variant_tried(tmp_path):
+    write_source_file("MobileNetV1", "paddle_vision", tmp_path / "mnv1.pdparams")
+    with pytest.raises(WeightsMismatchError) as info:
+        phc.load_model("ResNet18", weights=tmp_path / "mnv1.pdparams")
+    msg = str(info.value)
+    for tried in ("paddle_vision", "paddleclas", "fluid2019", "native"):
+        assert tried in msg
+    assert "mnv1.pdparams" in msg
+
+
+def test_bfloat16_bits_are_not_taken_for_float_weights(tmp_path):
+    ours = write_source_file("MobileNetV1", "paddle_vision", tmp_path / "w.pdparams")
+    raw = paddle.load(str(tmp_path / "w.pdparams"), return_numpy=True)
+    raw["fc.bias"] = ours["fc.bias"].view(np.uint32).astype(np.uint16)  # what paddle.save writes for bf16
+    paddle.save(raw, str(tmp_path / "bf16.pdparams"))
+    with pytest.raises(WeightsMismatchError, match="uint16 cannot fill the float32 parameter fc.bias"):
+        phc.load_model("MobileNetV1.paddle_vision", weights=tmp_path / "bf16.pdparams")
+
+
+def test_list_and_info_match_the_registry():
+    assert phc.list_models("resnet*") == ["ResNet18", "ResNet34", "ResNet50", "ResNet101", "ResNet152"]
+    assert "ShuffleNetV2_swish" in phc.list_models(pretrained=True)
+    assert phc.model_info("resnet50.FLUID2019").name == "ResNet50"
+
+
+def test_load_report_reads_as_a_summary(tmp_path):
+    write_source_file("MobileNetV1", "paddle_vision", tmp_path / "w.pdparams")
+    report = phc.load_model("MobileNetV1", weights=tmp_path / "w.pdparams", num_classes=3).load_report
+    text = str(report)
+    assert "loaded 135 tensors" in text and "reset 2: fc.weight, fc.bias" in text
+    assert os.fspath(tmp_path / "w.pdparams") in text
