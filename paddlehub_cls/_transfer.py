@@ -326,7 +326,8 @@ def _http_attempt(session: Any, url: str, partial: _Partial, want: Want, progres
         env_number("PADDLEHUB_CLS_READ_TIMEOUT", 60.0, 0.001),
     )
     meta = partial.meta()
-    have = partial.size() if meta.get("url") == url else 0
+    # A body the server compressed (despite Accept-Encoding: identity) has no byte offsets to resume at.
+    have = partial.size() if meta.get("url") == url and not meta.get("encoded") else 0
     if have == 0:
         partial.reset()
     validator = meta.get("etag") or meta.get("last_modified")
@@ -359,6 +360,10 @@ def _http_attempt(session: Any, url: str, partial: _Partial, want: Want, progres
         if status not in (200, 206):
             raise DownloadError(f"HTTP {status} {resp.reason}")
         total: Optional[int] = None
+        encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
+        if encoded and status == 206:
+            partial.reset()
+            raise _Retry(f"the server compressed its answer to Range {have}-; restarting from the beginning", 0.0)
         if status == 206:
             match = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", resp.headers.get("Content-Range", ""))
             if not match or int(match.group(1)) != have:
@@ -375,8 +380,8 @@ def _http_attempt(session: Any, url: str, partial: _Partial, want: Want, progres
                 logger.info("%s did not resume at byte %d; downloading it whole", url, have)
             have = 0
             length = resp.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-        encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
+            # The length of a compressed body says nothing about the size of the file.
+            total = int(length) if length and length.isdigit() and not encoded else None
         if want.size is not None and total is not None and total != want.size:
             raise _Mismatch(
                 f"{url} announces {total} bytes but {want.describe()} is {want.size} bytes; nothing was "
@@ -388,6 +393,7 @@ def _http_attempt(session: Any, url: str, partial: _Partial, want: Want, progres
             "etag": None if encoded else resp.headers.get("ETag"),
             "last_modified": None if encoded else resp.headers.get("Last-Modified"),
             "total": total,
+            "encoded": encoded,
         }
         if status == 206:  # keep the validators of the transfer we resume
             partial_meta["etag"] = partial_meta["etag"] or meta.get("etag")
