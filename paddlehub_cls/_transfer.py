@@ -180,15 +180,25 @@ def download(want: Want, user: CacheRoot, progress: Optional[bool]) -> Hit:
         if session is not None:
             session.close()
     if mismatch is not None and len(failures) == 1:
-        raise ChecksumError(str(mismatch))
+        msg = str(mismatch)
+        raise ChecksumError(msg if str(user.path) in msg else f"{msg} (user cache {user.path})")
     if mismatch is not None:
-        raise ChecksumError(f"no URL gave the right bytes for {want.describe()}:\n  " + "\n  ".join(failures))
+        raise ChecksumError(
+            f"no URL gave the right bytes for {want.describe()}:\n  " + "\n  ".join(failures)
+            + f"\nNothing was cached in {user.path}."
+        )
     if offline:
         raise OfflineError(offline_message(want, user) + "\n  " + "\n  ".join(failures))
+    kept = partial.size()
+    where = f"Nothing was cached in {user.path}" + (
+        f"; the {kept} bytes received so far are kept in {partial.path} and the next attempt resumes them"
+        if kept
+        else ""
+    )
     raise DownloadError(
-        f"could not download {want.describe()}:\n  " + "\n  ".join(failures) + "\nCheck the network or proxy "
-        "settings, set PADDLEHUB_CLS_MIRROR to a reachable mirror, or copy the file in with `paddlehub-cls "
-        "cache import`."
+        f"could not download {want.describe()}:\n  " + "\n  ".join(failures) + f"\n{where}. Check the "
+        "network or proxy settings, set PADDLEHUB_CLS_MIRROR to a reachable mirror, or copy the file in with "
+        "`paddlehub-cls cache import`."
     )
 
 
