@@ -1,0 +1,109 @@
+"""A worker process for the reliability battery: loads artifacts the way a user's process does.
+
+Usage: ``python _worker.py JOB`` where JOB is JSON:
+
+- ``{"load": ["Name.tag", ...]}``: ``hub.download_variant`` then ``fastload.read_source`` for
+  each registry variant (the path ``load_model`` takes, without building a network);
+- ``{"fetch": [[url, checksum or null], ...]}``: ``hub.fetch`` each file;
+- ``{"model": ["Name", ...]}``: ``paddlehub_cls.load_model`` each model (imports paddle);
+- ``"threads": N`` (with ``fetch`` or ``load``): run the job in N threads of this process.
+
+The last line of stdout is JSON: ``{"pid", "rank", "results": [...]}``. With the environment
+variables of :mod:`_killhook` the process dies at a chosen point instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Dict, List
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _killhook  # noqa: E402
+
+
+def _load(name: str) -> Dict[str, Any]:
+    from _support import digests
+
+    from paddlehub_cls import fastload, hub
+    from paddlehub_cls.registry import load_registry
+
+    _killhook.ARTIFACT = name
+    info, variant = load_registry().resolve(name)
+    path = hub.download_variant(info, variant)
+    checksum = hub.recorded_checksum(path)
+    src = fastload.read_source(path, checksum)
+    _killhook.ARTIFACT = "-"
+    return {
+        "name": name,
+        "path": str(path),
+        "checksum": checksum,
+        "format": src.format,
+        "converted": src.metadata.get("fastload"),
+        "tensors": digests(src.tensors),
+    }
+
+
+def _fetch(url: str, checksum: str) -> Dict[str, Any]:
+    from paddlehub_cls import hub
+
+    _killhook.ARTIFACT = url.rsplit("/", 1)[-1]
+    path = hub.fetch(url, checksum)
+    return {"url": url, "path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
+def _model(name: str) -> Dict[str, Any]:
+    import paddlehub_cls
+
+    model = paddlehub_cls.load_model(name)
+    digest = hashlib.sha256()
+    for key, value in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(value.numpy().tobytes())
+    report = model.load_report
+    return {"name": name, "path": report.path, "checksum": report.checksum, "state": digest.hexdigest()}
+
+
+def main() -> None:
+    job = json.loads(sys.argv[1])
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    _killhook.install()
+    tasks: List[Any] = (
+        [lambda n=n: _load(n) for n in job.get("load", [])]
+        + [lambda u=u, c=c: _fetch(u, c) for u, c in job.get("fetch", [])]
+        + [lambda n=n: _model(n) for n in job.get("model", [])]
+    )
+    threads = int(job.get("threads", 0))
+    results: List[Any] = []
+    if threads:
+        errors: List[str] = []
+
+        def run(i: int) -> None:
+            try:
+                results.extend(
+                    {"thread": i, **task()} for task in tasks[i % len(tasks) :] + tasks[: i % len(tasks)]
+                )
+            except Exception as exc:  # reported to the test, which fails on it
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+        pool = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+        if errors:
+            raise SystemExit("thread errors: " + " | ".join(errors))
+    else:
+        results = [task() for task in tasks]
+    rank = os.environ.get("PADDLE_RANK_IN_NODE")
+    print(json.dumps({"pid": os.getpid(), "rank": rank, "results": results}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
