@@ -70,7 +70,7 @@ def assert_logits_close(ours: np.ndarray, ref: np.ndarray) -> float:
     return diff
 
 
-def load_variant_file(name: str, tag: str, weights_file: Path, tmp_path: Path, monkeypatch) -> paddle.nn.Layer:
+def load_variant_file(name: str, tag: str, weights_file: Path, tmp_path: Path, monkeypatch):
     """``load_model`` on a file written by an oracle, as the named registry variant.
 
     Variants without a published checksum are fetched through a ``file://`` mirror
@@ -284,7 +284,8 @@ def test_layout_names_follow_the_sources():
     fl1 = get_layout("mobilenet_v1", "fluid2019")(v1)
     assert fl1["blocks.11.dw.conv.weight"] == "conv5_6_dw_weights"
     assert fl1["blocks.12.pw.bn._variance"] == "conv6_sep_bn_variance"
-    assert get_layout("mobilenet_v1", "paddle_vision")(v1)["blocks.6.dw.bn.weight"] == "conv5_1._depthwise_conv.1.weight"
+    vis1 = get_layout("mobilenet_v1", "paddle_vision")(v1)
+    assert vis1["blocks.6.dw.bn.weight"] == "conv5_1._depthwise_conv.1.weight"
     fl2 = get_layout("mobilenet_v2", "fluid2019")(v2)
     assert fl2["blocks.2.dw.conv.weight"] == "conv3_2_dwise_weights"
     assert fl2["blocks.16.project.bn.bias"] == "conv8_1_linear_bn_offset"
@@ -312,7 +313,8 @@ def test_param_count_equals_paddle_vision(builder, kwargs, vision_fn):
         ref = getattr(pvm, vision_fn)()
     assert numel(ours) == numel(ref)
     assert trainable(ours) == trainable(ref)
-    assert [list(t.shape) for t in ours.state_dict().values()] == [list(t.shape) for t in ref.state_dict().values()]
+    shapes = [list(t.shape) for t in ours.state_dict().values()]
+    assert shapes == [list(t.shape) for t in ref.state_dict().values()]
 
 
 @pytest.mark.parametrize("name", ["MobileNetV1", "MobileNetV2"])
@@ -370,6 +372,7 @@ def test_new_head_keeps_every_other_weight_of_the_source(cleanup, monkeypatch):
             np.testing.assert_array_equal(a[k].numpy(), b[k].numpy(), err_msg=k)
     x = paddle.to_tensor(X224)
     with paddle.no_grad():
-        np.testing.assert_allclose(ten.forward_head(ten.forward_features(x), pre_logits=True).numpy(),
-                                   full.forward_head(full.forward_features(x), pre_logits=True).numpy(), rtol=1e-6)
+        pooled_ten = ten.forward_head(ten.forward_features(x), pre_logits=True).numpy()
+        pooled_full = full.forward_head(full.forward_features(x), pre_logits=True).numpy()
+        np.testing.assert_allclose(pooled_ten, pooled_full, rtol=1e-6)
         assert ten(x).shape == [1, 10]

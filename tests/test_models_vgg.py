@@ -62,7 +62,7 @@ def assert_logits_close(ours: np.ndarray, ref: np.ndarray) -> float:
     return diff
 
 
-def load_variant_file(name: str, tag: str, weights_file: Path, tmp_path: Path, monkeypatch) -> paddle.nn.Layer:
+def load_variant_file(name: str, tag: str, weights_file: Path, tmp_path: Path, monkeypatch):
     """``load_model`` on a file written by an oracle, as the named registry variant.
 
     Variants without a published checksum are fetched through a ``file://`` mirror
@@ -247,7 +247,8 @@ def test_layout_names_follow_the_sources():
     fluid = get_layout(FAMILY, "fluid2019")(model)
     assert fluid["stages.4.convs.3.weight"] == "conv5_4_weights"
     assert fluid["stages.4.convs.3.bias"].key == "conv5_4_offset"
-    assert (fluid["fc1.weight"], fluid["fc2.bias"], fluid["fc.weight"]) == ("fc6_weights", "fc7_offset", "fc8_weights")
+    assert (fluid["fc1.weight"], fluid["fc2.bias"], fluid["fc.weight"]) == (
+        "fc6_weights", "fc7_offset", "fc8_weights")
     vision = get_layout(FAMILY, "paddle_vision")(model)
     # features: conv/ReLU pairs, a max pool after each stage -> stage 2 starts at index 5.
     assert vision["stages.1.convs.0.weight"] == "features.5.weight"
@@ -263,7 +264,8 @@ def test_fluid_archive_without_conv_biases_is_filled_and_reported():
     model = lazy("vgg11")
     ours = model.state_dict()
     mapping = get_layout(FAMILY, "fluid2019")(model)
-    tensors = {getattr(s, "key", s): np.broadcast_to(np.float32(1), ours[k].shape) for k, s in mapping.items()}
+    tensors = {getattr(s, "key", s): np.broadcast_to(np.float32(1), ours[k].shape)
+               for k, s in mapping.items()}
     for k in [k for k in tensors if k.startswith("conv") and k.endswith("_offset")]:
         del tensors[k]
     match = match_layout(model, tensors, "fluid2019", FAMILY)
@@ -301,7 +303,8 @@ def test_param_count_equals_paddle_vision(name):
     with paddle.LazyGuard():
         ref = getattr(pvm, name.lower())()
     assert numel(ours) == numel(ref) == sum(int(np.prod(p.shape)) for p in ref.parameters())
-    assert [list(t.shape) for t in ours.state_dict().values()] == [list(t.shape) for t in ref.state_dict().values()]
+    shapes = [list(t.shape) for t in ours.state_dict().values()]
+    assert shapes == [list(t.shape) for t in ref.state_dict().values()]
 
 
 # --------------------------------------------------------------------------- fidelity
@@ -329,7 +332,8 @@ def test_fidelity_paddleclas(name, cleanup, monkeypatch, record_property):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_fidelity_fluid2019(name, cleanup, monkeypatch, record_property):
-    res = run_fluid_oracle("oracles.fluid_vgg", "build", {"depth": DEPTH[name]}, name, cleanup / "oracle", X224)
+    res = run_fluid_oracle("oracles.fluid_vgg", "build", {"depth": DEPTH[name]}, name, cleanup / "oracle",
+                           X224)
     model = load_variant_file(name, "fluid2019", res.path, cleanup, monkeypatch)
     assert numel(model) == res.num_params
     assert not model.load_report.filled
@@ -337,7 +341,8 @@ def test_fidelity_fluid2019(name, cleanup, monkeypatch, record_property):
     # The dropout mode belongs to the graph: with paddle.vision's (identity at inference)
     # the same weights give other logits.
     model.drop1, model.drop2 = paddle.nn.Identity(), paddle.nn.Identity()
-    assert float(np.abs(logits_of(model) - res.logits).max()) > 1e-2 * max(1.0, float(np.abs(res.logits).max()))
+    scale = max(1.0, float(np.abs(res.logits).max()))
+    assert float(np.abs(logits_of(model) - res.logits).max()) > 1e-2 * scale
 
 
 @pytest.mark.slow

@@ -50,7 +50,7 @@ def _dygraph_convbn(ours: str, conv: str, bn: str) -> Dict[str, Source]:
 
 @register_layout(FAMILY, "fluid2019")
 def fluid2019(model) -> Dict[str, Source]:
-    """models@c1c5ed6 ``models_name/mobilenet.py``: ``conv1_*``, ``conv2_1_dw_*``, ``conv2_1_sep_*``, ``fc7_*``."""
+    """models@c1c5ed6 ``models_name/mobilenet.py``: ``conv1_*``, ``conv2_1_dw_*``, ``conv2_1_sep_*``, fc7."""
     out = _fluid_convbn("stem", "conv1")
     for i, name in enumerate(BLOCK_NAMES):
         out.update(_fluid_convbn(f"blocks.{i}.dw", f"{name}_dw"))
@@ -62,11 +62,12 @@ def fluid2019(model) -> Dict[str, Source]:
 
 @register_layout(FAMILY, "paddleclas_legendary")
 def paddleclas_legendary(model) -> Dict[str, Source]:
-    """PaddleClas 2.6.0 ``legendary_models/mobilenet_v1.py``: ``conv.*``, ``blocks.<i>.depthwise_conv.*``, ``fc``."""
+    """PaddleClas 2.6.0 ``legendary_models/mobilenet_v1.py``: ``conv.*``, ``blocks.<i>.depthwise_conv.*``."""
     out = _dygraph_convbn("stem", "conv.conv", "conv.bn")
     for i in range(len(BLOCK_NAMES)):
         for ours, theirs in (("dw", "depthwise_conv"), ("pw", "pointwise_conv")):
-            out.update(_dygraph_convbn(f"blocks.{i}.{ours}", f"blocks.{i}.{theirs}.conv", f"blocks.{i}.{theirs}.bn"))
+            prefix = f"blocks.{i}.{theirs}"
+            out.update(_dygraph_convbn(f"blocks.{i}.{ours}", f"{prefix}.conv", f"{prefix}.bn"))
     out["fc.weight"] = "fc.weight"
     out["fc.bias"] = "fc.bias"
     return out

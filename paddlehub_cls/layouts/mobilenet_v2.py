@@ -62,13 +62,14 @@ def fluid2019(model) -> Dict[str, Source]:
 
 @register_layout(FAMILY, "paddleclas_model_zoo")
 def paddleclas_model_zoo(model) -> Dict[str, Source]:
-    """PaddleClas 2.6.0 ``model_zoo/mobilenet_v2.py``: ``conv{g}._first_block.*`` / ``conv{g}.conv{g}_{k}.*``."""
+    """PaddleClas 2.6.0 ``model_zoo/mobilenet_v2.py``: ``conv{g}._first_block``, ``conv{g}.conv{g}_{k}``."""
     out = _dygraph_convbn("stem", "conv1._conv", "conv1._batch_norm")
     for i, g, k, has_expand in _units(model):
         unit = f"conv{g}._first_block" if k == 1 else f"conv{g}.conv{g}_{k}"
         for part, theirs in zip(_PARTS, ("_expand_conv", "_bottleneck_conv", "_linear_conv")):
             if part != "expand" or has_expand:
-                out.update(_dygraph_convbn(f"blocks.{i}.{part}", f"{unit}.{theirs}._conv", f"{unit}.{theirs}._batch_norm"))
+                layer = f"{unit}.{theirs}"
+                out.update(_dygraph_convbn(f"blocks.{i}.{part}", f"{layer}._conv", f"{layer}._batch_norm"))
     out.update(_dygraph_convbn("conv_head", "conv9._conv", "conv9._batch_norm"))
     out["fc.weight"] = "out.weight"
     out["fc.bias"] = "out.bias"
@@ -77,7 +78,7 @@ def paddleclas_model_zoo(model) -> Dict[str, Source]:
 
 @register_layout(FAMILY, "paddle_vision")
 def paddle_vision(model) -> Dict[str, Source]:
-    """paddle.vision ``mobilenetv2.py``: ``features.<i>`` (0 stem, 1..17 units, 18 last conv), ``classifier.1``."""
+    """paddle.vision ``mobilenetv2.py``: ``features.<i>`` (0 stem, 1..17 units, 18 last conv), classifier."""
     out = _dygraph_convbn("stem", "features.0.0", "features.0.1")
     for i, _, _, has_expand in _units(model):
         unit = f"features.{i + 1}.conv"

@@ -45,7 +45,9 @@ class InvertedResidual(nn.Layer):
     Keys: ``expand.*`` (absent when skipped), ``dw.*``, ``project.*``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, expansion: int, with_expand: bool) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int, expansion: int, with_expand: bool
+    ) -> None:
         super().__init__()
         hidden = int(round(in_channels * expansion))
         self.expand = ConvBNAct(in_channels, hidden, 1, act="relu6") if with_expand else None
@@ -96,7 +98,9 @@ class MobileNetV2(ClassifierNet):
                 in_c = c
             next_stride = SETTINGS[g + 1][3] if g + 1 < len(SETTINGS) else 2
             if next_stride == 2:
-                self.feature_info.append({"module": f"blocks.{len(blocks) - 1}", "num_chs": c, "reduction": reduction})
+                self.feature_info.append(
+                    {"module": f"blocks.{len(blocks) - 1}", "num_chs": c, "reduction": reduction}
+                )
         self.blocks = nn.Sequential(*blocks)
         self.conv_head = ConvBNAct(in_c, HEAD_CHANNELS, 1, act="relu6")
         self.feature_info[-1] = {"module": "conv_head", "num_chs": HEAD_CHANNELS, "reduction": reduction}

@@ -20,7 +20,9 @@ from __future__ import annotations
 from oracles.fluid_mobilenet_v1 import conv_bn
 
 # (expansion t, channels c, units n, first stride s) of groups conv2 .. conv8.
-SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+SETTINGS = (
+    (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1),
+)
 
 
 def _relu6(x):
