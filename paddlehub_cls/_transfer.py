@@ -107,6 +107,21 @@ class _Partial:
             except FileNotFoundError:
                 pass
 
+    def forget(self) -> None:
+        """Drop the note (URL, validators): without it the partial is never resumed, only replaced."""
+        try:
+            self.meta_path.unlink()
+        except FileNotFoundError:
+            pass
+
+    def tidy(self) -> None:
+        """Remove half-written notes of crashed processes (only the lock holder writes them)."""
+        for stale in self.meta_path.parent.glob(f".{self.meta_path.name}.*.tmp"):
+            try:
+                stale.unlink()
+            except FileNotFoundError:
+                pass
+
 
 class _Hashes:
     """md5 and sha256 of the bytes written so far; ``resumed`` when they continue an earlier partial."""
@@ -142,6 +157,7 @@ def download(want: Want, user: CacheRoot, progress: Optional[bool]) -> Hit:
         if not candidates:
             raise OfflineError(offline_message(want, user))
     partial = _Partial.of(user, want)
+    partial.tidy()
     failures: List[str] = []
     mismatch: Optional[_Mismatch] = None
     session = None
@@ -239,6 +255,9 @@ def _verify_and_commit(
     blob = user.blob(sha)
     blob.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(partial.path, 0o644)
+    # The note goes first: a crash right after the move must not leave it behind for a blob that is
+    # found from then on without ever downloading (and so tidying) again.
+    partial.forget()
     os.replace(partial.path, blob)
     fsync_dir(blob.parent)
     partial.reset()
