@@ -389,6 +389,8 @@ def assign(model: Any, arrays: Mapping[str, np.ndarray], skip: Collection[str] =
     cpu = paddle.CPUPlace()
     on_cpu = isinstance(paddle.framework._current_expected_place(), paddle.CPUPlace)
     shared: List[str] = []
+    # One array given for two parameters must not become one memory: each gets its own copy.
+    taken = set()
     for key, param in model.state_dict().items():
         if key in skip:
             continue
@@ -402,8 +404,10 @@ def assign(model: Any, arrays: Mapping[str, np.ndarray], skip: Collection[str] =
         want = np.dtype(str(param.dtype).replace("paddle.", ""))
         if arr.dtype != want:
             arr = arr.astype(want)  # the one copy a different dtype needs; the result is writable
-        if on_cpu and arr.flags.c_contiguous and arr.flags.aligned and arr.flags.writeable:
+        ptr = arr.__array_interface__["data"][0]
+        if on_cpu and arr.flags.c_contiguous and arr.flags.aligned and arr.flags.writeable and ptr not in taken:
             param.get_tensor().set(arr, cpu, True)
+            taken.add(ptr)
             shared.append(key)
         else:
             param.set_value(np.ascontiguousarray(arr))

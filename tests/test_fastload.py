@@ -282,6 +282,18 @@ def test_assign_shares_writable_arrays_and_copies_the_rest(tmp_path):
     assert out.shape == [2, 3]
 
 
+def test_assign_gives_one_array_used_twice_two_memories():
+    with paddle.LazyGuard():
+        net = paddle.nn.Sequential(paddle.nn.Linear(3, 3), paddle.nn.Linear(3, 3))
+    w, b = np.eye(3, dtype="float32"), np.zeros(3, "float32")
+    arrays = {"0.weight": w, "0.bias": b, "1.weight": w, "1.bias": b.copy()}
+    shared = fastload.assign(net, arrays)
+    assert "0.weight" in shared and "1.weight" not in shared
+    with paddle.no_grad():
+        net[1].weight.add_(paddle.ones([3, 3]))
+    np.testing.assert_array_equal(net[0].weight.numpy(), np.eye(3))
+
+
 def test_assign_refuses_a_wrong_shape():
     from paddlehub_cls.errors import WeightsMismatchError
 
