@@ -23,9 +23,10 @@ def _make_entrypoint(name, info):
     def entrypoint(pretrained=True, **kwargs):
         return _load_model(name, pretrained=pretrained, **kwargs)
 
-    variants = ", ".join(
-        f"{tag}{' (default)' if tag == info.default_weights else ''}" for tag in info.weights
-    ) or "none"
+    variants = (
+        ", ".join(f"{tag}{' (default)' if tag == info.default_weights else ''}" for tag in info.weights)
+        or "none"
+    )
     paper = f"\n\nPaper: {info.paper['title']} <{info.paper['url']}>" if info.paper else ""
     entrypoint.__name__ = entrypoint.__qualname__ = name
     entrypoint.__module__ = __name__

@@ -11,7 +11,8 @@ Run on one process::
 
 or data-parallel, unchanged (GPUs, or CPU processes talking over gloo)::
 
-    python -m paddle.distributed.launch --nproc_per_node 2 examples/finetune_recipe.py --model ResNet50 --data DATA
+    python -m paddle.distributed.launch --nproc_per_node 2 examples/finetune_recipe.py \
+        --model ResNet50 --data DATA
 
 No data at hand? ``--demo-data`` first writes a small three-class set of coloured shapes to
 ``--data`` (``--demo-data-only`` writes it and stops). ``--no-pretrained`` starts from random
@@ -42,7 +43,9 @@ def make_demo_dataset(root: Path, per_class: int = 40, size: int = 64, seed: int
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
             grey = int(rng.integers(60, 200))
-            img = Image.fromarray(np.clip(grey + rng.integers(-25, 26, (size, size, 3)), 0, 255).astype(np.uint8))
+            img = Image.fromarray(
+                np.clip(grey + rng.integers(-25, 26, (size, size, 3)), 0, 255).astype(np.uint8)
+            )
             draw = ImageDraw.Draw(img)
             fg = tuple(int(np.clip(c + rng.integers(-30, 31), 0, 255)) for c in colour)
             if kind == "blue_stripes":
@@ -116,7 +119,9 @@ def main(argv=None) -> dict:
     steps = max(1, -(-len(train) // (args.batch_size * dist.get_world_size())))
     schedule = paddle.optimizer.lr.CosineAnnealingDecay(args.lr, T_max=args.epochs * steps)
     opt = paddle.optimizer.Momentum(
-        learning_rate=schedule, momentum=0.9, weight_decay=paddle.regularizer.L2Decay(1e-4),
+        learning_rate=schedule,
+        momentum=0.9,
+        weight_decay=paddle.regularizer.L2Decay(1e-4),
         parameters=[p for p in net.parameters() if not p.stop_gradient],
     )
     model = paddle.Model(net)
@@ -132,8 +137,10 @@ def main(argv=None) -> dict:
         (args.output / "classes.json").write_text(json.dumps({"model": args.model, "class_names": classes}))
         # 5. It loads back by name: the layout ("native") and head size come from the file.
         again = load_model(args.model, weights=ckpt, num_classes=len(classes))
-        print(f"val accuracy {float(np.ravel(result['acc'])[0]):.3f}; saved {ckpt}; "
-              f"reloaded with {again.num_classes} classes ({again.load_report.layout} layout)")
+        print(
+            f"val accuracy {float(np.ravel(result['acc'])[0]):.3f}; saved {ckpt}; "
+            f"reloaded with {again.num_classes} classes ({again.load_report.layout} layout)"
+        )
     return {"val_acc": float(np.ravel(result["acc"])[0]), "checkpoint": ckpt, "classes": classes}
 
 

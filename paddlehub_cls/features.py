@@ -34,12 +34,14 @@ def resolve_out_indices(out_indices: Optional[Sequence[int]], num_stages: int) -
     for i in out_indices:
         if isinstance(i, bool) or not isinstance(i, int) or not -num_stages <= i < num_stages:
             raise ValueError(
-                f"out_indices {list(out_indices)!r}: {i!r} is not a stage index; this network has {num_stages} "
-                f"stages (0..{num_stages - 1}, or negative from the end)"
+                f"out_indices {list(out_indices)!r}: {i!r} is not a stage index; this network has "
+                f"{num_stages} stages (0..{num_stages - 1}, or negative from the end)"
             )
         resolved.append(i % num_stages)
     if any(b <= a for a, b in zip(resolved, resolved[1:])):
-        raise ValueError(f"out_indices must name distinct stages in increasing depth, got {list(out_indices)!r}")
+        raise ValueError(
+            f"out_indices must name distinct stages in increasing depth, got {list(out_indices)!r}"
+        )
     return resolved
 
 
@@ -113,7 +115,9 @@ class FeatureListNet(nn.Layer):
         info = list(getattr(model, "feature_info", None) or [])
         name = type(model).__name__
         if not info:
-            raise PaddleHubClsError(f"{name} declares no feature_info stages, so it has no features_only mode")
+            raise PaddleHubClsError(
+                f"{name} declares no feature_info stages, so it has no features_only mode"
+            )
         indices = resolve_out_indices(out_indices, len(info))
         self.model = model
         self.feature_info = FeatureInfo(info, indices)
@@ -141,8 +145,11 @@ class FeatureListNet(nn.Layer):
         self._captured = {}
         try:
             self.model.forward_features(x)
-            missing = [self.feature_info.module_name(i) for i in range(len(self.feature_info))
-                       if i not in self._captured]
+            missing = [
+                self.feature_info.module_name(i)
+                for i in range(len(self.feature_info))
+                if i not in self._captured
+            ]
             if missing:
                 raise PaddleHubClsError(
                     f"{type(self.model).__name__}.forward_features did not run {missing}; "

@@ -85,7 +85,7 @@ def read_checkpoint_meta(checkpoint: PathLike) -> Optional[Dict[str, Any]]:
         raise WeightsFormatError(f"checkpoint sidecar {path} is not valid JSON: {err}") from err
     if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
         raise WeightsFormatError(
-            f"{path} is not a paddlehub_cls fine-tuning sidecar (expected \"format\": {CHECKPOINT_FORMAT!r}); "
+            f'{path} is not a paddlehub_cls fine-tuning sidecar (expected "format": {CHECKPOINT_FORMAT!r}); '
             f"rename it if it belongs to something else"
         )
     names = meta.get("class_names")
@@ -173,7 +173,9 @@ def _optimizer_state_for(model: Any, saved: Dict[str, Any]) -> Dict[str, Any]:
     for k, value in saved.items():
         key, _, acc = k.rpartition("/")
         if key not in params:
-            raise WeightsFormatError(f"optimizer state names parameter {key!r}, which this network does not have")
+            raise WeightsFormatError(
+                f"optimizer state names parameter {key!r}, which this network does not have"
+            )
         state[f"{params[key].name}_{acc}"] = value
     return state
 
@@ -218,7 +220,9 @@ def _class_folder_dataset(root: Path, transform: Any) -> Any:
             f"remove them or add images"
         )
     if len(ds.classes) < 2:
-        raise DatasetError(f"{str(root)!r} has one class folder ({ds.classes[0]!r}); a classifier needs at least 2")
+        raise DatasetError(
+            f"{str(root)!r} has one class folder ({ds.classes[0]!r}); a classifier needs at least 2"
+        )
     return ds
 
 
@@ -281,17 +285,28 @@ def build_datasets(
                 f"{root}/train and {root}/val must hold the same class folders; train has {train.classes}, "
                 f"val has {val.classes}"
             )
-        return train, val, list(train.classes), f"{root}/train ({len(train)} images) and {root}/val ({len(val)})"
+        return (
+            train,
+            val,
+            list(train.classes),
+            f"{root}/train ({len(train)} images) and {root}/val ({len(val)})",
+        )
     full_train = _class_folder_dataset(root, train_tf)
     if val_split == 0:
         return full_train, None, list(full_train.classes), f"{root} ({len(full_train)} images, no validation)"
     full_eval = _class_folder_dataset(root, eval_tf)
     targets = [t for _, t in full_train.samples]
     train_idx, val_idx = _stratified_split(targets, val_split, seed)
-    desc = (f"{root}: {len(train_idx)} train / {len(val_idx)} val images "
-            f"(val_split {val_split}, seed {seed}, stratified by class)")
-    return (paddle.io.Subset(full_train, train_idx), paddle.io.Subset(full_eval, val_idx),
-            list(full_train.classes), desc)
+    desc = (
+        f"{root}: {len(train_idx)} train / {len(val_idx)} val images "
+        f"(val_split {val_split}, seed {seed}, stratified by class)"
+    )
+    return (
+        paddle.io.Subset(full_train, train_idx),
+        paddle.io.Subset(full_eval, val_idx),
+        list(full_train.classes),
+        desc,
+    )
 
 
 # ----------------------------------------------------------------------- model
@@ -415,8 +430,11 @@ def _epoch_callback(state: Dict[str, Any]) -> Any:
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             total, n = self.sums["train"]
-            self.row.update(train_loss=total / max(n, 1), train_acc=float((logs or {}).get("acc", float("nan"))),
-                            lr=float(self.model._optimizer.get_lr()))
+            self.row.update(
+                train_loss=total / max(n, 1),
+                train_acc=float((logs or {}).get("acc", float("nan"))),
+                lr=float(self.model._optimizer.get_lr()),
+            )
             if not state["has_val"]:
                 self._finish()
 
@@ -447,11 +465,19 @@ def _save_epoch(state: Dict[str, Any], row: Dict[str, Any], optimizer: Any) -> N
     for old in out.glob("epoch_*.pdopt"):
         if old.name != f"{stem}.pdopt":
             old.unlink(missing_ok=True)
-    meta = dict(state["meta"], epoch=row["epoch"], metrics=row, history=list(state["history"]),
-                weights_file=weights.name, optimizer_file=f"{stem}.pdopt")
+    meta = dict(
+        state["meta"],
+        epoch=row["epoch"],
+        metrics=row,
+        history=list(state["history"]),
+        weights_file=weights.name,
+        optimizer_file=f"{stem}.pdopt",
+    )
     _write_json(sidecar_path(weights), meta)
-    _write_json(out / "history.json", {"model": meta["model"], "class_names": meta["class_names"],
-                                       "history": state["history"]})
+    _write_json(
+        out / "history.json",
+        {"model": meta["model"], "class_names": meta["class_names"], "history": state["history"]},
+    )
     state["checkpoints"].append(weights)
     state["plot"] = plot_history(state["history"], out / "curves.png", title=f"{meta['model']} fine-tuning")
     logger.info("epoch %d: saved %s", row["epoch"], weights)
@@ -474,8 +500,10 @@ def plot_history(history: Sequence[Dict[str, Any]], path: PathLike, *, title: st
     epochs = [r["epoch"] for r in history]
     fig = Figure(figsize=(10, 4), dpi=100)
     FigureCanvasAgg(fig)
-    for ax, metric, label in ((fig.add_subplot(1, 2, 1), "loss", "loss"),
-                              (fig.add_subplot(1, 2, 2), "acc", "accuracy")):
+    for ax, metric, label in (
+        (fig.add_subplot(1, 2, 1), "loss", "loss"),
+        (fig.add_subplot(1, 2, 2), "acc", "accuracy"),
+    ):
         for split, style in (("train", "o-"), ("val", "s--")):
             ys = [r.get(f"{split}_{metric}") for r in history]
             if any(y is not None and not math.isnan(y) for y in ys):
@@ -577,11 +605,15 @@ def finetune(
                 f"this run is {info.name} on {class_names}"
             )
         if bool(meta.get("freeze_backbone")) != bool(freeze):
-            raise ValueError(f"cannot resume from {resume}: it was trained with freeze_backbone="
-                             f"{bool(meta.get('freeze_backbone'))}; pass the same setting")
+            raise ValueError(
+                f"cannot resume from {resume}: it was trained with freeze_backbone="
+                f"{bool(meta.get('freeze_backbone'))}; pass the same setting"
+            )
         start_epoch, history = int(meta["epoch"]), list(meta.get("history", []))
         if start_epoch >= epochs:
-            raise ValueError(f"{resume} has already trained {start_epoch} epochs; pass epochs > {start_epoch}")
+            raise ValueError(
+                f"{resume} has already trained {start_epoch} epochs; pass epochs > {start_epoch}"
+            )
         model = load_model(info.name, weights=resume, num_classes=n)
         opt_file = Path(os.fspath(resume)).with_name(meta.get("optimizer_file") or "")
         if opt_file.is_file():
@@ -589,8 +621,10 @@ def finetune(
 
             saved_opt = load_pdparams(opt_file)  # restricted unpickler: a checkpoint runs no code
         else:
-            logger.warning("no optimizer state %s (kept for the newest epoch only): momentum restarts from zero",
-                           opt_file)
+            logger.warning(
+                "no optimizer state %s (kept for the newest epoch only): momentum restarts from zero",
+                opt_file,
+            )
         init = f"resumed from {resume}"
         image_size = meta.get("image_size") or image_size
     elif weights is not None or pretrained:
@@ -608,12 +642,15 @@ def finetune(
     # Closed-form cosine: a resumed run (even one with more epochs) picks up at its step
     # without replaying a recursive schedule.
     schedule = paddle.optimizer.lr.LambdaDecay(
-        lr, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps)),
+        lr,
+        lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps)),
         last_epoch=start_epoch * steps_per_epoch - 1,
     )
     params = [p for p in model.parameters() if not p.stop_gradient]
     optimizer = paddle.optimizer.Momentum(
-        learning_rate=schedule, momentum=momentum, parameters=params,
+        learning_rate=schedule,
+        momentum=momentum,
+        parameters=params,
         weight_decay=paddle.regularizer.L2Decay(weight_decay) if weight_decay else None,
     )
     if saved_opt is not None:
@@ -624,12 +661,27 @@ def finetune(
         out.mkdir(parents=True, exist_ok=True)
     size = image_size or int(info.input_size[-1])
     state: Dict[str, Any] = {
-        "output": out, "model": model, "history": history, "checkpoints": [], "plot": None,
-        "start_epoch": start_epoch, "has_val": val_ds is not None,
+        "output": out,
+        "model": model,
+        "history": history,
+        "checkpoints": [],
+        "plot": None,
+        "start_epoch": start_epoch,
+        "has_val": val_ds is not None,
         "meta": {
-            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model": info.name, "num_classes": n,
-            "class_names": class_names, "image_size": size, "epochs": epochs, "freeze_backbone": bool(freeze),
-            "trainable": trainable, "init": init, "data": data_desc, "batch_size": batch_size, "lr": lr,
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "model": info.name,
+            "num_classes": n,
+            "class_names": class_names,
+            "image_size": size,
+            "epochs": epochs,
+            "freeze_backbone": bool(freeze),
+            "trainable": trainable,
+            "init": init,
+            "data": data_desc,
+            "batch_size": batch_size,
+            "lr": lr,
             "world_size": paddle.distributed.get_world_size(),
         },
     }
@@ -643,8 +695,15 @@ def finetune(
         # hapi's own train_batch copies its label tensors with paddle.to_tensor, which warns.
         warnings.filterwarnings("ignore", message="To copy construct from a tensor")
         hapi.fit(
-            train_ds, val_ds, epochs=epochs - start_epoch, batch_size=batch_size, shuffle=True,
-            verbose=verbose, num_workers=num_workers, callbacks=[_epoch_callback(state)], log_freq=10,
+            train_ds,
+            val_ds,
+            epochs=epochs - start_epoch,
+            batch_size=batch_size,
+            shuffle=True,
+            verbose=verbose,
+            num_workers=num_workers,
+            callbacks=[_epoch_callback(state)],
+            log_freq=10,
         )
     model.eval()
     best = None
@@ -671,20 +730,51 @@ def add_parsers(subparsers: "argparse._SubParsersAction") -> None:
     )
     p.add_argument("name", metavar="NAME", help="model name, e.g. MobileNetV1")
     p.add_argument("--data", required=True, metavar="DIR", help="image folder, one sub-folder per class")
-    p.add_argument("--epochs", type=int, default=5, help="total epochs (default 5)")
-    p.add_argument("--batch-size", type=int, default=32, help="images per step and process (default 32)")
-    p.add_argument("--lr", type=float, default=0.01, help="initial learning rate, cosine-decayed (default 0.01)")
+    p.add_argument("--epochs", type=int, default=5, metavar="N", help="total epochs (default 5)")
+    p.add_argument(
+        "--batch-size", type=int, default=32, metavar="B", help="images per step and process (default 32)"
+    )
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=0.01,
+        metavar="LR",
+        help="initial learning rate, cosine-decayed (default 0.01)",
+    )
     p.add_argument("--freeze-backbone", action="store_true", help="train only the new classifier")
-    p.add_argument("--val-split", type=float, default=0.2,
-                   help="fraction of each class held out for validation when DIR/val is absent (default 0.2)")
-    p.add_argument("--output", default="finetune_output", metavar="DIR", help="output folder (default finetune_output)")
-    p.add_argument("--resume", default=None, metavar="CKPT", help="continue from an epoch_NNN.pdparams of a run")
-    p.add_argument("--weights", default=None, metavar="TAG_OR_PATH",
-                   help="starting weights: variant tag or local file (default: the registry default)")
+    p.add_argument(
+        "--val-split",
+        type=float,
+        default=0.2,
+        metavar="F",
+        help="fraction of each class held out for validation when DIR/val is absent (default 0.2)",
+    )
+    p.add_argument(
+        "--output", default="finetune_output", metavar="DIR", help="output folder (default finetune_output)"
+    )
+    p.add_argument(
+        "--resume", default=None, metavar="CKPT", help="continue from an epoch_NNN.pdparams of a run"
+    )
+    p.add_argument(
+        "--weights",
+        default=None,
+        metavar="TAG_OR_PATH",
+        help="starting weights: variant tag or local file (default: the registry default)",
+    )
     p.add_argument("--no-pretrained", action="store_true", help="start from random weights")
-    p.add_argument("--image-size", type=int, default=None, metavar="S", help="crop size (default the model's)")
-    p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes (default 0)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split, head init and shuffling (default 0)")
+    p.add_argument(
+        "--image-size", type=int, default=None, metavar="S", help="crop size (default the model's)"
+    )
+    p.add_argument(
+        "--num-workers", type=int, default=0, metavar="N", help="DataLoader worker processes (default 0)"
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed of the split, head init and shuffling (default 0)",
+    )
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of progress bars")
     p.set_defaults(handler=run_finetune_command)
 
@@ -693,22 +783,37 @@ def run_finetune_command(args: argparse.Namespace, out: Any = None, err: Any = N
     """Run ``paddlehub-cls finetune``; returns the exit status."""
     out = out or sys.stdout
     result = finetune(
-        args.name, args.data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        freeze=args.freeze_backbone, val_split=args.val_split, output=args.output, resume=args.resume,
-        weights=args.weights, pretrained=not args.no_pretrained, image_size=args.image_size,
-        num_workers=args.num_workers, seed=args.seed, verbose=2 if args.quiet else 1,
+        args.name,
+        args.data,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        freeze=args.freeze_backbone,
+        val_split=args.val_split,
+        output=args.output,
+        resume=args.resume,
+        weights=args.weights,
+        pretrained=not args.no_pretrained,
+        image_size=args.image_size,
+        num_workers=args.num_workers,
+        seed=args.seed,
+        verbose=2 if args.quiet else 1,
     )
     if not _is_writer():
         return 0
     print(f"data: {result.data}", file=out)
     for row in result.history:
-        cells = [f"epoch {row['epoch']}"] + [f"{k} {row[k]:.4f}" for k in ("train_loss", "train_acc", "val_loss",
-                                                                           "val_acc") if k in row]
+        cells = [f"epoch {row['epoch']}"] + [
+            f"{k} {row[k]:.4f}" for k in ("train_loss", "train_acc", "val_loss", "val_acc") if k in row
+        ]
         print("  " + ", ".join(cells), file=out)
     if result.best_checkpoint is not None:
         print(f"best checkpoint: {result.best_checkpoint}", file=out)
-        print(f"load it with: load_model({args.name!r}, weights={str(result.best_checkpoint)!r}, "
-              f"num_classes={len(result.class_names)})", file=out)
+        print(
+            f"load it with: load_model({args.name!r}, weights={str(result.best_checkpoint)!r}, "
+            f"num_classes={len(result.class_names)})",
+            file=out,
+        )
     if result.plot is not None:
         print(f"curves: {result.plot}", file=out)
     return 0

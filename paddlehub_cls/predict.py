@@ -15,7 +15,19 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 from paddlehub_cls.errors import PaddleHubClsError
 
@@ -56,8 +68,13 @@ class PredictionError(PaddleHubClsError, OSError):
         names: the input names (paths, or ``<image 3>`` for in-memory images).
     """
 
-    def __init__(self, message: str, errors: Dict[str, str], results: List[Optional[List[Prediction]]],
-                 names: List[str]) -> None:
+    def __init__(
+        self,
+        message: str,
+        errors: Dict[str, str],
+        results: List[Optional[List[Prediction]]],
+        names: List[str],
+    ) -> None:
         super().__init__(message)
         self.errors = errors
         self.results = results
@@ -86,7 +103,9 @@ def expand_images(images: Union[ImageInput, Iterable[ImageInput]]) -> List[_Item
         if isinstance(image, (str, os.PathLike)):
             path = Path(os.fspath(image)).expanduser()
             if path.is_dir():
-                files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+                files = sorted(
+                    p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                )
                 if not files:
                     raise ImageReadError(
                         f"folder {str(path)!r} holds no image file (looked for {', '.join(IMAGE_SUFFIXES)}); "
@@ -127,7 +146,9 @@ def read_image(path: Union[str, "os.PathLike[str]"]) -> "Image.Image":
         ) from err
     except (OSError, ValueError, SyntaxError) as err:
         # Truncated or corrupt data surfaces from img.load() as OSError/ValueError/SyntaxError.
-        raise ImageReadError(f"cannot decode image {str(path)!r}: {err}; the file is corrupt or truncated") from err
+        raise ImageReadError(
+            f"cannot decode image {str(path)!r}: {err}; the file is corrupt or truncated"
+        ) from err
 
 
 def _load(item: _Item) -> "Image.Image":
@@ -147,7 +168,9 @@ def imagenet_labels() -> Tuple[str, ...]:
     text = resources.files("paddlehub_cls").joinpath("data/imagenet_classes.txt").read_text(encoding="utf-8")
     labels = tuple(line.strip() for line in text.splitlines() if line.strip())
     if len(labels) != 1000:
-        raise PaddleHubClsError(f"packaged imagenet_classes.txt has {len(labels)} names, expected 1000; reinstall")
+        raise PaddleHubClsError(
+            f"packaged imagenet_classes.txt has {len(labels)} names, expected 1000; reinstall"
+        )
     return labels
 
 
@@ -186,7 +209,9 @@ def _resolve_model(model_or_name: Any, weights: Optional[Any]) -> "nn.Layer":
     if weights is not None:
         raise ValueError("weights= applies to a model name; the network you passed already has its weights")
     if getattr(model_or_name, "num_classes", None) is None:
-        raise TypeError(f"expected a model name or a paddlehub_cls network, got {type(model_or_name).__name__}")
+        raise TypeError(
+            f"expected a model name or a paddlehub_cls network, got {type(model_or_name).__name__}"
+        )
     return model_or_name
 
 
@@ -332,17 +357,24 @@ def add_parsers(subparsers: "argparse._SubParsersAction") -> None:
     p = subparsers.add_parser(
         "predict",
         help="classify images with a pretrained model",
-        description="Print the top-k ImageNet classes of each image (files or folders of images).",
+        description=(
+            "Print the top-k classes of each image (files, or folders of images): ImageNet labels, or a "
+            "fine-tuned checkpoint's class names. An unreadable image is reported and the others still run."
+        ),
     )
     p.add_argument("name", metavar="NAME", help="model name, e.g. ResNet50 (or ResNet50.fluid2019)")
     p.add_argument("images", metavar="IMAGE", nargs="+", help="image files or folders of images")
-    p.add_argument("--topk", type=int, default=5, help="classes to print per image (default 5)")
+    p.add_argument("--topk", type=int, default=5, metavar="N", help="classes to print per image (default 5)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     p.add_argument(
-        "--weights", default=None, metavar="TAG_OR_PATH",
+        "--weights",
+        default=None,
+        metavar="TAG_OR_PATH",
         help="weight variant tag (fluid2019, paddleclas, paddle_vision) or a local checkpoint file",
     )
-    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
+    p.add_argument(
+        "--batch-size", type=int, default=8, metavar="B", help="images per forward pass (default 8)"
+    )
     p.set_defaults(handler=run_predict_command)
 
 
@@ -352,8 +384,9 @@ def run_predict_command(args: argparse.Namespace, out: Any = None, err: Any = No
     err = err or sys.stderr
     failed = 0
     report: List[Dict[str, Any]] = []
-    for name, res in iter_predictions(args.name, args.images, args.topk, batch_size=args.batch_size,
-                                      weights=args.weights):
+    for name, res in iter_predictions(
+        args.name, args.images, args.topk, batch_size=args.batch_size, weights=args.weights
+    ):
         if isinstance(res, ImageReadError):
             failed += 1
             print(f"error: {res}", file=err)
@@ -363,7 +396,9 @@ def run_predict_command(args: argparse.Namespace, out: Any = None, err: Any = No
         if not args.json:
             print(name, file=out)
             for rank, pred in enumerate(res, 1):
-                print(f"  {rank}. {pred['label']:<32} {pred['index']:>5}  {pred['probability']:.4f}", file=out)
+                print(
+                    f"  {rank}. {pred['label']:<32} {pred['index']:>5}  {pred['probability']:.4f}", file=out
+                )
             out.flush()
     if args.json:
         json.dump({"model": args.name, "weights": args.weights, "results": report}, out, indent=2)

@@ -82,7 +82,9 @@ class ResizeShort(T.BaseTransform):
         interpolation: PIL filter name (``"lanczos"``, ``"bilinear"``, ...).
     """
 
-    def __init__(self, size: int, interpolation: str = "lanczos", keys: Optional[Sequence[str]] = None) -> None:
+    def __init__(
+        self, size: int, interpolation: str = "lanczos", keys: Optional[Sequence[str]] = None
+    ) -> None:
         super().__init__(keys)
         self.size = int(size)
         self.interpolation = interpolation
@@ -182,7 +184,9 @@ def resolve_data_config(name_or_model: Any, *, image_size: Optional[int] = None)
         input_size = (input_size[0], image_size, image_size)
     interpolation = str(cfg["interpolation"]).lower()
     if interpolation not in _INTERPOLATIONS:
-        raise ValueError(f"{origin}: interpolation {cfg['interpolation']!r} is not one of {', '.join(_INTERPOLATIONS)}")
+        raise ValueError(
+            f"{origin}: interpolation {cfg['interpolation']!r} is not one of {', '.join(_INTERPOLATIONS)}"
+        )
     crop_pct = float(cfg["crop_pct"])
     if not 0.0 < crop_pct <= 1.0:
         raise ValueError(f"{origin}: crop_pct must be in (0, 1], got {crop_pct}")
@@ -246,8 +250,14 @@ def create_transform(
             T.RandomHorizontalFlip(hflip),
         ]
     else:
-        steps += [ResizeShort(_resize_size(height, cfg["crop_pct"]), cfg["interpolation"]), CenterCropFloor(height)]
-    steps += [ToCHWFloat(), _NormalizeFloat32(mean=list(cfg["mean"]), std=list(cfg["std"]), data_format="CHW")]
+        steps += [
+            ResizeShort(_resize_size(height, cfg["crop_pct"]), cfg["interpolation"]),
+            CenterCropFloor(height),
+        ]
+    steps += [
+        ToCHWFloat(),
+        _NormalizeFloat32(mean=list(cfg["mean"]), std=list(cfg["std"]), data_format="CHW"),
+    ]
     transform = T.Compose(steps)
     transform.data_config = dict(cfg, train=train)
     return transform

@@ -58,43 +58,70 @@ def _cli(argv):
 def test_end_to_end_finetune_resume_load_and_predict(tmp_path):
     data = make_shapes(tmp_path / "shapes")
     out = tmp_path / "run"
-    # ResNet18 from random weights (no download): 3 epochs, then resume for a 4th through the CLI.
-    first = finetune("ResNet18", data, epochs=3, batch_size=16, lr=0.01, pretrained=False, image_size=64,
-                     output=out, verbose=0)
+    # ResNet18 from random weights (no download): 3 epochs, then resume up to 5 through the CLI.
+    first = finetune(
+        "ResNet18",
+        data,
+        epochs=3,
+        batch_size=16,
+        lr=0.01,
+        pretrained=False,
+        image_size=64,
+        output=out,
+        verbose=0,
+    )
     assert [r["epoch"] for r in first.history] == [1, 2, 3]
-    text = _cli(["finetune", "ResNet18", "--data", str(data), "--epochs", "4", "--batch-size", "16",
-                 "--lr", "0.01", "--image-size", "64", "--output", str(out), "--quiet",
-                 "--resume", str(out / "epoch_003.pdparams")])
+    text = _cli(
+        [
+            "finetune",
+            "ResNet18",
+            "--data",
+            str(data),
+            "--epochs",
+            "5",
+            "--batch-size",
+            "16",
+            "--lr",
+            "0.01",
+            "--image-size",
+            "64",
+            "--output",
+            str(out),
+            "--quiet",
+            "--resume",
+            str(out / "epoch_003.pdparams"),
+        ]
+    )
     assert "best checkpoint:" in text and "curves:" in text
 
-    meta = read_checkpoint_meta(out / "epoch_004.pdparams")
-    assert meta["model"] == "ResNet18" and meta["class_names"] == sorted(CLASSES) and meta["epoch"] == 4
+    meta = read_checkpoint_meta(out / "epoch_005.pdparams")
+    assert meta["model"] == "ResNet18" and meta["class_names"] == sorted(CLASSES) and meta["epoch"] == 5
     assert meta["data"].endswith("96 train / 24 val images (val_split 0.2, seed 0, stratified by class)")
     history = meta["history"]
-    assert [r["epoch"] for r in history] == [1, 2, 3, 4]
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4, 5]
     assert history[:3] == json.loads((out / "epoch_003.json").read_text())["history"]
-    # The resumed epoch continued the cosine schedule: its lr is the 4-epoch curve's, below the start.
-    assert 0 <= history[3]["lr"] < 0.01
+    # The resumed epochs follow the cosine over 5 epochs: after epoch 4 the lr is 0.01 * (1 + cos(0.8 pi)) / 2.
+    assert history[3]["lr"] == pytest.approx(0.01 * (1 + np.cos(0.8 * np.pi)) / 2, rel=1e-5)
     final_acc = history[-1]["val_acc"]
     assert final_acc >= 0.8, history  # chance is 1/3
 
-    for e in (1, 2, 3, 4):
+    for e in (1, 2, 3, 4, 5):
         assert (out / f"epoch_{e:03d}.pdparams").is_file() and (out / f"epoch_{e:03d}.json").is_file()
-    assert sorted(p.name for p in out.glob("*.pdopt")) == ["epoch_004.pdopt"]
+    assert sorted(p.name for p in out.glob("*.pdopt")) == ["epoch_005.pdopt"]
     png = (out / "curves.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert json.loads((out / "history.json").read_text())["history"] == history
 
     # The checkpoint is our native state_dict: load_model detects the layout and the head.
-    model = load_model("ResNet18", weights=out / "epoch_004.pdparams", num_classes=3)
+    model = load_model("ResNet18", weights=out / "epoch_005.pdparams", num_classes=3)
     assert model.num_classes == 3 and model.load_report.layout == "native"
     assert model.load_report.reset == []
     # Independent check of the saved weights: classify every image with predict().
     files = sorted(data.glob("*/*.png"))
-    results = predict("ResNet18", files, topk=1, weights=str(out / "epoch_004.pdparams"), batch_size=32)
+    results = predict("ResNet18", files, topk=1, weights=str(out / "epoch_005.pdparams"), batch_size=32)
     hits = [res[0]["label"] == f.parent.name for f, res in zip(files, results)]
     assert np.mean(hits) >= 0.8
-    again = load_checkpoint(out / "epoch_004.pdparams")
+    again = load_checkpoint(out / "epoch_005.pdparams")
     assert again.class_names == sorted(CLASSES) and again.pretrained_cfg["input_size"] == [3, 64, 64]
 
 
@@ -102,9 +129,21 @@ def test_frozen_backbone_keeps_pretrained_weights(tmp_path):
     data = make_shapes(tmp_path / "shapes", per_class=4, size=40)
     paddle.seed(1)
     start = tmp_path / "start.pdparams"
-    paddle.save(load_model("ResNet18", pretrained=False).state_dict(), str(start))  # a local "pretrained" file
-    res = finetune("ResNet18", data, epochs=1, batch_size=4, lr=0.05, weights=start, freeze=True,
-                   image_size=32, output=tmp_path / "out", verbose=0)
+    paddle.save(
+        load_model("ResNet18", pretrained=False).state_dict(), str(start)
+    )  # a local "pretrained" file
+    res = finetune(
+        "ResNet18",
+        data,
+        epochs=1,
+        batch_size=4,
+        lr=0.05,
+        weights=start,
+        freeze=True,
+        image_size=32,
+        output=tmp_path / "out",
+        verbose=0,
+    )
     before = load_pdparams(start)
     after = load_pdparams(res.checkpoints[0])
     assert set(before) == set(after)
@@ -188,8 +227,16 @@ def test_dataset_errors_say_what_to_fix(tmp_path):
 
 def test_resume_refuses_mismatches(tmp_path):
     data = make_shapes(tmp_path / "d", per_class=3, size=24)
-    res = finetune("ShuffleNetV2", data, epochs=1, batch_size=8, pretrained=False, image_size=32,
-                   output=tmp_path / "o", verbose=0)
+    res = finetune(
+        "ShuffleNetV2",
+        data,
+        epochs=1,
+        batch_size=8,
+        pretrained=False,
+        image_size=32,
+        output=tmp_path / "o",
+        verbose=0,
+    )
     ckpt = res.checkpoints[0]
     with pytest.raises(ValueError, match="already trained 1 epochs"):
         finetune("ShuffleNetV2", data, epochs=1, resume=ckpt, output=tmp_path / "o", verbose=0)
@@ -206,17 +253,39 @@ def test_resume_refuses_mismatches(tmp_path):
 
 
 def test_runs_unchanged_under_paddle_distributed_launch_with_two_cpu_processes(tmp_path):
-    """`python -m paddle.distributed.launch --nproc_per_node 2 <console script> finetune ...` (gloo on CPU)."""
+    """`python -m paddle.distributed.launch --nproc_per_node 2 <console script> finetune ...` (gloo, CPU)."""
     data = make_shapes(tmp_path / "d", per_class=8, size=32)
     script = tmp_path / "paddlehub_cls_cli.py"  # what the paddlehub-cls console script runs
     script.write_text("import sys\nfrom paddlehub_cls.cli import main\nsys.exit(main())\n")
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir",
-           str(tmp_path / "log"), str(script), "finetune", "ShuffleNetV2", "--data", str(data), "--epochs", "1",
-           "--batch-size", "4", "--no-pretrained", "--image-size", "32", "--output", str(tmp_path / "out"),
-           "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "paddle.distributed.launch",
+        "--nproc_per_node",
+        "2",
+        "--log_dir",
+        str(tmp_path / "log"),
+        str(script),
+        "finetune",
+        "ShuffleNetV2",
+        "--data",
+        str(data),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--no-pretrained",
+        "--image-size",
+        "32",
+        "--output",
+        str(tmp_path / "out"),
+        "--quiet",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=400)
-    logs = "\n".join(p.read_text(errors="replace")[-2000:] for p in sorted((tmp_path / "log").glob("workerlog.*")))
+    logs = "\n".join(
+        p.read_text(errors="replace")[-2000:] for p in sorted((tmp_path / "log").glob("workerlog.*"))
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:] + logs
     meta = read_checkpoint_meta(tmp_path / "out" / "epoch_001.pdparams")
     assert meta["world_size"] == 2
@@ -229,8 +298,24 @@ def test_runs_unchanged_under_paddle_distributed_launch_with_two_cpu_processes(t
 
 
 def test_documented_python_recipe_runs(tmp_path, capsys):
-    out = RECIPE.main(["--model", "ShuffleNetV2", "--data", str(tmp_path / "demo"), "--demo-data", "--epochs", "1",
-                       "--batch-size", "8", "--image-size", "32", "--no-pretrained", "--output", str(tmp_path / "o")])
+    out = RECIPE.main(
+        [
+            "--model",
+            "ShuffleNetV2",
+            "--data",
+            str(tmp_path / "demo"),
+            "--demo-data",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--image-size",
+            "32",
+            "--no-pretrained",
+            "--output",
+            str(tmp_path / "o"),
+        ]
+    )
     assert out["classes"] == CLASSES and 0.0 <= out["val_acc"] <= 1.0
     assert "reloaded with 3 classes (native layout)" in capsys.readouterr().out
     state = load_pdparams(out["checkpoint"])

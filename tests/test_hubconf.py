@@ -48,8 +48,23 @@ def test_load_pretrained_from_a_file_mirror(cache_env, tmp_path, monkeypatch):
     data = served.read_bytes()
     # The published md5 belongs to the real file; a site registry pins ours instead.
     override = tmp_path / "site.json"
-    override.write_text(json.dumps({"schema_version": 1, "models": {"MobileNetV1": {"weights": {"paddle_vision": {
-        "checksum": f"sha256:{hashlib.sha256(data).hexdigest()}", "size": len(data)}}}}}))
+    override.write_text(
+        json.dumps(
+            {
+                "schema_version": 1,
+                "models": {
+                    "MobileNetV1": {
+                        "weights": {
+                            "paddle_vision": {
+                                "checksum": f"sha256:{hashlib.sha256(data).hexdigest()}",
+                                "size": len(data),
+                            }
+                        }
+                    }
+                },
+            }
+        )
+    )
     monkeypatch.setenv("PADDLEHUB_CLS_REGISTRY", str(override))
     monkeypatch.setenv("PADDLEHUB_CLS_MIRROR", (tmp_path / "mirror").as_uri())
     monkeypatch.setenv("PADDLEHUB_CLS_OFFLINE", "1")  # no socket: only the file:// mirror can serve it

@@ -71,7 +71,12 @@ def test_inputs_paths_folders_arrays_and_batching(net, tmp_path):
     img = chelsea()
     folder = tmp_path / "imgs"
     folder.mkdir()
-    variants = [img, img.transpose(Image.FLIP_LEFT_RIGHT), img.rotate(90, expand=True), img.crop((0, 0, 300, 300))]
+    variants = [
+        img,
+        img.transpose(Image.FLIP_LEFT_RIGHT),
+        img.rotate(90, expand=True),
+        img.crop((0, 0, 300, 300)),
+    ]
     for name, v in zip(["d.png", "b.jpg", "a.png", "c.bmp"], variants):
         v.save(folder / name)
     (folder / "notes.txt").write_text("not an image, and not picked up from a folder")
@@ -186,9 +191,25 @@ def test_cli_entry_point_runs_predict(weights_file, tmp_path):
     img = ROOT / "paddlehub_cls" / "data" / "chelsea.png"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     proc = subprocess.run(
-        [sys.executable, "-m", "paddlehub_cls", "predict", "ShuffleNetV2", str(img), str(tmp_path / "nope.png"),
-         "--topk", "2", "--json", "--weights", str(weights_file)],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "paddlehub_cls",
+            "predict",
+            "ShuffleNetV2",
+            str(img),
+            str(tmp_path / "nope.png"),
+            "--topk",
+            "2",
+            "--json",
+            "--weights",
+            str(weights_file),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
     )
     assert proc.returncode == 1, proc.stderr
     doc = json.loads(proc.stdout)

@@ -12,7 +12,13 @@ from paddlehub_cls.transforms import create_transform, resolve_data_config, to_p
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
-CFG_2019 = {"input_size": [3, 224, 224], "mean": MEAN, "std": STD, "interpolation": "lanczos", "crop_pct": 0.875}
+CFG_2019 = {
+    "input_size": [3, 224, 224],
+    "mean": MEAN,
+    "std": STD,
+    "interpolation": "lanczos",
+    "crop_pct": 0.875,
+}
 
 
 def chelsea() -> Image.Image:
@@ -30,7 +36,9 @@ def reader_2019(img: Image.Image, resize: int = 256, crop: int = 224) -> np.ndar
     rw, rh = int(round(w * percent)), int(round(h * percent))
     img = img.resize((rw, rh), Image.LANCZOS)
     left, top = (rw - crop) // 2, (rh - crop) // 2
-    arr = np.array(img.crop((left, top, left + crop, top + crop))).astype("float32").transpose((2, 0, 1)) / 255
+    arr = (
+        np.array(img.crop((left, top, left + crop, top + crop))).astype("float32").transpose((2, 0, 1)) / 255
+    )
     arr -= np.array(MEAN).reshape((3, 1, 1))
     arr /= np.array(STD).reshape((3, 1, 1))
     return arr
