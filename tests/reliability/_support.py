@@ -338,3 +338,7 @@ def subprocess_env(base: Mapping[str, str], **extra: str) -> Dict[str, str]:
 
 def worker_cmd(*args: str) -> List[str]:
     return [sys.executable, str(WORKER), *args]
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()

@@ -6,20 +6,25 @@ Usage: ``python _worker.py JOB`` where JOB is JSON:
   each registry variant (the path ``load_model`` takes, without building a network);
 - ``{"fetch": [[url, checksum or null], ...]}``: ``hub.fetch`` each file;
 - ``{"model": ["Name", ...]}``: ``paddlehub_cls.load_model`` each model (imports paddle);
-- ``"threads": N`` (with ``fetch`` or ``load``): run the job in N threads of this process.
+- ``"threads": N`` (with ``fetch`` or ``load``): run the job in N threads of this process;
+- ``"barrier": DIR``: import everything, create ``DIR/ready.<pid>``, then start only once
+  ``DIR/go`` exists, so that many workers really start at the same moment.
 
-The last line of stdout is JSON: ``{"pid", "rank", "results": [...]}``. With the environment
+The last line of stdout is JSON: ``{"pid", "rank", "started", "finished", "results": [...]}`` (the
+times are ``time.time()`` after the barrier and at the end). With the environment
 variables of :mod:`_killhook` the process dies at a chosen point instead.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -79,6 +84,16 @@ def main() -> None:
         + [lambda u=u, c=c: _fetch(u, c) for u, c in job.get("fetch", [])]
         + [lambda n=n: _model(n) for n in job.get("model", [])]
     )
+    if job.get("barrier"):
+        # Everything a task needs is imported before the start.
+        names = ["numpy", "requests", "paddlehub_cls.hub", "paddlehub_cls.fastload"]
+        for name in names + (["paddle", "paddlehub_cls.models"] if job.get("model") else []):
+            importlib.import_module(name)
+        gate = Path(job["barrier"])
+        (gate / f"ready.{os.getpid()}").touch()
+        while not (gate / "go").exists():
+            time.sleep(0.005)
+    started = time.time()
     threads = int(job.get("threads", 0))
     results: List[Any] = []
     if threads:
@@ -102,7 +117,8 @@ def main() -> None:
     else:
         results = [task() for task in tasks]
     rank = os.environ.get("PADDLE_RANK_IN_NODE")
-    print(json.dumps({"pid": os.getpid(), "rank": rank, "results": results}), flush=True)
+    out = {"pid": os.getpid(), "rank": rank, "started": started, "finished": time.time(), "results": results}
+    print(json.dumps(out), flush=True)
 
 
 if __name__ == "__main__":
