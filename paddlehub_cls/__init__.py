@@ -7,20 +7,30 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+# None of these modules imports paddle at import time.
 from paddlehub_cls.api import download, list_models, load_model, model_info  # noqa: E402
+from paddlehub_cls.exporting import export  # noqa: E402
+from paddlehub_cls.inference import Predictor  # noqa: E402
+from paddlehub_cls.predict import predict  # noqa: E402
 
-__all__ = ["__version__", "Predictor", "download", "export", "list_models", "load_model", "model_info"]
+__all__ = [
+    "__version__",
+    "Predictor",
+    "create_transform",
+    "download",
+    "export",
+    "list_models",
+    "load_model",
+    "model_info",
+    "predict",
+]
 
 
 def __getattr__(name: str) -> object:
-    # export and Predictor live in modules that import paddle when used; loading them lazily
-    # keeps `import paddlehub_cls` paddle-free.
-    if name == "export":
-        from paddlehub_cls.exporting import export
+    # transforms builds on paddle.vision.transforms; loading it on first use keeps
+    # `import paddlehub_cls` paddle-free.
+    if name == "create_transform":
+        from paddlehub_cls.transforms import create_transform
 
-        return export
-    if name == "Predictor":
-        from paddlehub_cls.inference import Predictor
-
-        return Predictor
+        return create_transform
     raise AttributeError(f"module 'paddlehub_cls' has no attribute {name!r}")
