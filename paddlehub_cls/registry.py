@@ -373,7 +373,7 @@ def _build_registry(keys: tuple[tuple[str, int, int], ...]) -> Registry:
             text = _packaged_path().read_text(encoding="utf-8")
             label = "paddlehub_cls/registry.json"
         else:
-            text = Path(path).read_text(encoding="utf-8")
+            text = _read_text(path)
             label = path
         models = _schema.parse_document(text, label)
         lowered = {name.lower(): name for name in merged}
@@ -391,6 +391,22 @@ def _build_registry(keys: tuple[tuple[str, int, int], ...]) -> Registry:
         for name, entry in merged.items()
     }
     return Registry(models=FrozenMapping(infos), files=tuple(k[0] for k in keys))
+
+
+def _read_text(path: str) -> str:
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise RegistryError(
+            f"registry file {path!r} ({ENV_REGISTRY}) cannot be read: {exc}; {_fix_hint(ENV_REGISTRY)}"
+        ) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RegistryError(
+            f"registry file {path!r} is not UTF-8 text: byte 0x{raw[exc.start]:02x} at offset {exc.start}; "
+            "save it as UTF-8 JSON"
+        ) from None
 
 
 def _make_info(name: str, entry: Mapping[str, Any], files: list[str]) -> ModelInfo:
