@@ -52,6 +52,9 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 _TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 _CHECKSUM_RE = re.compile(r"^(md5:[0-9a-fA-F]{32}|sha256:[0-9a-fA-F]{64})$")
 _MISSING = object()
+# A registry document is a few levels deep (document, models, model, weights, variant, metrics);
+# anything far deeper is not a registry, and would only exhaust the validators' recursion.
+MAX_DEPTH = 32
 _DOCS = "see docs/registry.md"
 
 
@@ -76,6 +79,19 @@ def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not allowed in a registry (JSON has no such number)")
 
 
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, without recursion (the validators recurse on what passes)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            break
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
 def parse_document(text: str, label: str) -> dict[str, dict[str, Any]]:
     """Parse one registry file and check its top level; return ``{model name: raw entry}``."""
     try:
@@ -91,6 +107,14 @@ def parse_document(text: str, label: str) -> dict[str, dict[str, Any]]:
         ) from None
     except ValueError as exc:
         raise RegistryError(f"registry file {label}: {exc}") from None
+    except RecursionError:
+        raise RegistryError(
+            f"registry file {label} is nested too deeply to be a registry (more than {MAX_DEPTH} levels)"
+        ) from None
+    if _depth(doc) > MAX_DEPTH:
+        raise RegistryError(
+            f"registry file {label} is nested too deeply to be a registry (more than {MAX_DEPTH} levels)"
+        )
     if not isinstance(doc, dict):
         raise RegistryError(f"registry file {label}: the top level must be a JSON object, got {_kind(doc)}")
     unknown = sorted(set(doc) - DOCUMENT_FIELDS)
