@@ -48,7 +48,7 @@ class _Handler(BaseHTTPRequestHandler):
         start, end, status = 0, st.st_size, 200
         rng = self.headers.get("Range", "")
         if rng.startswith("bytes=") and "," not in rng:
-            first, _, last = rng[len("bytes="):].partition("-")
+            first, _, last = rng[len("bytes=") :].partition("-")
             if first.isdigit() and int(first) < st.st_size:
                 start = int(first)
                 end = min(int(last) + 1, st.st_size) if last.isdigit() else st.st_size

@@ -70,8 +70,11 @@ def machine() -> Dict[str, Any]:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-        mem = next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal"))
+        mem = next(
+            line.split()[1]
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
         mem_gib = round(int(mem) / 2**20, 1)
     except (OSError, StopIteration):
         mem_gib = None
@@ -82,8 +85,15 @@ def machine() -> Dict[str, Any]:
     except Exception:  # noqa: BLE001 - a missing distribution only blanks the field
         paddle_version = None
     try:
-        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip() or None
+        commit = (
+            subprocess.run(
+                ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+            or None
+        )
     except OSError:
         commit = None
     return {
@@ -103,8 +113,9 @@ class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.repeats = args.repeats
-        self.threads = args.threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                        else os.cpu_count() or 1)
+        self.threads = args.threads or (
+            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        )
         self.work = Path(tempfile.mkdtemp(prefix="paddlehub_cls-bench-", dir=args.workdir))
         self.serve = self.work / "serve"
         self.serve.mkdir()
@@ -129,9 +140,16 @@ class Bench:
         env.update(extra)
         return env
 
-    def worker(self, *argv: str, env: Optional[Dict[str, str]] = None, timeout: float = 1800) -> Dict[str, Any]:
-        res = subprocess.run([sys.executable, str(WORKER), *argv], env=env or self.env(), capture_output=True,
-                             text=True, timeout=timeout)
+    def worker(
+        self, *argv: str, env: Optional[Dict[str, str]] = None, timeout: float = 1800
+    ) -> Dict[str, Any]:
+        res = subprocess.run(
+            [sys.executable, str(WORKER), *argv],
+            env=env or self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
         if res.returncode != 0 or not lines:
             raise BenchError(f"worker {' '.join(argv)} failed ({res.returncode}):\n{res.stderr[-3000:]}")
@@ -162,14 +180,20 @@ class Bench:
             os.link(src, served)
             os.link(src, vision_home / f"{arch}.pdparams")  # "already downloaded" for paddle.vision
             info = made[arch]
-            overrides[name] = {"weights": {"paddle_vision": {"checksum": f"md5:{info['md5']}", "size": info["size"]}}}
+            overrides[name] = {
+                "weights": {"paddle_vision": {"checksum": f"md5:{info['md5']}", "size": info["size"]}}
+            }
             self.weights[name] = dict(info, arch=arch, file=str(src), url=url, path="/" + host_path)
         self.registry = self.work / "registry.json"
         self.registry.write_text(json.dumps({"schema_version": 1, "models": overrides}, indent=1))
 
     def lib_env(self, cache: Path, **extra: str) -> Dict[str, str]:
-        return self.env(PADDLEHUB_CLS_HOME=str(cache), PADDLEHUB_CLS_REGISTRY=str(self.registry),
-                        PADDLEHUB_CLS_MIRROR=self.server.base_url, **extra)
+        return self.env(
+            PADDLEHUB_CLS_HOME=str(cache),
+            PADDLEHUB_CLS_REGISTRY=str(self.registry),
+            PADDLEHUB_CLS_MIRROR=self.server.base_url,
+            **extra,
+        )
 
     # ------------------------------------------------------------------ groups
     def group_cli(self) -> None:
@@ -191,9 +215,21 @@ class Bench:
             ours.append(wall([sys.executable, "-m", "paddlehub_cls", "list"]))
             ours_cpu.append(cpu[-1])
         value = median(ours)
-        self.add(Figure("cli", "`paddlehub-cls list` wall time", value, "s", "< 0.5 s", value < 0.5,
-                        median(base), {"samples": ours, "cpu_s": ours_cpu, "python_startup_samples": base}))
-        self.add(Figure("cli", "  same, CPU time (user+sys; info)", median(ours_cpu), "s", "info", None, None, {}))
+        self.add(
+            Figure(
+                "cli",
+                "`paddlehub-cls list` wall time",
+                value,
+                "s",
+                "< 0.5 s",
+                value < 0.5,
+                median(base),
+                {"samples": ours, "cpu_s": ours_cpu, "python_startup_samples": base},
+            )
+        )
+        self.add(
+            Figure("cli", "  same, CPU time (user+sys; info)", median(ours_cpu), "s", "info", None, None, {})
+        )
 
     def group_load(self) -> None:
         self.setup_weights()
@@ -205,30 +241,88 @@ class Bench:
             ours, vision, floor = [], [], []
             for i in range(self.repeats):
                 ours.append(self.worker("ours-load", name, env=self.lib_env(cache)))
-                vision.append(self.worker("vision-load", w["arch"], self.server.base_url + w["path"], w["md5"]))
+                vision.append(
+                    self.worker("vision-load", w["arch"], self.server.base_url + w["path"], w["md5"])
+                )
                 floor.append(self.worker("floor", w["arch"], w["file"]))
-                self.log(f"{name} load {i + 1}/{self.repeats}: ours {ours[-1]['seconds']:.3f}s, "
-                         f"paddle.vision {vision[-1]['seconds']:.3f}s, floor {floor[-1]['seconds']:.3f}s")
+                self.log(
+                    f"{name} load {i + 1}/{self.repeats}: ours {ours[-1]['seconds']:.3f}s, "
+                    f"paddle.vision {vision[-1]['seconds']:.3f}s, floor {floor[-1]['seconds']:.3f}s"
+                )
             t_ours, t_vis, t_floor = (median([s["seconds"] for s in xs]) for xs in (ours, vision, floor))
             m_ours, m_vis = (median([s["peak_added_kb"] / 1024 for s in xs]) for xs in (ours, vision))
-            detail = {"ours_s": t_ours, "vision_s": t_vis, "floor_s": t_floor, "ours_peak_mib": m_ours,
-                      "vision_peak_mib": m_vis, "weights_mib": w["size"] / 2**20,
-                      "samples": {"ours": ours, "vision": vision, "floor": floor}}
-            self.add(Figure("load", f"{name} warm load vs paddle.vision (time)", t_ours / t_vis, "x", "<= 0.35",
-                            t_ours / t_vis <= 0.35, t_vis, detail))
-            self.add(Figure("load", f"{name} warm load vs floor (time)", t_ours / t_floor, "x", "<= 1.3",
-                            t_ours / t_floor <= 1.3, t_floor, {"ours_s": t_ours, "floor_s": t_floor}))
-            self.add(Figure("load", f"{name} peak RSS added vs paddle.vision", m_ours / m_vis, "x", "<= 0.7",
-                            m_ours / m_vis <= 0.7, m_vis, {"ours_mib": m_ours, "vision_mib": m_vis}))
+            detail = {
+                "ours_s": t_ours,
+                "vision_s": t_vis,
+                "floor_s": t_floor,
+                "ours_peak_mib": m_ours,
+                "vision_peak_mib": m_vis,
+                "weights_mib": w["size"] / 2**20,
+                "samples": {"ours": ours, "vision": vision, "floor": floor},
+            }
+            self.add(
+                Figure(
+                    "load",
+                    f"{name} warm load vs paddle.vision (time)",
+                    t_ours / t_vis,
+                    "x",
+                    "<= 0.35",
+                    t_ours / t_vis <= 0.35,
+                    t_vis,
+                    detail,
+                )
+            )
+            self.add(
+                Figure(
+                    "load",
+                    f"{name} warm load vs floor (time)",
+                    t_ours / t_floor,
+                    "x",
+                    "<= 1.3",
+                    t_ours / t_floor <= 1.3,
+                    t_floor,
+                    {"ours_s": t_ours, "floor_s": t_floor},
+                )
+            )
+            self.add(
+                Figure(
+                    "load",
+                    f"{name} peak RSS added vs paddle.vision",
+                    m_ours / m_vis,
+                    "x",
+                    "<= 0.7",
+                    m_ours / m_vis <= 0.7,
+                    m_vis,
+                    {"ours_mib": m_ours, "vision_mib": m_vis},
+                )
+            )
             f_ours, f_vis = (median([s["forward_added_kb"] / 1024 for s in xs]) for xs in (ours, vision))
-            self.add(Figure("load", f"  {name} RSS added after load + 1 forward (info)", f_ours / f_vis, "x", "info",
-                            None, f_vis, {"ours_mib": f_ours, "vision_mib": f_vis}))
+            self.add(
+                Figure(
+                    "load",
+                    f"  {name} RSS added after load + 1 forward (info)",
+                    f_ours / f_vis,
+                    "x",
+                    "info",
+                    None,
+                    f_vis,
+                    {"ours_mib": f_ours, "vision_mib": f_vis},
+                )
+            )
 
     def _cold_run(self, n: int, cache: Path) -> float:
         go = self.work / f"go-{n}-{time.monotonic_ns()}"
         env = self.lib_env(cache)
-        procs = [subprocess.Popen([sys.executable, str(WORKER), "cold-wait", "ResNet50", str(go)], env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(n)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, str(WORKER), "cold-wait", "ResNet50", str(go)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(n)
+        ]
         for p in procs:  # every process has imported paddle and paddlehub_cls
             if p.stdout.readline().strip() != "ready":
                 raise BenchError(f"cold-start worker died before the start: {p.communicate()[1][-3000:]}")
@@ -252,15 +346,37 @@ class Bench:
             self.server.reset()
             eight.append(self._cold_run(8, self.work / f"cache-cold8-{i}"))
             bodies.append(self.server.bodies(path))
-            self.log(f"cold start {i + 1}/{self.repeats}: 1 process {one[-1]:.2f}s, 8 processes {eight[-1]:.2f}s, "
-                     f"{bodies[-1]} bodies served")
+            self.log(
+                f"cold start {i + 1}/{self.repeats}: 1 process {one[-1]:.2f}s, 8 processes {eight[-1]:.2f}s, "
+                f"{bodies[-1]} bodies served"
+            )
             for d in (self.work / f"cache-cold1-{i}", self.work / f"cache-cold8-{i}"):
                 shutil.rmtree(d, ignore_errors=True)
-        self.add(Figure("cold8", "8 concurrent cold starts: bodies served", max(bodies), "bodies", "== 1",
-                        max(bodies) == 1, None, {"per_repeat": bodies}))
+        self.add(
+            Figure(
+                "cold8",
+                "8 concurrent cold starts: bodies served",
+                max(bodies),
+                "bodies",
+                "== 1",
+                max(bodies) == 1,
+                None,
+                {"per_repeat": bodies},
+            )
+        )
         ratio = median(eight) / median(one)
-        self.add(Figure("cold8", "8 concurrent cold starts vs 1 (wall)", ratio, "x", "<= 1.5", ratio <= 1.5,
-                        median(one), {"one_s": one, "eight_s": eight}))
+        self.add(
+            Figure(
+                "cold8",
+                "8 concurrent cold starts vs 1 (wall)",
+                ratio,
+                "x",
+                "<= 1.5",
+                ratio <= 1.5,
+                median(one),
+                {"one_s": one, "eight_s": eight},
+            )
+        )
 
     def group_download(self) -> None:
         size = self.args.download_mb << 20
@@ -289,22 +405,50 @@ class Bench:
                 res = self.worker("fetch", url, digest, str(cache), env=self.env())
                 ours.append(res["seconds"])
                 shutil.rmtree(cache, ignore_errors=True)
-                self.log(f"download {i + 1}/{self.repeats}: curl {curl[-1]:.2f}s, curl+sha256sum "
-                         f"{curl_sum[-1]:.2f}s, paddlehub_cls {ours[-1]:.2f}s")
+                self.log(
+                    f"download {i + 1}/{self.repeats}: curl {curl[-1]:.2f}s, curl+sha256sum "
+                    f"{curl_sum[-1]:.2f}s, paddlehub_cls {ours[-1]:.2f}s"
+                )
         finally:
             big.unlink()
             if out.exists():
                 out.unlink()
         mb = size / 2**20
         ratio = median(curl) / median(ours)
-        detail = {"mib": mb, "curl_mib_s": mb / median(curl), "ours_mib_s": mb / median(ours),
-                  "curl_sha256sum_mib_s": mb / median(curl_sum), "curl_s": curl, "curl_sha256sum_s": curl_sum,
-                  "ours_s": ours}
-        self.add(Figure("download", f"cold download {self.args.download_mb} MiB vs curl (throughput)", ratio, "x",
-                        ">= 0.8", ratio >= 0.8, mb / median(curl), detail))
+        detail = {
+            "mib": mb,
+            "curl_mib_s": mb / median(curl),
+            "ours_mib_s": mb / median(ours),
+            "curl_sha256sum_mib_s": mb / median(curl_sum),
+            "curl_s": curl,
+            "curl_sha256sum_s": curl_sum,
+            "ours_s": ours,
+        }
+        self.add(
+            Figure(
+                "download",
+                f"cold download {self.args.download_mb} MiB vs curl (throughput)",
+                ratio,
+                "x",
+                ">= 0.8",
+                ratio >= 0.8,
+                mb / median(curl),
+                detail,
+            )
+        )
         ratio2 = median(curl_sum) / median(ours)
-        self.add(Figure("download", "  same vs curl + sha256sum (info)", ratio2, "x", "info", None,
-                        mb / median(curl_sum), {}))
+        self.add(
+            Figure(
+                "download",
+                "  same vs curl + sha256sum (info)",
+                ratio2,
+                "x",
+                "info",
+                None,
+                mb / median(curl_sum),
+                {},
+            )
+        )
 
     def group_inference(self) -> None:
         env = self.env(OMP_NUM_THREADS=str(self.threads))
@@ -315,23 +459,46 @@ class Bench:
                 dy, pr = [], []
                 for i in range(self.repeats):
                     secs = str(self.args.infer_seconds)
-                    dy.append(self.worker("infer-dygraph", name, str(batch), secs, env=env)["images_per_second"])
-                    pr.append(self.worker("infer-predictor", str(out), str(batch), secs, env=env)
-                              ["images_per_second"])
-                    self.log(f"{name} batch {batch} {i + 1}/{self.repeats}: dygraph {dy[-1]:.1f} img/s, "
-                             f"Predictor {pr[-1]:.1f} img/s")
+                    dy.append(
+                        self.worker("infer-dygraph", name, str(batch), secs, env=env)["images_per_second"]
+                    )
+                    pr.append(
+                        self.worker("infer-predictor", str(out), str(batch), secs, env=env)[
+                            "images_per_second"
+                        ]
+                    )
+                    self.log(
+                        f"{name} batch {batch} {i + 1}/{self.repeats}: dygraph {dy[-1]:.1f} img/s, "
+                        f"Predictor {pr[-1]:.1f} img/s"
+                    )
                 ratio = median(pr) / median(dy)
-                self.add(Figure("inference", f"{name} batch {batch}: Predictor vs dygraph (img/s)", ratio, "x",
-                                ">= 4", ratio >= 4, median(dy),
-                                {"threads": self.threads, "dygraph_img_s": dy, "predictor_img_s": pr}))
+                self.add(
+                    Figure(
+                        "inference",
+                        f"{name} batch {batch}: Predictor vs dygraph (img/s)",
+                        ratio,
+                        "x",
+                        ">= 4",
+                        ratio >= 4,
+                        median(dy),
+                        {"threads": self.threads, "dygraph_img_s": dy, "predictor_img_s": pr},
+                    )
+                )
 
     # ------------------------------------------------------------------ output
     def table(self) -> str:
         rows = [("figure", "value", "baseline", "target", "result")]
         for f in self.figures:
             base = "" if f.baseline is None else f"{f.baseline:.3g}"
-            rows.append((f.name, f"{f.value:.3g} {f.unit}", base, f.target,
-                         "info" if f.ok is None else ("pass" if f.ok else "FAIL")))
+            rows.append(
+                (
+                    f.name,
+                    f"{f.value:.3g} {f.unit}",
+                    base,
+                    f.target,
+                    "info" if f.ok is None else ("pass" if f.ok else "FAIL"),
+                )
+            )
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
         lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
@@ -340,23 +507,37 @@ class Bench:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default=",".join(GROUPS),
-                        help=f"comma-separated groups to run (default all: {','.join(GROUPS)})")
-    parser.add_argument("--repeats", type=int, default=5, help="fresh-process samples per figure (median; >= 1)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="inference threads, the same on both sides (default 1: stable on a shared machine; 0: all CPUs)")
+    parser.add_argument(
+        "--only",
+        default=",".join(GROUPS),
+        help=f"comma-separated groups to run (default all: {','.join(GROUPS)})",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="fresh-process samples per figure (median; >= 1)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="inference threads, the same on both sides (default 1: stable on a shared machine; 0: all CPUs)",
+    )
     parser.add_argument("--download-mb", type=int, default=500, help="size of the download test file (MiB)")
     parser.add_argument("--infer-seconds", type=float, default=3.0, help="timed seconds per inference sample")
     parser.add_argument("--workdir", default=None, help="where temporary files go (default: system temp)")
-    parser.add_argument("--pythonpath", default=None, help="import paddlehub_cls from here (default: this checkout)")
+    parser.add_argument(
+        "--pythonpath", default=None, help="import paddlehub_cls from here (default: this checkout)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary files")
     parser.add_argument("--json", default=str(RESULTS), help="results file (default bench/results.json)")
     args = parser.parse_args(argv)
     groups = [g.strip() for g in args.only.split(",") if g.strip()]
     unknown = [g for g in groups if g not in GROUPS]
     if unknown or args.repeats < 1:
-        parser.error(f"unknown group(s) {unknown}; choose from {', '.join(GROUPS)}" if unknown
-                     else "--repeats must be >= 1")
+        parser.error(
+            f"unknown group(s) {unknown}; choose from {', '.join(GROUPS)}"
+            if unknown
+            else "--repeats must be >= 1"
+        )
     info = machine()
     bench = Bench(args)
     runners: Dict[str, Callable[[], None]] = {g: getattr(bench, f"group_{g}") for g in GROUPS}
@@ -375,10 +556,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     info["threads"] = bench.threads
     table = bench.table()
     print(table)
-    Path(args.json).write_text(json.dumps({"machine": info, "figures": [asdict(f) for f in bench.figures],
-                                           "table": table}, indent=1, default=str))
-    print(f"\nmachine: {info['cpu']}, {info['cpus_usable']} CPUs, {info['memory_gib']} GiB; load average "
-          f"{info['loadavg_start'][0]:.1f} -> {info['loadavg_end'][0]:.1f}; results in {args.json}")
+    Path(args.json).write_text(
+        json.dumps(
+            {"machine": info, "figures": [asdict(f) for f in bench.figures], "table": table},
+            indent=1,
+            default=str,
+        )
+    )
+    print(
+        f"\nmachine: {info['cpu']}, {info['cpus_usable']} CPUs, {info['memory_gib']} GiB; load average "
+        f"{info['loadavg_start'][0]:.1f} -> {info['loadavg_end'][0]:.1f}; results in {args.json}"
+    )
     return 0 if all(f.ok is not False for f in bench.figures) else 1
 
 

@@ -47,14 +47,14 @@ def _input_size(model: Any, input_size: Optional[Union[int, Sequence[int]]]) -> 
         size = tuple(int(v) for v in default)
     elif isinstance(input_size, int) and not isinstance(input_size, bool):
         size = (channels, input_size, input_size)
-    elif isinstance(input_size, (list, tuple)) and len(input_size) in (2, 3) and all(
-        isinstance(v, int) and not isinstance(v, bool) for v in input_size
+    elif (
+        isinstance(input_size, (list, tuple))
+        and len(input_size) in (2, 3)
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in input_size)
     ):
         size = (channels, *input_size) if len(input_size) == 2 else tuple(input_size)
     else:
-        raise ValueError(
-            f"input_size must be an int (square side), (H, W) or (C, H, W); got {input_size!r}"
-        )
+        raise ValueError(f"input_size must be an int (square side), (H, W) or (C, H, W); got {input_size!r}")
     if size[0] < 1 or min(size[1:]) < 8:
         raise ValueError(f"input_size {list(size)} is too small: channels >= 1 and sides >= 8 are needed")
     return size  # type: ignore[return-value]
@@ -194,12 +194,18 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("name", metavar="NAME", help="model name, e.g. ResNet50 (or ResNet50.fluid2019)")
     p.add_argument("out_dir", metavar="OUT_DIR", help="directory to write (created)")
     p.add_argument(
-        "--weights", default=None, metavar="TAG_OR_PATH",
+        "--weights",
+        default=None,
+        metavar="TAG_OR_PATH",
         help="weight variant tag (fluid2019, paddleclas, paddle_vision) or a local checkpoint",
     )
     p.add_argument("--batch-size", type=int, default=None, help="fixed batch size (default: any)")
     p.add_argument(
-        "--input-size", type=int, nargs="+", default=None, metavar="N",
+        "--input-size",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="N",
         help="square side, or H W, or C H W (default: the model's own input size)",
     )
     p.add_argument("--random", action="store_true", help="export random weights (no download; for testing)")
@@ -216,7 +222,11 @@ def run_export(args: argparse.Namespace) -> int:
     if args.random and args.weights:
         raise ValueError("--random and --weights exclude each other")
     out = export(
-        args.name, args.out_dir, input_size=size, batch_size=args.batch_size, weights=args.weights,
+        args.name,
+        args.out_dir,
+        input_size=size,
+        batch_size=args.batch_size,
+        weights=args.weights,
         pretrained=not args.random,
     )
     for name in sorted(p.name for p in out.iterdir() if not p.name.startswith(".")):

@@ -52,8 +52,19 @@ FORMAT_VERSION = 1
 _META_KEY = "paddlehub_cls.fastload"
 # safetensors dtype codes that map one-to-one onto numpy (what save_safetensors writes).
 _DIRECT = {
-    "BOOL": "|b1", "U8": "|u1", "I8": "|i1", "U16": "<u2", "I16": "<i2", "U32": "<u4", "I32": "<i4",
-    "U64": "<u8", "I64": "<i8", "F16": "<f2", "F32": "<f4", "F64": "<f8", "C64": "<c8",
+    "BOOL": "|b1",
+    "U8": "|u1",
+    "I8": "|i1",
+    "U16": "<u2",
+    "I16": "<i2",
+    "U32": "<u4",
+    "I32": "<i4",
+    "U64": "<u8",
+    "I64": "<i8",
+    "F16": "<f2",
+    "F32": "<f4",
+    "F64": "<f8",
+    "C64": "<c8",
 }
 # Free space kept on the cache's filesystem beyond the converted file itself.
 _SPACE_MARGIN = 64 << 20
@@ -78,7 +89,7 @@ def source_key(path: PathLike, checksum: Optional[str]) -> Optional[str]:
     """
     if not checksum or not str(checksum).startswith("sha256:"):
         return None
-    sha = str(checksum)[len("sha256:"):].lower()
+    sha = str(checksum)[len("sha256:") :].lower()
     if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
         return None
     p = Path(path)
@@ -166,7 +177,8 @@ def map_safetensors(path: PathLike) -> Tuple[Dict[str, np.ndarray], Dict[str, st
     for name, (code, shape, begin, end) in entries.items():
         if code not in _DIRECT:
             raise WeightsFormatError(
-                f"{os.fspath(path)}: tensor {name!r} has dtype {code}, which cannot be mapped without a copy; "
+                f"{os.fspath(path)}: tensor {name!r} has dtype {code}, which cannot be mapped without a "
+                "copy; "
                 "read it with paddlehub_cls.formats.load_safetensors"
             )
         dtype = np.dtype(_DIRECT[code])
@@ -201,7 +213,9 @@ def find_converted(key: str, cache_dir: Optional[PathLike] = None) -> Optional["
             return _load_converted(file, stamp)
         except (OSError, WeightsFormatError) as exc:
             # A stamp matching a damaged file means something changed it and kept its mtime.
-            logger.warning("ignoring damaged converted weights %s (%s); they will be converted again", file, exc)
+            logger.warning(
+                "ignoring damaged converted weights %s (%s); they will be converted again", file, exc
+            )
             if root.writable:
                 try:
                     _stamp_path(file).unlink()
@@ -331,7 +345,11 @@ def convert(source: PathLike, dest: PathLike, key: str) -> Dict[str, Any]:
     _write_json(_stamp_path(dest), stamp)
     logger.info(
         "converted %s (%s, %d tensors) to %s in %.2fs",
-        source, src.format, len(src.tensors), dest, time.perf_counter() - started,
+        source,
+        src.format,
+        len(src.tensors),
+        dest,
+        time.perf_counter() - started,
     )
     return stamp
 
@@ -395,7 +413,9 @@ def assign(model: Any, arrays: Mapping[str, np.ndarray], skip: Collection[str] =
         if key in skip:
             continue
         if key not in arrays:
-            raise WeightsMismatchError(f"no array for {key} of {type(model).__name__}; this is a bug in paddlehub_cls")
+            raise WeightsMismatchError(
+                f"no array for {key} of {type(model).__name__}; this is a bug in paddlehub_cls"
+            )
         arr = arrays[key]
         if tuple(arr.shape) != tuple(param.shape):
             raise WeightsMismatchError(
@@ -405,7 +425,13 @@ def assign(model: Any, arrays: Mapping[str, np.ndarray], skip: Collection[str] =
         if arr.dtype != want:
             arr = arr.astype(want)  # the one copy a different dtype needs; the result is writable
         ptr = arr.__array_interface__["data"][0]
-        if on_cpu and arr.flags.c_contiguous and arr.flags.aligned and arr.flags.writeable and ptr not in taken:
+        if (
+            on_cpu
+            and arr.flags.c_contiguous
+            and arr.flags.aligned
+            and arr.flags.writeable
+            and ptr not in taken
+        ):
             param.get_tensor().set(arr, cpu, True)
             taken.add(ptr)
             shared.append(key)

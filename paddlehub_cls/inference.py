@@ -54,11 +54,18 @@ def _locate(path_or_dir: PathLike) -> Tuple[Path, Path, Path]:
     if not config.is_file():
         what = "directory" if p.is_dir() else ("file" if p.exists() else "path (missing)")
         raise ExportedModelError(
-            f"{str(p)!r} ({what}) is not a paddlehub_cls export: {config.name} is missing in {str(folder)!r}. "
-            "Write one with paddlehub_cls.export(model_or_name, out_dir) or `paddlehub-cls export NAME OUT_DIR`"
+            f"{str(p)!r} ({what}) is not a paddlehub_cls export: {config.name} is missing in "
+            f"{str(folder)!r}. Write one with paddlehub_cls.export(model_or_name, out_dir) or "
+            "`paddlehub-cls export NAME OUT_DIR`"
         )
-    program = next((folder / f"{MODEL_PREFIX}{ext}" for ext in (".json", ".pdmodel")
-                    if (folder / f"{MODEL_PREFIX}{ext}").is_file()), None)
+    program = next(
+        (
+            folder / f"{MODEL_PREFIX}{ext}"
+            for ext in (".json", ".pdmodel")
+            if (folder / f"{MODEL_PREFIX}{ext}").is_file()
+        ),
+        None,
+    )
     params = folder / f"{MODEL_PREFIX}.pdiparams"
     if program is None or not params.is_file():
         raise ExportedModelError(
@@ -78,7 +85,8 @@ def _read_config(path: Path) -> Dict[str, Any]:
     version = data.get("format_version")
     if not isinstance(version, int) or version > CONFIG_VERSION:
         raise ExportedModelError(
-            f"{path} has format_version {version!r}; this paddlehub_cls reads up to {CONFIG_VERSION}: upgrade it"
+            f"{path} has format_version {version!r}; this paddlehub_cls reads up to {CONFIG_VERSION}: "
+            "upgrade paddlehub_cls"
         )
     return data
 
@@ -92,7 +100,8 @@ def _want_gpu(use_gpu: Optional[bool]) -> bool:
     if use_gpu and not available:
         reason = "is not compiled with CUDA" if not paddle.is_compiled_with_cuda() else "sees no CUDA device"
         raise ValueError(
-            f"use_gpu=True but this paddle ({paddle.__version__}) {reason}; install paddlepaddle-gpu and check "
+            f"use_gpu=True but this paddle ({paddle.__version__}) {reason}; install paddlepaddle-gpu and "
+            "check "
             "CUDA_VISIBLE_DEVICES, or pass use_gpu=None (auto) / False"
         )
     return bool(use_gpu)
@@ -174,7 +183,8 @@ class Predictor:
 
     def __repr__(self) -> str:
         return (
-            f"Predictor({str(self.path)!r}, model={self.config.get('model')!r}, input={list(self.input_size)}, "
+            f"Predictor({str(self.path)!r}, model={self.config.get('model')!r}, "
+            f"input={list(self.input_size)}, "
             f"batch={self.fixed_batch or 'any'}, device={self.device!r})"
         )
 
@@ -197,7 +207,8 @@ class Predictor:
             x = x.astype(np.float32)
         if x.ndim != 4 or tuple(x.shape[1:]) != self.input_size:
             raise ValueError(
-                f"expected a batch of shape (N, {', '.join(map(str, self.input_size))}), got {list(x.shape)}; "
+                f"expected a batch of shape (N, {', '.join(map(str, self.input_size))}), "
+                f"got {list(x.shape)}; "
                 "a single image needs x[None], and another size needs export(..., input_size=...)"
             )
         if self.fixed_batch is not None and x.shape[0] != self.fixed_batch:
@@ -278,7 +289,7 @@ class Predictor:
         good = [i for i, a in enumerate(arrays) if a is not None]
         results: List[Optional[List[Prediction]]] = [None] * len(items)
         for start in range(0, len(good), self.batch_size):
-            idx = good[start:start + self.batch_size]
+            idx = good[start : start + self.batch_size]
             batch = np.stack([arrays[i] for i in idx])
             if self.fixed_batch is not None and len(idx) < self.fixed_batch:
                 pad = np.zeros((self.fixed_batch - len(idx), *batch.shape[1:]), dtype=batch.dtype)

@@ -43,7 +43,7 @@ def assert_logits_close(ours: np.ndarray, ref: np.ndarray) -> None:
 def exported(request, tmp_path_factory):
     model = random_net(request.param)
     out = export(model, tmp_path_factory.mktemp(request.param))
-    return model, out, Predictor(out, threads=2)
+    return model, out, Predictor(out, threads=2, use_gpu=False)
 
 
 @pytest.mark.parametrize("batch", [1, 3])
@@ -66,6 +66,8 @@ def test_export_writes_program_params_and_metadata(exported):
         assert cfg["pretrained_cfg"][key] == model.pretrained_cfg[key]
     assert predictor.input_size == (3, 224, 224) and predictor.fixed_batch is None
     assert predictor.device == "cpu" and predictor.threads == 2
+    gpu = paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+    assert Predictor(out).device == ("gpu:0" if gpu else "cpu")
     assert not model.training
 
 
@@ -95,13 +97,15 @@ def test_predict_reports_unreadable_images_and_keeps_the_others(exported, tmp_pa
 def test_fixed_batch_and_input_size(tmp_path):
     model = random_net("MobileNetV1", seed=3, size=96)
     out = export(model, tmp_path / "b2", input_size=96, batch_size=2)
-    predictor = Predictor(out, threads=1, batch_size=5)
+    predictor = Predictor(out, threads=1, batch_size=5, use_gpu=False)
     assert predictor.input_size == (3, 96, 96) and predictor.fixed_batch == 2 and predictor.batch_size == 2
     x = oracle_input(2, 96, 96, seed=5)
     assert_logits_close(predictor.run(x), dygraph(model, x))
     with pytest.raises(ValueError, match="exported for batches of exactly 2, got 3"):
         predictor.run(oracle_input(3, 96, 96))
-    with pytest.raises(ValueError, match=r"expected a batch of shape \(N, 3, 96, 96\), got \[2, 3, 224, 224\]"):
+    with pytest.raises(
+        ValueError, match=r"expected a batch of shape \(N, 3, 96, 96\), got \[2, 3, 224, 224\]"
+    ):
         predictor.run(oracle_input(2))
     # predict() pads the last batch of a fixed-batch export: three images give three answers.
     images = [np.full((100, 120, 3), v, dtype=np.uint8) for v in (10, 120, 250)]
@@ -132,8 +136,19 @@ def test_cli_export_by_name_with_local_weights(tmp_path, cache_env, capsys):
     weights = tmp_path / "mine.pdparams"
     paddle.save(net.state_dict(), str(weights))
     out = tmp_path / "cli"
-    code = cli_main(["export", "MobileNetV1", str(out), "--weights", str(weights), "--batch-size", "1",
-                     "--input-size", "64"])
+    code = cli_main(
+        [
+            "export",
+            "MobileNetV1",
+            str(out),
+            "--weights",
+            str(weights),
+            "--batch-size",
+            "1",
+            "--input-size",
+            "64",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     printed = capsys.readouterr().out.split()
     assert str(out / "paddlehub_cls.json") in printed and str(out / "inference.pdiparams") in printed
@@ -141,7 +156,8 @@ def test_cli_export_by_name_with_local_weights(tmp_path, cache_env, capsys):
     assert cfg["model"] == "MobileNetV1" and cfg["input"]["shape"] == [1, 3, 64, 64]
     x = oracle_input(1, 64, 64)
     net.eval()
-    np.testing.assert_allclose(Predictor(out, threads=1).run(x), dygraph(net, x), rtol=1e-4, atol=1e-4)
+    got = Predictor(out, threads=1, use_gpu=False).run(x)
+    np.testing.assert_allclose(got, dygraph(net, x), rtol=1e-4, atol=1e-4)
 
 
 def test_cli_export_reports_errors_in_one_line(tmp_path, capsys):
@@ -153,7 +169,9 @@ def test_cli_export_reports_errors_in_one_line(tmp_path, capsys):
 
 
 def test_predictor_errors(tmp_path, monkeypatch):
-    with pytest.raises(ExportedModelError, match="is not a paddlehub_cls export: paddlehub_cls.json is missing"):
+    with pytest.raises(
+        ExportedModelError, match="is not a paddlehub_cls export: paddlehub_cls.json is missing"
+    ):
         Predictor(tmp_path)
     (tmp_path / "paddlehub_cls.json").write_text("{}")
     with pytest.raises(ExportedModelError, match="lacks inference.json/.pdmodel or inference.pdiparams"):

@@ -38,8 +38,24 @@ def pinned(cache_env: Path, vision_file: Path, tmp_path: Path, monkeypatch: pyte
     """MobileNetV1.paddle_vision served from a file:// URL and pinned to the random file's md5."""
     md5 = hashlib.md5(vision_file.read_bytes()).hexdigest()
     override = tmp_path / "pin.json"
-    override.write_text(json.dumps({"schema_version": 1, "models": {"MobileNetV1": {"weights": {"paddle_vision": {
-        "urls": [vision_file.as_uri()], "checksum": f"md5:{md5}", "size": vision_file.stat().st_size}}}}}))
+    override.write_text(
+        json.dumps(
+            {
+                "schema_version": 1,
+                "models": {
+                    "MobileNetV1": {
+                        "weights": {
+                            "paddle_vision": {
+                                "urls": [vision_file.as_uri()],
+                                "checksum": f"md5:{md5}",
+                                "size": vision_file.stat().st_size,
+                            }
+                        }
+                    }
+                },
+            }
+        )
+    )
     monkeypatch.setenv("PADDLEHUB_CLS_REGISTRY", str(override))
     return cache_env
 
@@ -86,7 +102,8 @@ def test_first_load_converts_once_and_warm_loads_map_it(pinned, vision_file, mon
     # And both equal what paddle itself reads from the file (the vision names map 1:1 in order).
     vision = reference_arrays(vision_file)
     assert sorted(float(np.abs(a).sum()) for a in vision.values()) == pytest.approx(
-        sorted(float(np.abs(a).sum()) for a in got.values()), rel=1e-6)
+        sorted(float(np.abs(a).sum()) for a in got.values()), rel=1e-6
+    )
 
 
 def test_warm_load_initialises_nothing(pinned, monkeypatch):
@@ -229,7 +246,9 @@ def test_converted_file_in_a_shared_cache_is_used_and_not_written(pinned, vision
     user = tmp_path / "fresh-user"
     monkeypatch.setenv("PADDLEHUB_CLS_HOME", str(user))
     monkeypatch.setenv("PADDLEHUB_CLS_SHARED_CACHE", str(shared))
-    monkeypatch.setattr(fastload, "convert", lambda *a: pytest.fail("converted although a shared copy exists"))
+    monkeypatch.setattr(
+        fastload, "convert", lambda *a: pytest.fail("converted although a shared copy exists")
+    )
     model = load_model("MobileNetV1")
     assert len(model.load_report.loaded) > 0
     assert converted_files(user) == []
@@ -306,7 +325,8 @@ def test_assign_refuses_a_wrong_shape():
 
 def test_modules_import_without_paddle():
     code = (
-        "import sys, paddlehub_cls, paddlehub_cls.fastload, paddlehub_cls.exporting, paddlehub_cls.inference, "
+        "import sys, paddlehub_cls, paddlehub_cls.fastload, paddlehub_cls.exporting, "
+        "paddlehub_cls.inference, "
         "paddlehub_cls.cli; paddlehub_cls.export; paddlehub_cls.Predictor; "
         "assert 'paddle' not in sys.modules, sorted(m for m in sys.modules if m.startswith('paddle'))"
     )
