@@ -23,23 +23,24 @@ from paddlehub_cls._cache import (
     HEX,
     CacheRoot,
     Hit,
-    Want,
     atomic_write_json,
     blob_names,
     cache_roots,
     check_blob,
     hits_for,
     now,
+    parse_checksum,
     read_json,
     write_ref,
 )
-from paddlehub_cls.errors import CacheError, ChecksumError, UnsafeArchiveError
+from paddlehub_cls.errors import CacheError, ChecksumError, RegistryError, UnsafeArchiveError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 BUNDLE_FORMAT = "paddlehub_cls-bundle"
 _MAX_MANIFEST = 16 << 20
 _CHUNK = 1 << 20
+_TEXT_FIELDS = ("url", "filename", "trust", "model", "tag", "checksum")
 
 
 def export_bundle(
@@ -132,21 +133,38 @@ def _check_manifest(bundle: Path, data: bytes) -> List[Dict[str, Any]]:
     entries = manifest.get("entries")
     if not isinstance(entries, list):
         raise _bad_bundle(bundle, "manifest.json has no 'entries' list")
+    seen = set()
     for i, e in enumerate(entries):
         ok = (
             isinstance(e, dict)
             and isinstance(e.get("sha256"), str)
             and HEX["sha256"].match(e["sha256"])
             and isinstance(e.get("size"), int)
+            and not isinstance(e["size"], bool)
             and e["size"] >= 0
             and (e.get("md5") is None or (isinstance(e["md5"], str) and HEX["md5"].match(e["md5"])))
-            and isinstance(e.get("urls", []), list)
-            and all(isinstance(u, str) for u in e.get("urls", []))
+            and isinstance(e.get("urls") or [], list)
+            and all(isinstance(u, str) for u in e.get("urls") or [])
+            and all(e.get(k) is None or isinstance(e[k], str) for k in _TEXT_FIELDS)
+            and isinstance(e.get("sources") or [], list)
+            and all(
+                isinstance(src, dict)
+                and all(src.get(k) is None or isinstance(src[k], str) for k in ("model", "tag"))
+                for src in e.get("sources") or []
+            )
         )
         if not ok:
-            raise _bad_bundle(bundle, f"manifest entry {i} is malformed: {e!r}")
-        if e.get("checksum") is not None:
-            Want.make(e.get("urls") or ["bundle"], e["checksum"])  # validates the checksum string
+            raise _bad_bundle(bundle, f"manifest entry {i} is malformed: {str(e)[:500]}")
+        if e["sha256"] in seen:
+            raise _bad_bundle(bundle, f"manifest lists sha256 {e['sha256']} twice")
+        seen.add(e["sha256"])
+        try:
+            parse_checksum(e.get("checksum"))
+        except RegistryError:
+            raise _bad_bundle(
+                bundle,
+                f"manifest entry {i} has a malformed checksum {e['checksum']!r} (not md5:/sha256:<hex>)",
+            ) from None
     return entries
 
 
