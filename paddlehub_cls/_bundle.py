@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import lzma
 import os
 import shutil
 import tarfile
 import time
 import uuid
+import zlib
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -33,13 +35,21 @@ from paddlehub_cls._cache import (
     read_json,
     write_ref,
 )
-from paddlehub_cls.errors import CacheError, ChecksumError, RegistryError, UnsafeArchiveError
+from paddlehub_cls.errors import (
+    CacheError,
+    ChecksumError,
+    PaddleHubClsError,
+    RegistryError,
+    UnsafeArchiveError,
+)
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 BUNDLE_FORMAT = "paddlehub_cls-bundle"
 _MAX_MANIFEST = 16 << 20
 _CHUNK = 1 << 20
+# What reading a damaged (possibly compressed) tar can raise; OSError while reading is the bundle's.
+_READ_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
 _TEXT_FIELDS = ("url", "filename", "trust", "model", "tag", "checksum")
 
 
@@ -189,33 +199,46 @@ def import_bundle(bundle: PathLike, *, cache_dir: Optional[PathLike] = None) -> 
     user = cache_roots(cache_dir)[-1]
     user.prepare()
     staging = user.tmp / f"import-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
     try:
+        staging.mkdir()
         try:
             tf = tarfile.open(bundle, "r:*")
-        except (tarfile.TarError, OSError) as exc:
+        except _READ_ERRORS as exc:
             raise _bad_bundle(bundle, f"is not a readable tar file ({exc})") from None
         with tf:
             entries = _stage(tf, bundle, staging)
         for e in entries:
             _commit_import(user, staging, e)
+    except OSError as exc:
+        if isinstance(exc, PaddleHubClsError):
+            raise
+        # Reading errors were mapped above: this is the cache that cannot be written (full disk).
+        raise CacheError(
+            f"cannot import {str(bundle)!r} into the cache {user.path} ({exc}); artifacts verified and moved in "
+            "before the error stay, nothing half-written does. Free disk space, or point PADDLEHUB_CLS_HOME (or "
+            "cache_dir=) at a bigger writable disk"
+        ) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return entries
 
 
 def _stage(tf: tarfile.TarFile, bundle: Path, staging: Path) -> List[Dict[str, Any]]:
-    first = tf.next()
-    if first is None or first.name != "manifest.json" or not first.isreg() or first.size > _MAX_MANIFEST:
-        raise _bad_bundle(bundle, "does not start with a manifest.json file")
-    entries = _check_manifest(bundle, tf.extractfile(first).read())
+    try:
+        first = tf.next()
+        if first is None or first.name != "manifest.json" or not first.isreg() or first.size > _MAX_MANIFEST:
+            raise _bad_bundle(bundle, "does not start with a manifest.json file")
+        raw = tf.extractfile(first).read()
+    except _READ_ERRORS as exc:
+        raise _bad_bundle(bundle, f"is damaged ({exc})") from None
+    entries = _check_manifest(bundle, raw)
     by_name = {f"blobs/sha256/{e['sha256']}": e for e in entries}
     stamps = {f"{n}.json" for n in by_name}
     seen = set()
     while True:
         try:
             member = tf.next()
-        except (tarfile.TarError, EOFError, OSError) as exc:
+        except _READ_ERRORS as exc:
             raise _bad_bundle(bundle, f"is damaged ({exc})") from None
         if member is None:
             break
@@ -232,7 +255,11 @@ def _stage(tf: tarfile.TarFile, bundle: Path, staging: Path) -> List[Dict[str, A
             raise ChecksumError(
                 f"bundle {bundle} member {name!r} is {member.size} bytes, manifest says {e['size']}"
             )
-        sha, md5 = _stream_hash(tf.extractfile(member), staging / e["sha256"])
+        try:
+            src = tf.extractfile(member)
+        except _READ_ERRORS as exc:
+            raise _bad_bundle(bundle, f"is damaged ({exc})") from None
+        sha, md5 = _stream_hash(src, staging / e["sha256"], bundle)
         expected = {"sha256": e["sha256"], "md5": e.get("md5")}
         if e.get("checksum"):
             algo, _, hexd = e["checksum"].lower().partition(":")
@@ -253,10 +280,16 @@ def _stage(tf: tarfile.TarFile, bundle: Path, staging: Path) -> List[Dict[str, A
     return entries
 
 
-def _stream_hash(src: Any, dest: Path) -> Tuple[str, str]:
+def _stream_hash(src: Any, dest: Path, bundle: Path) -> Tuple[str, str]:
     sha, md5 = hashlib.sha256(), hashlib.md5()
     with src, open(dest, "wb") as out:
-        for chunk in iter(lambda: src.read(_CHUNK), b""):
+        while True:
+            try:
+                chunk = src.read(_CHUNK)
+            except _READ_ERRORS as exc:
+                raise _bad_bundle(bundle, f"is damaged ({exc})") from None
+            if not chunk:
+                break
             sha.update(chunk)
             md5.update(chunk)
             out.write(chunk)
