@@ -32,7 +32,7 @@ from paddlehub_cls._cache import (
     hits_for,
     now,
     parse_checksum,
-    read_json,
+    read_stamp,
     write_ref,
 )
 from paddlehub_cls.errors import (
@@ -304,8 +304,8 @@ def _commit_import(user: CacheRoot, staging: Path, e: Dict[str, Any]) -> None:
         user.blob(sha).parent.mkdir(parents=True, exist_ok=True)
         os.chmod(staging / sha, 0o644)
         os.replace(staging / sha, user.blob(sha))
-    old = read_json(user.stamp(sha)) or {}
-    sources = [s for s in old.get("sources", []) if isinstance(s, dict)]
+    old = read_stamp(user.stamp(sha))
+    sources = list(old["sources"])
     sources += [s for s in e.get("sources", []) if isinstance(s, dict) and s not in sources]
     stamp = {
         "sha256": sha,

@@ -189,6 +189,21 @@ def read_json(path: Path) -> Optional[Dict[str, Any]]:
     return data if isinstance(data, dict) else None
 
 
+def read_stamp(path: Path) -> Dict[str, Any]:
+    """A blob's stamp, or {} when absent or unreadable; ``sources`` is always a list of dicts.
+
+    Stamps are written by this package, but a damaged or hand-edited one must cost a re-hash,
+    never a crash in every process that loads the artifact.
+    """
+    stamp = read_json(path) or {}
+    sources = stamp.get("sources")
+    stamp["sources"] = [s for s in sources if isinstance(s, dict)] if isinstance(sources, list) else []
+    for key in ("checksum", "trust", "url", "filename"):
+        if not isinstance(stamp.get(key), (str, type(None))):
+            del stamp[key]
+    return stamp
+
+
 def hash_file(path: Path) -> Tuple[str, str, int]:
     """(sha256, md5, size) of a file, streamed."""
     sha, md5, size = hashlib.sha256(), hashlib.md5(), 0
@@ -332,7 +347,7 @@ def check_blob(root: CacheRoot, sha256: str, *, want: Optional[Want] = None) -> 
         st = blob.stat()
     except OSError:
         return None
-    stamp = read_json(root.stamp(sha256)) or {}
+    stamp = read_stamp(root.stamp(sha256))
     # Any write to the file changes its mtime: an unchanged (size, mtime_ns) pair means unchanged bytes.
     fresh = (stamp.get("sha256"), stamp.get("size"), stamp.get("mtime_ns")) == (
         sha256,
@@ -398,8 +413,8 @@ def recorded_pin(want: Want, roots: Sequence[CacheRoot]) -> Optional[str]:
 
 def record(root: CacheRoot, sha256: str, md5: str, size: int, want: Want, url: str) -> Hit:
     """Write the stamp and refs of a verified blob already at ``root.blob(sha256)``."""
-    old = read_json(root.stamp(sha256)) or {}
-    sources = [s for s in old.get("sources", []) if isinstance(s, dict)]
+    old = read_stamp(root.stamp(sha256))
+    sources = list(old["sources"])
     if want.source() and want.source() not in sources:
         sources.append(want.source())
     stamp = {
@@ -463,7 +478,7 @@ def hits_for(name: str, roots: Sequence[CacheRoot]) -> List[Hit]:
     hits: Dict[tuple, Hit] = {}
     for root in roots:
         for sha in blob_names(root):
-            stamp = read_json(root.stamp(sha)) or {}
+            stamp = read_stamp(root.stamp(sha))
             for s in stamp.get("sources", []):
                 if (
                     isinstance(s, dict)

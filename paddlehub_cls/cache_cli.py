@@ -35,6 +35,7 @@ from paddlehub_cls._cache import (
     quarantine_blob,
     read_json,
     read_ref,
+    read_stamp,
 )
 from paddlehub_cls.errors import CacheError, PaddleHubClsError
 
@@ -104,7 +105,7 @@ def list_entries(cache_dir: Optional[PathLike] = None) -> List[Entry]:
     out = []
     for root in cache_roots(cache_dir):
         for sha in blob_names(root):
-            stamp = read_json(root.stamp(sha)) or {}
+            stamp = read_stamp(root.stamp(sha))
             out.append(
                 Entry(
                     sha256=sha,
