@@ -98,7 +98,14 @@ class _Partial:
             return 0
 
     def meta(self) -> Dict[str, Any]:
-        return read_json(self.meta_path) or {}
+        """The note, or {} (nothing to resume) when it is missing or damaged."""
+        meta = read_json(self.meta_path) or {}
+        ok = (
+            isinstance(meta.get("url"), str)
+            and all(isinstance(meta.get(k), (str, type(None))) for k in ("etag", "last_modified"))
+            and isinstance(meta.get("encoded", False), bool)
+        )
+        return meta if ok else {}
 
     def reset(self) -> None:
         for p in (self.path, self.meta_path):
