@@ -40,7 +40,7 @@ from httpserver import Fault, FileServer
 from paddlehub_cls import hub
 from paddlehub_cls.errors import LockTimeoutError
 
-SLOW = Fault(chunk=32768, delay=0.004)  # about 8 MB/s: transfers overlap with process start-up
+SLOW = Fault(chunk=32768, delay=0.02)  # about 1.6 MB/s: every transfer outlasts the start of all workers
 
 
 def artifacts(server: FileServer, registry: Path) -> Dict[str, Tuple[bytes, Dict[str, str]]]:

@@ -122,7 +122,7 @@ def reset_mid_body(c: Ctx) -> None:
 
 @scenario
 def stall_mid_body_past_read_timeout(c: Ctx) -> None:
-    c.env(READ_TIMEOUT=0.3)
+    c.env(READ_TIMEOUT=1)
     c.server.add_fault(PATH, Fault(stall_after=200_000, stall=20))
     c.ok()
     assert c.gets()[1:] == [("bytes=200000-", 206)] and c.server.body_bytes(PATH) == len(DATA)
@@ -130,7 +130,7 @@ def stall_mid_body_past_read_timeout(c: Ctx) -> None:
 
 @scenario
 def stall_before_headers(c: Ctx) -> None:
-    c.env(READ_TIMEOUT=0.3)
+    c.env(READ_TIMEOUT=1)
     c.server.add_fault(PATH, Fault(stall_before_headers=20))
     c.ok()
     assert len(c.gets()) == 2 and c.sleeps == [1.0]
@@ -138,7 +138,7 @@ def stall_before_headers(c: Ctx) -> None:
 
 @scenario
 def stall_forever_keeps_the_partial(c: Ctx) -> None:
-    c.env(READ_TIMEOUT=0.3, RETRIES=2)
+    c.env(READ_TIMEOUT=1, RETRIES=2)
     c.server.add_fault(PATH, Fault(drop_after=100_000))
     c.server.set_default_fault(PATH, Fault(stall_after=0, stall=20))
     c.fails(DownloadError, c.url, "gave up after 2 retries", "100000 bytes", "resume")
