@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
@@ -138,7 +139,8 @@ def verify_cache(cache_dir: Optional[PathLike] = None) -> VerifyReport:
 
     In the user cache a bad blob is moved to ``quarantine/`` (it is downloaded again
     on next use), a bad or unfinished unpacked directory is removed (it is unpacked
-    again from its verified archive), and a missing stamp is rewritten. Shared
+    again from its verified archive), a missing stamp is rewritten, and temporary
+    files that crashed processes left (older than an hour) are deleted. Shared
     caches are only reported on, never changed.
     """
     report = VerifyReport()
@@ -179,9 +181,49 @@ def verify_cache(cache_dir: Optional[PathLike] = None) -> VerifyReport:
                     atomic_write_json(root.stamp(sha), stamp)
                     report.repaired.append(f"{blob}: stamp rewritten")
         _verify_unpacked(root, set(blobs), report)
+        if root.writable:
+            _remove_stale_temporaries(root, report)
         if root.tmp.is_dir():
             report.partials += [str(p) for p in sorted(root.tmp.glob("*.partial"))]
     return report
+
+
+#: A temporary file this old belongs to a process that died (writers replace theirs within seconds).
+STALE_TEMPORARY_S = 3600
+
+
+def _remove_stale_temporaries(root: CacheRoot, report: VerifyReport) -> None:
+    """Delete the hidden ``.*.tmp`` files that killed processes left beside stamps, refs, partial
+    notes and converted weights; a converted file's temporary only while nobody converts it."""
+    old = time.time() - STALE_TEMPORARY_S
+    places = [
+        root.path / "blobs" / "sha256",
+        root.path / "refs" / "md5",
+        root.path / "refs" / "url",
+        root.tmp,
+    ]
+    converted = root.path / "fastload" / "v1"
+    for folder in places + [converted]:
+        for tmp in sorted(folder.glob(".*.tmp")) if folder.is_dir() else []:
+            try:
+                if not tmp.is_file() or tmp.stat().st_mtime > old:
+                    continue
+            except FileNotFoundError:
+                continue
+            lock = None
+            if folder == converted:
+                key = tmp.name[1:].split(".safetensors", 1)[0]
+                lock = _try_lock(root, f"fastload-{key}")
+                if lock is None:  # a conversion is running right now
+                    continue
+            try:
+                tmp.unlink()
+                report.repaired.append(f"{tmp}: stale temporary file of a crashed process removed")
+            except FileNotFoundError:
+                pass
+            finally:
+                if lock is not None:
+                    lock.release()
 
 
 def _verify_unpacked(root: CacheRoot, blobs: set, report: VerifyReport) -> None:
