@@ -214,9 +214,9 @@ def import_bundle(bundle: PathLike, *, cache_dir: Optional[PathLike] = None) -> 
             raise
         # Reading errors were mapped above: this is the cache that cannot be written (full disk).
         raise CacheError(
-            f"cannot import {str(bundle)!r} into the cache {user.path} ({exc}); artifacts verified and moved in "
-            "before the error stay, nothing half-written does. Free disk space, or point PADDLEHUB_CLS_HOME (or "
-            "cache_dir=) at a bigger writable disk"
+            f"cannot import {str(bundle)!r} into the cache {user.path} ({exc}); artifacts verified and moved "
+            "in before the error stay, nothing half-written does. Free disk space, or point "
+            "PADDLEHUB_CLS_HOME (or cache_dir=) at a bigger writable disk"
         ) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)

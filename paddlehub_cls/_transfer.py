@@ -207,7 +207,8 @@ def download(want: Want, user: CacheRoot, progress: Optional[bool]) -> Hit:
         raise ChecksumError(msg if str(user.path) in msg else f"{msg} (user cache {user.path})")
     if mismatch is not None:
         raise ChecksumError(
-            f"no URL gave the right bytes for {want.describe()}:\n  " + "\n  ".join(failures)
+            f"no URL gave the right bytes for {want.describe()}:\n  "
+            + "\n  ".join(failures)
             + f"\nNothing was cached in {user.path}."
         )
     if offline:
@@ -399,7 +400,9 @@ def _http_attempt(session: Any, url: str, partial: _Partial, want: Want, progres
         encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
         if encoded and status == 206:
             partial.reset()
-            raise _Retry(f"the server compressed its answer to Range {have}-; restarting from the beginning", 0.0)
+            raise _Retry(
+                f"the server compressed its answer to Range {have}-; starting again from byte 0", 0.0
+            )
         if status == 206:
             match = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", resp.headers.get("Content-Range", ""))
             if not match or int(match.group(1)) != have:
