@@ -40,11 +40,34 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _killhook  # noqa: E402
 
 PREIMPORT = [
-    "numpy", "requests", "urllib3", "email.utils", "filelock", "tarfile", "zipfile", "gzip", "lzma", "bz2", "mmap",
-    "resource", "uuid", "warnings", "encodings.ascii", "encodings.latin_1", "encodings.idna", "_support", "paddlehub_cls.hub", "paddlehub_cls._transfer",
-    "paddlehub_cls.fastload", "paddlehub_cls.formats", "paddlehub_cls.cache_cli", "paddlehub_cls._bundle",
-    "paddlehub_cls.registry", "paddlehub_cls.archive", "paddlehub_cls.errors",
-]  # fmt: skip
+    "numpy",
+    "requests",
+    "urllib3",
+    "email.utils",
+    "filelock",
+    "tarfile",
+    "zipfile",
+    "gzip",
+    "lzma",
+    "bz2",
+    "mmap",
+    "resource",
+    "uuid",
+    "warnings",
+    "encodings.ascii",
+    "encodings.latin_1",
+    "encodings.idna",
+    "_support",
+    "paddlehub_cls.hub",
+    "paddlehub_cls._transfer",
+    "paddlehub_cls.fastload",
+    "paddlehub_cls.formats",
+    "paddlehub_cls.cache_cli",
+    "paddlehub_cls._bundle",
+    "paddlehub_cls.registry",
+    "paddlehub_cls.archive",
+    "paddlehub_cls.errors",
+]
 
 
 def _load(name: str) -> Dict[str, Any]:

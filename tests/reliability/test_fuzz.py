@@ -213,12 +213,21 @@ def bundle_bytes(entries: Any, members: List[Any]) -> bytes:
 
 
 def good_entries() -> List[Dict[str, Any]]:
-    return [
-        {"sha256": sha256(b), "size": len(b), "md5": md5(b), "urls": [f"https://e.org/{i}"], "url": f"https://e.org/{i}",
-         "filename": f"f{i}", "checksum": f"md5:{md5(b)}" if i else None, "trust": "pinned" if i else "tofu",
-         "sources": [{"model": "M", "tag": str(i)}], "model": "M", "tag": str(i)}
-        for i, b in enumerate(BLOBS)
-    ]  # fmt: skip
+    out = []
+    for i, b in enumerate(BLOBS):
+        url = f"https://e.org/{i}"
+        entry = {
+            "sha256": sha256(b),
+            "size": len(b),
+            "md5": md5(b),
+            "urls": [url],
+            "url": url,
+            "filename": f"f{i}",
+        }
+        entry.update(checksum=f"md5:{md5(b)}" if i else None, trust="pinned" if i else "tofu")
+        entry.update(sources=[{"model": "M", "tag": str(i)}], model="M", tag=str(i))
+        out.append(entry)
+    return out
 
 
 GOOD_MEMBERS = [(f"blobs/sha256/{sha256(b)}", b) for b in BLOBS]
@@ -395,6 +404,15 @@ DATA = np.random.default_rng(9).integers(0, 256, 200_000, dtype=np.uint8).tobyte
 OTHER = DATA[::-1]
 
 
+def good_stamp(url: str) -> Dict[str, Any]:
+    """The stamp the hub writes for DATA downloaded from ``url``."""
+    stamp = {"sha256": sha256(DATA), "md5": md5(DATA), "size": len(DATA), "mtime_ns": 0, "url": url}
+    stamp.update(
+        urls=[url], filename="f.bin", checksum=None, trust="tofu", sources=[{"model": "M", "tag": "t"}]
+    )
+    return stamp
+
+
 @st.composite
 def one_field_changed(draw: st.DrawFn, stamp: Dict[str, Any]) -> Dict[str, Any]:
     """The stamp with one of the fields the code reads replaced by any JSON value."""
@@ -405,18 +423,20 @@ def one_field_changed(draw: st.DrawFn, stamp: Dict[str, Any]) -> Dict[str, Any]:
 @st.composite
 def damaged_cache(draw: st.DrawFn, url: str) -> Dict[str, Any]:
     """A description of what an earlier (crashed, buggy or meddling) process left in the cache."""
-    stamp = {"sha256": sha256(DATA), "md5": md5(DATA), "size": len(DATA), "mtime_ns": 0, "url": url, "urls": [url],
-             "filename": "f.bin", "checksum": None, "trust": "tofu", "sources": [{"model": "M", "tag": "t"}]}  # fmt: skip
+    stamp = good_stamp(url)
+    note = {"url": url, "etag": None, "last_modified": None, "total": len(DATA), "encoded": False}
     return {
         "blob": draw(st.sampled_from(["none", "good", "flipped", "short"])),
         "stamp": draw(st.one_of(st.none(), mutated_json(stamp), one_field_changed(stamp), json_values)),
         "keep_mtime": draw(st.booleans()),
         "md5_ref": draw(st.sampled_from([None, sha256(DATA), sha256(OTHER), "garbage", ""])),
         "url_ref": draw(st.sampled_from([None, sha256(DATA), "garbage", "\xff"])),
-        "partial": draw(st.sampled_from([None, "head of the file", "head of another file", "all", "all and more"])),
-        "partial_meta": draw(st.one_of(st.none(), mutated_json({"url": url, "etag": None, "last_modified": None, "total": len(DATA), "encoded": False}), json_values)),
+        "partial": draw(
+            st.sampled_from([None, "head of the file", "head of another file", "all", "all and more"])
+        ),
+        "partial_meta": draw(st.one_of(st.none(), mutated_json(note), json_values)),
         "checksum": draw(st.sampled_from([f"sha256:{sha256(DATA)}", f"md5:{md5(DATA)}", None])),
-    }  # fmt: skip
+    }
 
 
 def lay_out(cache: Path, d: Dict[str, Any], checksum_key: str) -> None:
@@ -499,8 +519,7 @@ def test_every_damaged_stamp_field_costs_a_rehash_never_a_crash(
     from paddlehub_cls._cache import Want
 
     url = http_server.set_file("/f.bin", DATA)
-    good = {"sha256": sha256(DATA), "md5": md5(DATA), "size": len(DATA), "mtime_ns": 0, "url": url, "urls": [url],
-            "filename": "f.bin", "checksum": None, "trust": "tofu", "sources": [{"model": "M", "tag": "t"}]}  # fmt: skip
+    good = good_stamp(url)
     n = 0
     with Examples("damaged stamp fields (directed)") as ex:
         for field in sorted(good):
