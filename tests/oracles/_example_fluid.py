@@ -15,40 +15,40 @@ import paddle.nn.functional as F
 from paddle import ParamAttr
 from paddle.static import nn as snn
 
-
-def conv_bn(x, num_filters: int, filter_size: int, stride: int, name: str, bn_name: str,
-            groups: int = 1, act: str | None = "relu"):
-    conv = snn.conv2d(
-        x, num_filters=num_filters, filter_size=filter_size, stride=stride,
-        padding=(filter_size - 1) // 2, groups=groups,
-        param_attr=ParamAttr(name=name + "_weights"), bias_attr=False,
-    )
-    return snn.batch_norm(
-        conv, act=act,
-        param_attr=ParamAttr(name=bn_name + "_scale"), bias_attr=ParamAttr(name=bn_name + "_offset"),
-        moving_mean_name=bn_name + "_mean", moving_variance_name=bn_name + "_variance",
-    )
+from oracles._fluid_layers import conv_bn
 
 
 def build(image, class_dim: int = 1000, named_fc: bool = True, width: int = 8):
     """``image`` -> logits, with 2019 parameter names."""
-    x = conv_bn(image, width, 3, 2, "conv1", "bn_conv1")
+    x = conv_bn(image, width, 3, "conv1", stride=2, act="relu", bn_name="bn_conv1")
     x = F.max_pool2d(x, kernel_size=2, stride=2)
-    x = conv_bn(x, 2 * width, 3, 1, "conv2", "conv2_bn")
+    x = conv_bn(x, 2 * width, 3, "conv2", act="relu")
     x = F.adaptive_avg_pool2d(x, 1)
     x = F.dropout(x, p=0.5, mode="downscale_in_infer")
     if named_fc:
-        return snn.fc(x, size=class_dim, weight_attr=ParamAttr(name="fc8_weights"),
-                      bias_attr=ParamAttr(name="fc8_offset"))
+        return snn.fc(
+            x,
+            size=class_dim,
+            weight_attr=ParamAttr(name="fc8_weights"),
+            bias_attr=ParamAttr(name="fc8_offset"),
+        )
     return snn.fc(x, size=class_dim)
 
 
 def build_two_heads(image, class_dim: int = 1000):
     """Like :func:`build` but returns ``[main, aux]`` (GoogLeNet-style) for the list-output path."""
-    x = conv_bn(image, 8, 3, 2, "conv1", "bn_conv1")
+    x = conv_bn(image, 8, 3, "conv1", stride=2, act="relu", bn_name="bn_conv1")
     pooled = paddle.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-    main = snn.fc(pooled, size=class_dim, weight_attr=ParamAttr(name="out_weights"),
-                  bias_attr=ParamAttr(name="out_offset"))
-    aux = snn.fc(pooled, size=class_dim, weight_attr=ParamAttr(name="out1_weights"),
-                 bias_attr=ParamAttr(name="out1_offset"))
+    main = snn.fc(
+        pooled,
+        size=class_dim,
+        weight_attr=ParamAttr(name="out_weights"),
+        bias_attr=ParamAttr(name="out_offset"),
+    )
+    aux = snn.fc(
+        pooled,
+        size=class_dim,
+        weight_attr=ParamAttr(name="out1_weights"),
+        bias_attr=ParamAttr(name="out1_offset"),
+    )
     return [main, aux]

@@ -26,6 +26,8 @@ Run by ``oracles.fluid.run_fluid_oracle`` in a subprocess with ``FLAGS_enable_pi
 
 from __future__ import annotations
 
+from oracles._fluid_layers import conv, fc
+
 # (block, 1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj), from the 2019 ``net()``.
 INCEPTIONS = (
     ("ince3a", 64, 96, 128, 16, 32, 32),
@@ -38,36 +40,6 @@ INCEPTIONS = (
     ("ince5a", 256, 160, 320, 32, 128, 128),
     ("ince5b", 384, 192, 384, 48, 128, 128),
 )
-
-
-def conv(x, num_filters: int, filter_size: int, name: str, stride: int = 1):
-    import paddle
-    from paddle import ParamAttr
-
-    return paddle.static.nn.conv2d(
-        x,
-        num_filters=num_filters,
-        filter_size=filter_size,
-        stride=stride,
-        padding=(filter_size - 1) // 2,
-        act=None,
-        param_attr=ParamAttr(name=f"{name}_weights"),
-        bias_attr=False,
-    )
-
-
-def fc(x, size: int, name: str, act=None):
-    import paddle
-    from paddle import ParamAttr
-
-    return paddle.static.nn.fc(
-        x,
-        size=size,
-        num_flatten_dims=1,
-        weight_attr=ParamAttr(name=f"{name}_weights"),
-        bias_attr=ParamAttr(name=f"{name}_offset"),
-        activation=act,
-    )
 
 
 def inception(x, name: str, c1: int, c3r: int, c3: int, c5r: int, c5: int, proj: int):

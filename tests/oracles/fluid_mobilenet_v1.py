@@ -11,6 +11,8 @@ Run by :func:`oracles.fluid.run_fluid_oracle` in a subprocess with ``FLAGS_enabl
 
 from __future__ import annotations
 
+from oracles._fluid_layers import conv_bn, fc
+
 # (name, output channels, stride) of the depthwise-separable blocks.
 BLOCKS = (
     ("conv2_1", 64, 1),
@@ -29,51 +31,15 @@ BLOCKS = (
 )
 
 
-def conv_bn(x, num_filters: int, filter_size: int, stride: int, padding: int, name: str, groups: int = 1,
-            act="relu"):
-    """Conv without bias named ``<name>_weights`` + batch norm ``<name>_bn_{scale,offset,mean,variance}``."""
-    import paddle
-    from paddle import ParamAttr
-
-    x = paddle.static.nn.conv2d(
-        x,
-        num_filters=num_filters,
-        filter_size=filter_size,
-        stride=stride,
-        padding=padding,
-        groups=groups,
-        act=None,
-        param_attr=ParamAttr(name=f"{name}_weights"),
-        bias_attr=False,
-    )
-    return paddle.static.nn.batch_norm(
-        x,
-        act=act,
-        momentum=0.9,
-        epsilon=1e-5,
-        param_attr=ParamAttr(name=f"{name}_bn_scale"),
-        bias_attr=ParamAttr(name=f"{name}_bn_offset"),
-        moving_mean_name=f"{name}_bn_mean",
-        moving_variance_name=f"{name}_bn_variance",
-    )
-
-
 def build(image, class_dim: int = 1000):
     """Append MobileNetV1 x1.0 to the current static program; return the logits variable."""
-    import paddle
-    from paddle import ParamAttr
     import paddle.nn.functional as F
 
-    x = conv_bn(image, 32, 3, 2, 1, "conv1")
+    x = conv_bn(image, 32, 3, "conv1", stride=2, act="relu")
     channels = 32
     for name, out_c, stride in BLOCKS:
-        x = conv_bn(x, channels, 3, stride, 1, f"{name}_dw", groups=channels)
-        x = conv_bn(x, out_c, 1, 1, 0, f"{name}_sep")
+        x = conv_bn(x, channels, 3, f"{name}_dw", stride=stride, groups=channels, act="relu")
+        x = conv_bn(x, out_c, 1, f"{name}_sep", act="relu")
         channels = out_c
     x = F.adaptive_avg_pool2d(x, 1)
-    return paddle.static.nn.fc(
-        x,
-        size=class_dim,
-        weight_attr=ParamAttr(name="fc7_weights"),
-        bias_attr=ParamAttr(name="fc7_offset"),
-    )
+    return fc(x, class_dim, "fc7")

@@ -17,11 +17,17 @@ Run by :func:`oracles.fluid.run_fluid_oracle` in a subprocess with ``FLAGS_enabl
 
 from __future__ import annotations
 
-from oracles.fluid_mobilenet_v1 import conv_bn
+from oracles._fluid_layers import conv_bn, fc
 
 # (expansion t, channels c, units n, first stride s) of groups conv2 .. conv8.
 SETTINGS = (
-    (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1),
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
 )
 
 
@@ -33,9 +39,9 @@ def _relu6(x):
 
 def _unit(x, in_c: int, out_c: int, stride: int, t: int, name: str, shortcut: bool):
     hidden = int(round(in_c * t))
-    y = _relu6(conv_bn(x, hidden, 1, 1, 0, f"{name}_expand", act=None))
-    y = _relu6(conv_bn(y, hidden, 3, stride, 1, f"{name}_dwise", groups=hidden, act=None))
-    y = conv_bn(y, out_c, 1, 1, 0, f"{name}_linear", act=None)
+    y = _relu6(conv_bn(x, hidden, 1, f"{name}_expand"))
+    y = _relu6(conv_bn(y, hidden, 3, f"{name}_dwise", stride=stride, groups=hidden))
+    y = conv_bn(y, out_c, 1, f"{name}_linear")
     if shortcut:
         import paddle
 
@@ -45,22 +51,15 @@ def _unit(x, in_c: int, out_c: int, stride: int, t: int, name: str, shortcut: bo
 
 def build(image, class_dim: int = 1000):
     """Append the 2019 MobileNetV2 x1.0 to the current static program; return the logits variable."""
-    import paddle
-    from paddle import ParamAttr
     import paddle.nn.functional as F
 
-    x = _relu6(conv_bn(image, 32, 3, 2, 1, "conv1_1", act=None))
+    x = _relu6(conv_bn(image, 32, 3, "conv1_1", stride=2))
     in_c = 32
     for g, (t, c, n, s) in enumerate(SETTINGS, start=2):
         x = _unit(x, in_c, c, s, t, f"conv{g}_1", shortcut=False)
         for k in range(2, n + 1):
             x = _unit(x, c, c, 1, t, f"conv{g}_{k}", shortcut=True)
         in_c = c
-    x = _relu6(conv_bn(x, 1280, 1, 1, 0, "conv9", act=None))
+    x = _relu6(conv_bn(x, 1280, 1, "conv9"))
     x = F.adaptive_avg_pool2d(x, 1)
-    return paddle.static.nn.fc(
-        x,
-        size=class_dim,
-        weight_attr=ParamAttr(name="fc10_weights"),
-        bias_attr=ParamAttr(name="fc10_offset"),
-    )
+    return fc(x, class_dim, "fc10")

@@ -20,6 +20,8 @@ Run by :func:`oracles.fluid.run_fluid_oracle` in a subprocess with ``FLAGS_enabl
 
 from __future__ import annotations
 
+from oracles import _fluid_layers
+
 # layers -> (bottleneck?, blocks per stage), from the 2019 ``net()``.
 DEPTHS = {
     18: (False, (2, 2, 2, 2)),
@@ -32,31 +34,9 @@ NUM_FILTERS = (64, 128, 256, 512)
 
 
 def conv_bn(x, num_filters: int, filter_size: int, name: str, stride: int = 1, act=None):
-    """Conv ``<name>_weights`` (no bias, padding (k-1)/2) + BN named by the 2019 rule."""
-    import paddle
-    from paddle import ParamAttr
-
-    x = paddle.static.nn.conv2d(
-        x,
-        num_filters=num_filters,
-        filter_size=filter_size,
-        stride=stride,
-        padding=(filter_size - 1) // 2,
-        act=None,
-        param_attr=ParamAttr(name=f"{name}_weights"),
-        bias_attr=False,
-    )
+    """Conv ``<name>_weights`` + BN named by the 2019 rule (``bn_conv1``, ``resXY_Z`` -> ``bnXY_Z``)."""
     bn = "bn_" + name if name == "conv1" else "bn" + name[3:]
-    return paddle.static.nn.batch_norm(
-        x,
-        act=act,
-        momentum=0.9,
-        epsilon=1e-5,
-        param_attr=ParamAttr(name=f"{bn}_scale"),
-        bias_attr=ParamAttr(name=f"{bn}_offset"),
-        moving_mean_name=f"{bn}_mean",
-        moving_variance_name=f"{bn}_variance",
-    )
+    return _fluid_layers.conv_bn(x, num_filters, filter_size, name, stride=stride, act=act, bn_name=bn)
 
 
 def shortcut(x, ch_out: int, stride: int, is_first: bool, name: str):
@@ -84,9 +64,7 @@ def basic(x, num_filters: int, stride: int, is_first: bool, name: str):
 
 def build(image, class_dim: int = 1000, layers: int = 50):
     """Append ResNet-``layers`` to the current static program; return the logits variable."""
-    import paddle
     import paddle.nn.functional as F
-    from paddle import ParamAttr
 
     is_bottleneck, depth = DEPTHS[layers]
     x = conv_bn(image, 64, 7, "conv1", stride=2, act="relu")
@@ -103,9 +81,4 @@ def build(image, class_dim: int = 1000, layers: int = 50):
             else:
                 x = basic(x, NUM_FILTERS[block], stride, block == i == 0, name)
     x = F.adaptive_avg_pool2d(x, 1)
-    return paddle.static.nn.fc(
-        x,
-        size=class_dim,
-        weight_attr=ParamAttr(name="fc_0.w_0"),
-        bias_attr=ParamAttr(name="fc_0.b_0"),
-    )
+    return _fluid_layers.fc(x, class_dim, "fc", weight="fc_0.w_0", bias="fc_0.b_0")

@@ -21,60 +21,21 @@ Run by :func:`oracles.fluid.run_fluid_oracle` in a subprocess with ``FLAGS_enabl
 
 from __future__ import annotations
 
+from oracles._fluid_layers import conv_bn, fc
+
 DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 NUM_FILTERS = (128, 256, 512, 1024)
 CARDINALITY = 32
 REDUCTION = 16
 
 
-def conv_bn(x, num_filters: int, filter_size: int, name: str, stride: int = 1, groups: int = 1, act=None):
-    """Conv ``<name>_weights`` (no bias, padding (k-1)/2) + BN ``<name>_bn_{scale,offset,mean,variance}``."""
-    import paddle
-    from paddle import ParamAttr
-
-    x = paddle.static.nn.conv2d(
-        x,
-        num_filters=num_filters,
-        filter_size=filter_size,
-        stride=stride,
-        padding=(filter_size - 1) // 2,
-        groups=groups,
-        act=None,
-        param_attr=ParamAttr(name=f"{name}_weights"),
-        bias_attr=False,
-    )
-    return paddle.static.nn.batch_norm(
-        x,
-        act=act,
-        momentum=0.9,
-        epsilon=1e-5,
-        param_attr=ParamAttr(name=f"{name}_bn_scale"),
-        bias_attr=ParamAttr(name=f"{name}_bn_offset"),
-        moving_mean_name=f"{name}_bn_mean",
-        moving_variance_name=f"{name}_bn_variance",
-    )
-
-
 def squeeze_excitation(x, channels: int, name: str):
     import paddle
     import paddle.nn.functional as F
-    from paddle import ParamAttr
 
     pool = F.adaptive_avg_pool2d(x, 1)
-    sqz = paddle.static.nn.fc(
-        pool,
-        size=channels // REDUCTION,
-        activation="relu",
-        weight_attr=ParamAttr(name=f"{name}_sqz_weights"),
-        bias_attr=ParamAttr(name=f"{name}_sqz_offset"),
-    )
-    exc = paddle.static.nn.fc(
-        sqz,
-        size=channels,
-        activation="sigmoid",
-        weight_attr=ParamAttr(name=f"{name}_exc_weights"),
-        bias_attr=ParamAttr(name=f"{name}_exc_offset"),
-    )
+    sqz = fc(pool, channels // REDUCTION, f"{name}_sqz", act="relu")
+    exc = fc(sqz, channels, f"{name}_exc", act="sigmoid")
     # fluid's elementwise_mul(x, exc, axis=0): exc [N, C] broadcast over H, W.
     return x * paddle.unsqueeze(exc, [2, 3])
 
@@ -93,9 +54,7 @@ def bottleneck(x, num_filters: int, stride: int, name: str):
 
 def build(image, class_dim: int = 1000, layers: int = 50):
     """Append SE-ResNeXt-``layers`` 32x4d to the current static program; return the logits variable."""
-    import paddle
     import paddle.nn.functional as F
-    from paddle import ParamAttr
 
     x = conv_bn(image, 64, 7, "conv1", stride=2, act="relu")
     x = F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
@@ -107,9 +66,4 @@ def build(image, class_dim: int = 1000, layers: int = 50):
     # training=True builds the train-time op; the harness's clone(for_test=True)
     # sets is_test, giving the 2019 inference behaviour (multiply by 1 - p).
     x = F.dropout(x, p=0.5, training=True, mode="downscale_in_infer")
-    return paddle.static.nn.fc(
-        x,
-        size=class_dim,
-        weight_attr=ParamAttr(name="fc6_weights"),
-        bias_attr=ParamAttr(name="fc6_offset"),
-    )
+    return fc(x, class_dim, "fc6")

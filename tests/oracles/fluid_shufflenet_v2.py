@@ -23,35 +23,10 @@ Run by ``oracles.fluid.run_fluid_oracle`` in a subprocess with ``FLAGS_enable_pi
 
 from __future__ import annotations
 
+from oracles._fluid_layers import conv_bn, fc
+
 STAGE_REPEATS = (4, 8, 4)
 STAGE_OUT = (24, 116, 232, 464, 1024)
-
-
-def conv_bn(x, num_filters: int, filter_size: int, stride: int, padding: int, name: str,
-            groups: int = 1, act=None):
-    import paddle
-    from paddle import ParamAttr
-
-    x = paddle.static.nn.conv2d(
-        x,
-        num_filters=num_filters,
-        filter_size=filter_size,
-        stride=stride,
-        padding=padding,
-        groups=groups,
-        act=None,
-        param_attr=ParamAttr(name=f"{name}_weights"),
-        bias_attr=False,
-    )
-    bn = f"{name}_bn"
-    return paddle.static.nn.batch_norm(
-        x,
-        act=act,
-        param_attr=ParamAttr(name=f"{bn}_scale"),
-        bias_attr=ParamAttr(name=f"{bn}_offset"),
-        moving_mean_name=f"{bn}_mean",
-        moving_variance_name=f"{bn}_variance",
-    )
 
 
 def channel_shuffle(x, groups: int):
@@ -70,40 +45,32 @@ def unit(x, num_filters: int, stride: int, name: str, act: str):
     p = f"stage_{name}"
     if stride == 1:
         x1, x2 = paddle.split(x, num_or_sections=[x.shape[1] // 2, x.shape[1] // 2], axis=1)
-        y = conv_bn(x2, half, 1, 1, 0, f"{p}_conv1", act=act)
-        y = conv_bn(y, half, 3, 1, 1, f"{p}_conv2", groups=half)
-        y = conv_bn(y, half, 1, 1, 0, f"{p}_conv3", act=act)
+        y = conv_bn(x2, half, 1, f"{p}_conv1", act=act)
+        y = conv_bn(y, half, 3, f"{p}_conv2", groups=half)
+        y = conv_bn(y, half, 1, f"{p}_conv3", act=act)
         out = paddle.concat([x1, y], axis=1)
     else:
         inp = x.shape[1]
-        b1 = conv_bn(x, inp, 3, stride, 1, f"{p}_conv4", groups=inp)
-        b1 = conv_bn(b1, half, 1, 1, 0, f"{p}_conv5", act=act)
-        b2 = conv_bn(x, half, 1, 1, 0, f"{p}_conv1", act=act)
-        b2 = conv_bn(b2, half, 3, stride, 1, f"{p}_conv2", groups=half)
-        b2 = conv_bn(b2, half, 1, 1, 0, f"{p}_conv3", act=act)
+        b1 = conv_bn(x, inp, 3, f"{p}_conv4", stride=stride, groups=inp)
+        b1 = conv_bn(b1, half, 1, f"{p}_conv5", act=act)
+        b2 = conv_bn(x, half, 1, f"{p}_conv1", act=act)
+        b2 = conv_bn(b2, half, 3, f"{p}_conv2", stride=stride, groups=half)
+        b2 = conv_bn(b2, half, 1, f"{p}_conv3", act=act)
         out = paddle.concat([b1, b2], axis=1)
     return channel_shuffle(out, 2)
 
 
 def build(image, class_dim: int = 1000, act: str = "relu"):
     """The 2019 ShuffleNetV2 x1.0 graph (``act`` ``"relu"`` or ``"swish"``); returns the logits."""
-    import paddle
     import paddle.nn.functional as F
-    from paddle import ParamAttr
 
     if act not in ("relu", "swish"):
         raise ValueError(f"act must be 'relu' or 'swish', got {act!r}")
-    x = conv_bn(image, STAGE_OUT[0], 3, 2, 1, "stage1_conv", act=act)
+    x = conv_bn(image, STAGE_OUT[0], 3, "stage1_conv", stride=2, act=act)
     x = F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
     for s, repeats in enumerate(STAGE_REPEATS):
         for i in range(repeats):
             x = unit(x, STAGE_OUT[s + 1], 2 if i == 0 else 1, f"{s + 2}_{i + 1}", act)
-    x = conv_bn(x, STAGE_OUT[-1], 1, 1, 0, "conv5", act=act)
+    x = conv_bn(x, STAGE_OUT[-1], 1, "conv5", act=act)
     x = F.avg_pool2d(x, kernel_size=7, stride=1, padding=0)
-    return paddle.static.nn.fc(
-        x,
-        size=class_dim,
-        num_flatten_dims=1,
-        weight_attr=ParamAttr(name="fc6_weights"),
-        bias_attr=ParamAttr(name="fc6_offset"),
-    )
+    return fc(x, class_dim, "fc6")

@@ -19,42 +19,22 @@ Run by :func:`oracles.fluid.run_fluid_oracle` in a subprocess with
 
 from __future__ import annotations
 
+from oracles._fluid_layers import conv, fc
+
 DEPTHS = {11: (1, 1, 2, 2, 2), 13: (2, 2, 2, 2, 2), 16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
 CHANNELS = (64, 128, 256, 512, 512)
 
 
 def build(image, class_dim: int = 1000, depth: int = 16, conv_bias: bool = True):
     """Append VGG``depth`` to the current static program; return the logits variable."""
-    import paddle
-    from paddle import ParamAttr
     import paddle.nn.functional as F
 
     x = image
     for s, (n, channels) in enumerate(zip(DEPTHS[depth], CHANNELS), start=1):
         for j in range(1, n + 1):
-            x = paddle.static.nn.conv2d(
-                x,
-                num_filters=channels,
-                filter_size=3,
-                stride=1,
-                padding=1,
-                act="relu",
-                param_attr=ParamAttr(name=f"conv{s}_{j}_weights"),
-                bias_attr=ParamAttr(name=f"conv{s}_{j}_offset") if conv_bias else False,
-            )
+            x = conv(x, channels, 3, f"conv{s}_{j}", act="relu", bias=conv_bias)
         x = F.max_pool2d(x, kernel_size=2, stride=2)
-    for name, size, act in (("fc6", 4096, "relu"), ("fc7", 4096, "relu")):
-        x = paddle.static.nn.fc(
-            x,
-            size=size,
-            activation=act,
-            weight_attr=ParamAttr(name=f"{name}_weights"),
-            bias_attr=ParamAttr(name=f"{name}_offset"),
-        )
+    for name in ("fc6", "fc7"):
+        x = fc(x, 4096, name, act="relu")
         x = F.dropout(x, p=0.5, training=True, mode="downscale_in_infer")
-    return paddle.static.nn.fc(
-        x,
-        size=class_dim,
-        weight_attr=ParamAttr(name="fc8_weights"),
-        bias_attr=ParamAttr(name="fc8_offset"),
-    )
+    return fc(x, class_dim, "fc8")

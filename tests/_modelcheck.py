@@ -1,0 +1,373 @@
+"""Checks shared by the model-family tests (``tests/test_models_*.py``).
+
+Counting parameters, eval logits, the logits tolerance, running the oracle of a
+registry variant, loading a file as that variant, and the checks every family
+repeats (stage outputs against ``feature_info``, a layout covering every key,
+a new head keeping the other weights, parameters not shared between models).
+``tests/test_models_common.py`` runs the generic checks over every
+architecture; a family's own file keeps what only that family has.
+
+Import it as ``from _modelcheck import ...`` (``tests/`` is on ``sys.path``).
+``cleanup`` and ``oracles`` are fixtures: import them by name into the test
+module that uses them.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from urllib.parse import urlsplit
+
+import numpy as np
+import paddle
+import pytest
+
+from oracles import OracleResult
+from oracles.fluid import run_fluid_oracle
+from oracles.paddleclas import run_paddleclas
+from oracles.vision import vision_oracle
+from paddlehub_cls import load_model
+from paddlehub_cls.layouts import get_layout, match_layout
+from paddlehub_cls.models import get_builder
+from paddlehub_cls.registry import load_registry
+
+__all__ = [
+    "X224",
+    "REGISTRY",
+    "numel",
+    "trainable",
+    "lazy",
+    "logits_of",
+    "assert_logits_close",
+    "family_variants",
+    "variant_params",
+    "run_variant_oracle",
+    "load_as_variant",
+    "assert_fidelity",
+    "assert_new_head_keeps_the_rest",
+    "assert_params_independent",
+    "stage_outputs",
+    "check_layout_covers",
+    "eval_loss",
+    "train_losses",
+    "cleanup",
+    "oracles",
+]
+
+#: the fixed input of every oracle and fidelity comparison
+X224 = np.random.default_rng(2019).standard_normal((1, 3, 224, 224)).astype("float32")
+
+REGISTRY = load_registry()
+
+#: kwargs of ``build`` in ``tests/oracles/fluid_<family>.py`` for each registry model
+FLUID_KWARGS: Dict[str, Dict[str, Any]] = {
+    "ResNet18": {"layers": 18},
+    "ResNet34": {"layers": 34},
+    "ResNet50": {"layers": 50},
+    "ResNet101": {"layers": 101},
+    "ResNet152": {"layers": 152},
+    "SE_ResNeXt50_32x4d": {"layers": 50},
+    "SE_ResNeXt101_32x4d": {"layers": 101},
+    "VGG11": {"depth": 11},
+    "VGG13": {"depth": 13},
+    "VGG16": {"depth": 16},
+    "VGG19": {"depth": 19},
+    "ShuffleNetV2": {"act": "relu"},
+    "ShuffleNetV2_swish": {"act": "swish"},
+}
+#: PaddleClas builders not named like the registry model
+PADDLECLAS_BUILDERS = {"ShuffleNetV2": "ShuffleNetV2_x1_0"}
+_PADDLECLAS_PACKAGES = {
+    "paddleclas_legendary": "ppcls.arch.backbone.legendary_models",
+    "paddleclas_model_zoo": "ppcls.arch.backbone.model_zoo",
+}
+
+
+def numel(model: Any) -> int:
+    """Elements of the state_dict (BN running statistics included)."""
+    return sum(int(np.prod(t.shape)) for t in model.state_dict().values())
+
+
+def trainable(model: Any) -> int:
+    """Elements of the trainable parameters (what published figures count)."""
+    return sum(int(np.prod(p.shape)) for p in model.parameters() if not p.stop_gradient)
+
+
+def lazy(builder: str, **kwargs: Any) -> paddle.nn.Layer:
+    """A network whose parameters are declared but not initialised (cheap for shape checks)."""
+    with paddle.LazyGuard():
+        return get_builder(builder)(**kwargs)
+
+
+def logits_of(model: Any, x: np.ndarray = X224) -> np.ndarray:
+    model.eval()
+    with paddle.no_grad():
+        return model(paddle.to_tensor(x)).numpy()
+
+
+def assert_logits_close(ours: np.ndarray, ref: np.ndarray) -> float:
+    """max |ours - ref| must be below 1e-4 of the reference's scale; returns it."""
+    assert ours.shape == ref.shape
+    assert float(ref.std()) > 1e-2, "reference logits are nearly constant: the oracle weights are degenerate"
+    diff = float(np.abs(ours - ref).max())
+    tol = 1e-4 * max(1.0, float(np.abs(ref).max()))
+    assert diff < tol, f"max abs diff {diff:.3g} >= tolerance {tol:.3g}"
+    return diff
+
+
+# --------------------------------------------------------------------------- registry variants and oracles
+
+
+def family_variants(family: str) -> List[Tuple[str, str]]:
+    """Every ``(model name, weight tag)`` the registry lists for ``family``."""
+    return [
+        (n, t) for n in REGISTRY.names() if REGISTRY.get(n).family == family for t in REGISTRY.get(n).weights
+    ]
+
+
+def variant_params(family: str, marks: Sequence[Any] = ()) -> List[Any]:
+    """``pytest.param(name, tag)`` for every variant of ``family``, id ``Name.tag``.
+
+    PaddleClas-backed cases carry the ``paddleclas`` marker (they need the unpacked wheel).
+    """
+    params = []
+    for name, tag in family_variants(family):
+        extra = (
+            [pytest.mark.paddleclas] if REGISTRY.resolve(name, tag)[1].layout.startswith("paddleclas") else []
+        )
+        params.append(pytest.param(name, tag, id=f"{name}.{tag}", marks=[*marks, *extra]))
+    return params
+
+
+def run_variant_oracle(name: str, tag: str, out_dir: Path) -> OracleResult:
+    """The oracle of a registry variant, by its layout: its weight file and logits on ``X224``.
+
+    paddle.vision builders and PaddleClas modules are named like our architectures
+    and families; the 2019 static builder is ``oracles.fluid_<family>.build``.
+    """
+    info, variant = REGISTRY.resolve(name, tag)
+    layout = variant.layout
+    if layout == "paddle_vision":
+        return vision_oracle(info.architecture, {}, out_dir, X224, name=name)
+    if layout in _PADDLECLAS_PACKAGES:
+        module = f"{_PADDLECLAS_PACKAGES[layout]}.{info.family}"
+        return run_paddleclas(module, PADDLECLAS_BUILDERS.get(name, name), {}, out_dir, X224)
+    if layout == "fluid2019":
+        # The tar's top folder must be the registry's archive_root, "<release>_pretrained".
+        release = variant.archive_root[: -len("_pretrained")]
+        return run_fluid_oracle(
+            f"oracles.fluid_{info.family}", "build", FLUID_KWARGS.get(name, {}), release, out_dir, X224
+        )
+    raise AssertionError(f"no oracle for layout {layout!r} of {name}; add one to tests/_modelcheck.py")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_as_variant(
+    name: str, tag: str, weights_file: Path, tmp_path: Path, monkeypatch: Any, server: Any = None
+) -> paddle.nn.Layer:
+    """``load_model(name, weights=tag)`` with ``weights_file`` served at the variant's URL.
+
+    A ``PADDLEHUB_CLS_MIRROR`` holds the file at ``HOST/PATH`` of the variant's URL:
+    the 127.0.0.1 test ``server`` when given, else a ``file://`` folder (the test
+    server keeps a file in memory, too much for VGG). A variant with a published
+    checksum gets it pinned to our file's sha256 through a ``PADDLEHUB_CLS_REGISTRY``
+    override (the random file is not the release); the others are trusted on first
+    use, with the warning, as for the real release. Either way the variant's arch
+    kwargs and layout apply.
+    """
+    _, variant = REGISTRY.resolve(name, tag)
+    url = urlsplit(variant.urls[0])
+    mirror = tmp_path / "mirror"
+    dest = mirror / url.netloc / url.path.lstrip("/")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.link(weights_file, dest)  # a hard link: no copy of the bytes
+    if server is not None:
+        server.directory = mirror
+        monkeypatch.setenv("PADDLEHUB_CLS_MIRROR", server.base_url)
+    else:
+        monkeypatch.setenv("PADDLEHUB_CLS_MIRROR", mirror.as_uri())
+    monkeypatch.delenv("PADDLEHUB_CLS_REQUIRE_CHECKSUM", raising=False)
+    monkeypatch.delenv("PADDLEHUB_CLS_OFFLINE", raising=False)
+    if variant.checksum is not None:
+        override = tmp_path / "pin.json"
+        pin = {"checksum": f"sha256:{_sha256(Path(weights_file))}"}
+        override.write_text(json.dumps({"schema_version": 1, "models": {name: {"weights": {tag: pin}}}}))
+        monkeypatch.setenv("PADDLEHUB_CLS_REGISTRY", str(override))
+        model = load_model(name, weights=tag, cache_dir=tmp_path / "cache")
+    else:
+        with pytest.warns(UserWarning, match="no published checksum.*trusting it on first use"):
+            model = load_model(name, weights=tag, cache_dir=tmp_path / "cache")
+    if server is not None:
+        assert server.requests_for(url.netloc + url.path), "the weights were not fetched from the mirror"
+    assert model.load_report.layout == variant.layout
+    return model
+
+
+def assert_fidelity(model: Any, res: OracleResult, record_property: Optional[Callable] = None) -> float:
+    """A loaded network against its oracle: same counts, every key from the file, same logits.
+
+    Returns the max abs logits difference (also recorded as a junit property).
+    """
+    assert numel(model) == res.num_params
+    assert trainable(model) == res.extra["num_trainable"]
+    assert len(model.state_dict()) == res.num_keys
+    assert not model.load_report.filled
+    diff = assert_logits_close(logits_of(model), res.logits)
+    if record_property is not None:
+        record_property("max_abs_diff", diff)
+        record_property("logits_scale", float(np.abs(res.logits).max()))
+    return diff
+
+
+# --------------------------------------------------------------------------- generic network checks
+
+
+def assert_new_head_keeps_the_rest(full: Any, ten: Any, reset: Sequence[str]) -> None:
+    """``ten`` is ``full``'s source loaded with ``num_classes=10``: only the ``reset`` keys differ."""
+    assert ten.num_classes == 10
+    assert ten.load_report.reset == list(reset)
+    a, b = full.state_dict(), ten.state_dict()
+    for key in reset:
+        want = [a[key].shape[0], 10] if key.endswith(".weight") else [10]
+        assert list(b[key].shape) == want, key
+    for key in a:
+        if key not in reset:
+            np.testing.assert_array_equal(a[key].numpy(), b[key].numpy(), err_msg=key)
+    x = paddle.to_tensor(X224)
+    ten.eval()
+    full.eval()
+    with paddle.no_grad():
+        np.testing.assert_allclose(
+            ten.forward_head(ten.forward_features(x), pre_logits=True).numpy(),
+            full.forward_head(full.forward_features(x), pre_logits=True).numpy(),
+            rtol=1e-6,
+        )
+        assert ten(x).shape == [1, 10]
+
+
+def assert_params_independent(first: Any, second: Any, *others: Any, x: np.ndarray) -> None:
+    """No parameter name is shared, and zeroing ``first`` leaves ``second``'s logits unchanged."""
+    names = [p.name for m in (first, second, *others) for p in m.parameters()]
+    assert len(names) == len(set(names))
+    before = logits_of(second, x)
+    first.set_state_dict({k: paddle.zeros_like(v) for k, v in first.state_dict().items()})
+    np.testing.assert_array_equal(logits_of(second, x), before)
+    for model in others:
+        assert logits_of(model, x).shape == (1, 1000)
+
+
+def stage_outputs(model: Any, size: int) -> List[Tuple[int, int]]:
+    """``(channels, reduction)`` of each ``feature_info`` module's output on a ``size`` x ``size`` input.
+
+    The reduction is the power of two nearest to input / map: unpadded 3x3/2
+    pools round down (GoogLeNet: 192 -> 96, 47, 23, 11, 5).
+    """
+    layers = dict(model.named_sublayers())
+    seen: Dict[str, List[int]] = {}
+    hooks = [
+        layers[info["module"]].register_forward_post_hook(
+            lambda layer, inp, out, key=info["module"]: seen.__setitem__(key, out.shape)
+        )
+        for info in model.feature_info
+    ]
+    model.eval()
+    try:
+        with paddle.no_grad():
+            model.forward_features(paddle.randn([1, 3, size, size]))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return [
+        (seen[i["module"]][1], 2 ** int(round(np.log2(size / seen[i["module"]][2]))))
+        for i in model.feature_info
+    ]
+
+
+def check_layout_covers(model: Any, family: str, layout: str, *, optional_ok: bool = False) -> Dict[str, Any]:
+    """``layout`` maps every key of ``model`` to its own source name, and ``match_layout`` takes them all.
+
+    ``optional_ok``: sources may be ``Optional`` (a release may lack them).
+    Returns the mapping.
+    """
+    ours = model.state_dict()
+    mapping = get_layout(family, layout)(model)
+    assert set(mapping) == set(ours), layout
+    sources = [getattr(s, "key", s) for s in mapping.values()]
+    assert len(set(sources)) == len(sources), f"{layout} maps two keys to one source name"
+    if not optional_ok:
+        assert all(
+            isinstance(s, str) for s in mapping.values()
+        ), f"no {family} tensor is optional in {layout}"
+    # Zero-stride stand-ins: match_layout checks shapes, not values.
+    tensors = {src: np.broadcast_to(np.float32(0), ours[k].shape) for k, src in zip(mapping, sources)}
+    match = match_layout(model, tensors, layout, family)
+    assert set(match.arrays) == set(ours) and not match.filled
+    return mapping
+
+
+def eval_loss(model: Any, x: paddle.Tensor, y: paddle.Tensor) -> float:
+    model.eval()
+    with paddle.no_grad():
+        return float(paddle.nn.functional.cross_entropy(model(x), y))
+
+
+def train_losses(
+    model: Any,
+    x: paddle.Tensor,
+    y: paddle.Tensor,
+    optimizer: Any,
+    steps: int,
+    loss_of: Optional[Callable] = None,
+) -> List[float]:
+    """``steps`` training steps on one batch; returns the train-mode loss of each step.
+
+    ``loss_of(outputs, y)`` defaults to cross entropy of the logits.
+    """
+    loss_of = loss_of or paddle.nn.functional.cross_entropy
+    model.train()
+    losses = []
+    for _ in range(steps):
+        loss = loss_of(model(x), y)
+        losses.append(float(loss))
+        loss.backward()
+        optimizer.step()
+        optimizer.clear_grad()
+    return losses
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+def cleanup(tmp_path: Path):
+    """Remove the (large) weight files a test wrote once it is done, and free the networks."""
+    yield tmp_path
+    shutil.rmtree(tmp_path, ignore_errors=True)
+    gc.collect()
+
+
+@pytest.fixture(scope="module")
+def oracles(tmp_path_factory: Any):
+    """``oracles(name, tag)``: each variant's oracle runs once per module; its files go at the end."""
+    root = tmp_path_factory.mktemp("oracles")
+    done: Dict[Tuple[str, str], OracleResult] = {}
+
+    def get(name: str, tag: str) -> OracleResult:
+        if (name, tag) not in done:
+            done[name, tag] = run_variant_oracle(name, tag, root / f"{name}.{tag}")
+        return done[name, tag]
+
+    yield get
+    shutil.rmtree(root, ignore_errors=True)
