@@ -8,6 +8,8 @@ how to fix it.
 
 from __future__ import annotations
 
+from typing import Any, Dict, List, Optional
+
 
 class PaddleHubClsError(Exception):
     """Base class of every error raised by paddlehub_cls."""
@@ -60,6 +62,39 @@ class WeightsMismatchError(PaddleHubClsError, RuntimeError):
     """Weights do not fit the network: lists missing, unexpected and mis-shaped keys."""
 
 
+class ImageReadError(PaddleHubClsError, OSError):
+    """An image file could not be read or decoded; the message names the file."""
+
+
+class PredictionError(PaddleHubClsError, OSError):
+    """Some inputs of :func:`paddlehub_cls.predict.predict` could not be read; the others were classified.
+
+    Attributes:
+        errors: input name -> error message, for each input that failed.
+        results: one entry per input, in order: the predictions, or None where it failed.
+        names: the input names (paths, or ``<image 3>`` for in-memory images).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        errors: Dict[str, str],
+        results: List[Optional[List[Dict[str, Any]]]],
+        names: List[str],
+    ) -> None:
+        super().__init__(message)
+        self.errors = errors
+        self.results = results
+        self.names = names
+
+    def __str__(self) -> str:  # OSError would format (errno, strerror) from several args
+        return str(self.args[0]) if self.args else ""
+
+
+class DatasetError(PaddleHubClsError, ValueError):
+    """The fine-tuning image folder is not laid out as one sub-folder of images per class."""
+
+
 __all__ = [
     "PaddleHubClsError",
     "UnknownModelError",
@@ -73,4 +108,7 @@ __all__ = [
     "UnsafeWeightsError",
     "WeightsFormatError",
     "WeightsMismatchError",
+    "ImageReadError",
+    "PredictionError",
+    "DatasetError",
 ]

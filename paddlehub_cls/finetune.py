@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
-from paddlehub_cls.errors import PaddleHubClsError, WeightsFormatError
+# DatasetError lives in errors.py; it stays importable from here.
+from paddlehub_cls.errors import DatasetError, WeightsFormatError
 
 if TYPE_CHECKING:  # pragma: no cover
     from paddle import nn
@@ -56,10 +57,6 @@ CHECKPOINT_VERSION = 1
 AUX_LOSS_WEIGHT = 0.3
 
 PathLike = Union[str, "os.PathLike[str]"]
-
-
-class DatasetError(PaddleHubClsError, ValueError):
-    """The image folder is not laid out as one sub-folder of images per class."""
 
 
 # ----------------------------------------------------------------------- checkpoints

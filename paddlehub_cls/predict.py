@@ -24,12 +24,12 @@ from typing import (
     Iterator,
     List,
     Optional,
-    Sequence,
     Tuple,
     Union,
 )
 
-from paddlehub_cls.errors import PaddleHubClsError
+# ImageReadError and PredictionError live in errors.py; they stay importable from here.
+from paddlehub_cls.errors import ImageReadError, PaddleHubClsError, PredictionError
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -53,35 +53,6 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 ImageInput = Union[str, "os.PathLike[str]", "Image.Image", "np.ndarray"]
 Prediction = Dict[str, Any]
-
-
-class ImageReadError(PaddleHubClsError, OSError):
-    """An image file could not be read or decoded; the message names the file."""
-
-
-class PredictionError(PaddleHubClsError, OSError):
-    """Some inputs of :func:`predict` could not be read; the others were classified.
-
-    Attributes:
-        errors: input name -> error message, for each input that failed.
-        results: one entry per input, in order: the predictions, or None where it failed.
-        names: the input names (paths, or ``<image 3>`` for in-memory images).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        errors: Dict[str, str],
-        results: List[Optional[List[Prediction]]],
-        names: List[str],
-    ) -> None:
-        super().__init__(message)
-        self.errors = errors
-        self.results = results
-        self.names = names
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)

@@ -225,6 +225,14 @@ def test_dataset_errors_say_what_to_fix(tmp_path):
         build_datasets(bad, "ResNet18", val_split=1.0)
 
 
+def test_dataset_error_lives_in_errors_and_keeps_its_old_import_path():
+    from paddlehub_cls import errors
+
+    assert DatasetError is errors.DatasetError
+    assert issubclass(DatasetError, errors.PaddleHubClsError) and issubclass(DatasetError, ValueError)
+    assert "DatasetError" in errors.__all__
+
+
 def test_resume_refuses_mismatches(tmp_path):
     data = make_shapes(tmp_path / "d", per_class=3, size=24)
     res = finetune(

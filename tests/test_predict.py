@@ -119,6 +119,23 @@ def test_bad_file_is_named_and_the_others_still_classified(net, tmp_path):
     assert isinstance(err, OSError)
 
 
+def test_image_errors_live_in_errors_and_keep_their_old_import_path():
+    import importlib
+
+    from paddlehub_cls import errors
+
+    # ``paddlehub_cls.predict`` the attribute is the function; the module is looked up by name.
+    predict_module = importlib.import_module("paddlehub_cls.predict")
+
+    assert predict_module.ImageReadError is errors.ImageReadError is ImageReadError
+    assert predict_module.PredictionError is errors.PredictionError is PredictionError
+    for cls in (ImageReadError, PredictionError):
+        assert issubclass(cls, errors.PaddleHubClsError) and issubclass(cls, OSError)
+        assert cls.__name__ in errors.__all__
+    err = PredictionError("1 of 2 images could not be read", {"a.png": "bad"}, [None, []], ["a.png", "b.png"])
+    assert str(err) == "1 of 2 images could not be read" and err.errors == {"a.png": "bad"}
+
+
 def test_custom_head_labels(tmp_path):
     model = load_model("ShuffleNetV2", pretrained=False, num_classes=3)
     res = predict(model, chelsea(), topk=10)[0]
