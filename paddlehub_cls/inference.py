@@ -261,7 +261,8 @@ class Predictor:
         """
         import numpy as np
 
-        from paddlehub_cls.predict import ImageReadError, PredictionError, expand_images, read_image
+        from paddlehub_cls.errors import ImageReadError, PredictionError
+        from paddlehub_cls.predict import expand_images, read_image
         from paddlehub_cls.transforms import to_pil_image
 
         if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
