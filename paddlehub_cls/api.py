@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+from paddlehub_cls.errors import UnsafeWeightsError, WeightsFormatError
 from paddlehub_cls.registry import ModelInfo, WeightVariant, load_registry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -284,7 +285,17 @@ def load_model(
 
         path = hub.download_variant(info, variant, cache_dir=cache_dir, progress=progress)
         checksum, tag = hub.recorded_checksum(path) or variant.checksum, variant.tag
-    source = _read_source(path, checksum, cache_dir)
+    try:
+        source = _read_source(path, checksum, cache_dir)
+    except (UnsafeWeightsError, WeightsFormatError) as err:
+        if local is None:
+            # Verified bytes that are hostile or unreadable must not stay where a good artifact is expected.
+            from paddlehub_cls import hub
+
+            moved = hub.reject_artifact(path, str(err), cache_dir=cache_dir)
+            if moved is not None:
+                raise type(err)(f"{err} The downloaded file was moved to {moved}.") from err
+        raise
     if local is None:
         # Build without random initialisation: every parameter is assigned below.
         with paddle.LazyGuard():
@@ -402,18 +413,10 @@ def _head_from_layout(model: Any, tensors: Dict[str, "np.ndarray"], family: str,
 
 
 def _assign(model: Any, arrays: Dict[str, "np.ndarray"], skip: set) -> None:
-    import numpy as np
+    from paddlehub_cls import fastload
 
-    for key, param in model.state_dict().items():
-        if key in skip:
-            continue
-        arr = arrays[key]
-        want = str(param.dtype).replace("paddle.", "")
-        if str(arr.dtype) != want:
-            arr = arr.astype(want)
-        if not arr.flags["C_CONTIGUOUS"]:
-            arr = np.ascontiguousarray(arr)
-        param.set_value(arr)
+    # Zero copy where the array can become the parameter's memory (see fastload.assign).
+    fastload.assign(model, arrays, skip)
 
 
 def _unpack_local(path: Path, cache_dir: Optional[PathLike]) -> Path:

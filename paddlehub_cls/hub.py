@@ -36,11 +36,12 @@ from paddlehub_cls._cache import (
     hash_file,
     local_rank,
     lookup,
+    quarantine_blob,
     recorded_pin,
     shared_cache_roots,
     user_cache_root,
 )
-from paddlehub_cls.errors import DownloadError, LockTimeoutError, WeightsFormatError
+from paddlehub_cls.errors import DownloadError, LockTimeoutError, UnsafeArchiveError, WeightsFormatError
 
 if TYPE_CHECKING:  # pragma: no cover
     from paddlehub_cls.registry import ModelInfo, WeightVariant
@@ -124,7 +125,12 @@ def download_variant(
     hit = obtain(want, cache_dir=cache_dir, progress=progress)
     if variant.container not in ("fluid-tar", "fluid-zip"):
         return hit.path
-    top = unpack(hit, cache_dir=cache_dir)
+    try:
+        top = unpack(hit, cache_dir=cache_dir)
+    except UnsafeArchiveError as err:
+        moved = reject_artifact(hit.path, str(err), cache_dir=cache_dir)
+        where = f" It was moved to {moved}." if moved else ""
+        raise UnsafeArchiveError(f"{want.describe()}: {err}{where}") from err
     target = top / variant.archive_root if variant.archive_root else top
     if not target.is_dir():
         found = sorted(p.name for p in top.iterdir() if p.name != archive.MARKER)
@@ -143,6 +149,30 @@ def recorded_checksum(path: PathLike) -> Optional[str]:
         if candidate.parent.name in ("sha256", "unpacked") and HEX["sha256"].match(candidate.name):
             return f"sha256:{candidate.name}"
     return None
+
+
+def reject_artifact(path: PathLike, reason: str, *, cache_dir: Optional[PathLike] = None) -> Optional[Path]:
+    """Quarantine the user-cache artifact behind ``path`` whose content turned out hostile or unreadable.
+
+    A checksum proves only that the bytes are the ones published; a file that
+    then fails to unpack or parse must not stay where a verified artifact is
+    expected. Shared caches are never written: their copies are left alone.
+
+    Returns:
+        The quarantine path, or None when the artifact is not in the user cache.
+    """
+    found = recorded_checksum(path)
+    if found is None:
+        return None
+    sha = found.split(":", 1)[1]
+    user = CacheRoot(user_cache_root(cache_dir), True)
+    if not user.blob(sha).exists():
+        return None
+    with _locked(user, f"unpack-{sha}", f"quarantining {user.blob(sha)}"):
+        shutil.rmtree(user.unpacked(sha), ignore_errors=True)
+        if not user.blob(sha).exists():
+            return None
+        return quarantine_blob(user, sha, reason)
 
 
 def unpack_local_archive(path: PathLike, *, cache_dir: Optional[PathLike] = None) -> Path:

@@ -16,7 +16,7 @@ import pytest
 
 import paddlehub_cls as phc
 from paddlehub_cls import layouts
-from paddlehub_cls.errors import PaddleHubClsError, UnknownModelError, WeightsMismatchError
+from paddlehub_cls.errors import PaddleHubClsError, UnknownModelError, UnsafeWeightsError, WeightsMismatchError
 from paddlehub_cls.models import get_builder
 
 paddle.set_device("cpu")
@@ -183,3 +183,33 @@ def test_load_report_reads_as_a_summary(tmp_path):
     text = str(report)
     assert "loaded 135 tensors" in text and "reset 2: fc.weight, fc.bias" in text
     assert os.fspath(tmp_path / "w.pdparams") in text
+
+
+def test_verified_but_hostile_download_is_quarantined_and_nothing_runs(tmp_path, cache_env, http_server, monkeypatch):
+    import hashlib
+    import json
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    data = pickle.dumps({"fc.weight": Payload()}, protocol=4)
+    sha = hashlib.sha256(data).hexdigest()
+    # The registry URL is looked up on the mirror as BASE/HOST/PATH; the pin makes the bytes "verified".
+    url = phc.model_info("MobileNetV1").variant("paddle_vision").urls[0]
+    host_path = url.split("://", 1)[1]
+    http_server.set_file("/" + host_path, data)
+    monkeypatch.setenv("PADDLEHUB_CLS_MIRROR", http_server.base_url)
+    site = tmp_path / "site.json"
+    site.write_text(json.dumps({"schema_version": 1, "models": {
+        "MobileNetV1": {"weights": {"paddle_vision": {"checksum": f"sha256:{sha}"}}}}}))
+    monkeypatch.setenv("PADDLEHUB_CLS_REGISTRY", str(site))
+
+    with pytest.raises(UnsafeWeightsError, match="moved to .*quarantine"):
+        phc.load_model("MobileNetV1", weights="paddle_vision")
+    assert not marker.exists()
+    assert not (cache_env / "blobs" / "sha256" / sha).exists()
+    assert [p.name.split(".")[0] for p in (cache_env / "quarantine").glob("*") if p.suffix != ".json"] == [sha]

@@ -610,10 +610,13 @@ def test_hostile_input_is_refused(
     assert (h.outside / "victim_dir" / "keep").read_text() == "keep"
     assert snapshot(tmp_path, exclude=[cache_env, h.inputs]) == before
     audit = audit_cache(cache_env)
-    # A safe archive holding a bad weight file is unpacked (its files are verified against the
-    # marker); the bad file itself is then refused before anything is converted.
-    unpacked = 1 if name == "var-truncated-file-inside-a-downloaded-archive" else 0
-    assert audit.problems == [] and len(audit.unpacked) == unpacked and audit.converted == []
+    # Verified bytes that turn out hostile or unreadable are quarantined: no blob, unpacked
+    # directory or conversion of them is left where a good artifact is expected.
+    assert audit.problems == [] and audit.blobs == [] and audit.unpacked == [] and audit.converted == []
+    quarantined = sorted(p.name for p in (cache_env / "quarantine").glob("*") if not p.name.endswith(".json"))
+    for entry in quarantined:
+        reason = json.loads((cache_env / "quarantine" / f"{entry}.json").read_text())["reason"]
+        assert any(fragment in reason for fragment in fragments), reason
     assert [p for p in audit.leftovers if not p.startswith("tmp/") or "import-" in p] == []
     if name.startswith(("registry-", "bundle-")) or "local" in name:
         assert http_server.requests == []
