@@ -11,7 +11,8 @@ peak memory stays at the size of the model.
 A converted file is trusted the way the hub trusts a blob: its stamp (``<file>.json``) records
 the size and modification time written; a file that no longer matches is converted again from
 its verified source. Files are written to a temporary name, synced and renamed, under a
-per-artifact lock, so concurrent processes convert once and never see a partial file. Read-only
+per-artifact lock, so concurrent processes convert once and never see a partial file; the holder
+of that lock also deletes the temporaries that killed conversions left. Read-only
 shared caches (``PADDLEHUB_CLS_SHARED_CACHE``) are searched for a converted file first and never
 written.
 
@@ -285,6 +286,7 @@ def _convert_locked(path: Path, key: str, cache_dir: Optional[PathLike]) -> "Wei
             "PADDLEHUB_CLS_FASTLOAD=0"
         ) from None
     try:
+        remove_temporaries(dest)
         stamp = _fresh(dest, key)  # another process may have converted it while we waited
         if stamp is None:
             stamp = convert(path, dest, key)
@@ -293,6 +295,28 @@ def _convert_locked(path: Path, key: str, cache_dir: Optional[PathLike]) -> "Wei
     finally:
         lock.release()
     return _load_converted(dest, stamp)
+
+
+def remove_temporaries(dest: PathLike) -> List[Path]:
+    """Delete the hidden ``.<dest name>.*.tmp`` files that killed conversions left beside ``dest``.
+
+    Only a holder of the conversion lock of ``dest`` writes them, so the caller must hold it: any
+    such file it sees belongs to a process that died (a converted one is as large as the model).
+
+    Returns:
+        The files removed.
+    """
+    dest = Path(dest)
+    removed: List[Path] = []
+    for tmp in dest.parent.glob(f".{dest.name}.*.tmp"):
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append(tmp)
+    if removed:
+        logger.info("removed %d temporary file(s) of crashed conversions of %s", len(removed), dest)
+    return removed
 
 
 def convert(source: PathLike, dest: PathLike, key: str) -> Dict[str, Any]:
@@ -454,5 +478,6 @@ __all__ = [
     "map_safetensors",
     "read_source",
     "remove_converted",
+    "remove_temporaries",
     "source_key",
 ]

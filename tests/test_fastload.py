@@ -187,6 +187,22 @@ def test_damaged_header_behind_a_fresh_stamp_is_converted_again(pinned, vision_f
         np.testing.assert_array_equal(src.tensors[k], v, err_msg=k)
 
 
+def test_conversion_removes_the_temporaries_of_killed_conversions(pinned, vision_file):
+    """Under the conversion lock every temporary of that file is stale, however young."""
+    _, sha = blob_of(pinned, vision_file)
+    folder = pinned / fastload.SUBDIR
+    folder.mkdir(parents=True)
+    stale = [folder / f".{sha}.safetensors.4242-dead.tmp", folder / f".{sha}.safetensors.json.4242-beef.tmp"]
+    other = folder / f".{'cd' * 32}.safetensors.4243-feed.tmp"  # another artifact's: not under our lock
+    for p in stale + [other]:
+        p.write_bytes(b"\0" * 4096)
+    model = load_model("MobileNetV1")
+    assert len(model.load_report.loaded) > 0
+    assert [p for p in stale if p.exists()] == []
+    assert other.exists()
+    assert converted_files(pinned) == sorted([f"{sha}.safetensors", f"{sha}.safetensors.json", other.name])
+
+
 def test_unwritable_cache_falls_back_to_the_source(pinned, vision_file, caplog):
     (pinned / "fastload").parent.mkdir(parents=True, exist_ok=True)
     (pinned / "fastload").write_text("not a directory")
