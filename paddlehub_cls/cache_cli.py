@@ -5,7 +5,9 @@ The functions are usable from Python; :func:`add_parsers` registers
 on an argparse subparsers object; each subcommand sets ``handler(args) -> int`` (the
 exit status). Nothing here imports paddle.
 
-Bundles (``cache export`` / ``cache import``) are built in :mod:`paddlehub_cls._bundle`.
+Bundles (``cache export`` / ``cache import``) are built in :mod:`paddlehub_cls._bundle`; the
+converted files of :mod:`paddlehub_cls.fastload` are listed, removed and checked through
+:mod:`paddlehub_cls._converted` (bundles never carry them: they are derived).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any, Dict, List, Optional, Union
 
 import filelock
 
-from paddlehub_cls import archive
+from paddlehub_cls import _converted, archive
 from paddlehub_cls._bundle import BUNDLE_FORMAT, export_bundle, import_bundle
 from paddlehub_cls._cache import (
     CacheRoot,
@@ -60,7 +62,13 @@ __all__ = [
 
 @dataclass
 class Entry:
-    """One cached artifact as ``cache ls`` shows it."""
+    """One cached artifact, or one converted copy of it, as ``cache ls`` shows it.
+
+    A ``kind="converted"`` entry is a file of :mod:`paddlehub_cls.fastload` (``path``): its
+    ``sha256`` is that of its source artifact, ``size`` its own, ``trust`` and ``sources`` its
+    source's (``"unknown"`` and ``[]`` when no cache holds the source) and ``verified_at`` the
+    time it was converted.
+    """
 
     sha256: str
     size: int
@@ -72,6 +80,8 @@ class Entry:
     root: str
     shared: bool
     unpacked: bool
+    kind: str = "artifact"
+    path: str = ""
 
     def label(self) -> str:
         names = [f"{s.get('model')}.{s.get('tag')}" for s in self.sources if s.get("model")]
@@ -102,9 +112,14 @@ class VerifyReport:
 
 
 def list_entries(cache_dir: Optional[PathLike] = None) -> List[Entry]:
-    """Every artifact in the shared caches and the user cache, from their stamps (no hashing)."""
+    """Every artifact in the shared caches and the user cache, from their stamps (no hashing).
+
+    Each artifact is followed by its converted copies (``kind="converted"``); converted files whose
+    artifact is in no cache come last.
+    """
+    roots = cache_roots(cache_dir)
     out = []
-    for root in cache_roots(cache_dir):
+    for root in roots:
         for sha in blob_names(root):
             stamp = read_stamp(root.stamp(sha))
             out.append(
@@ -119,9 +134,35 @@ def list_entries(cache_dir: Optional[PathLike] = None) -> List[Entry]:
                     root=str(root.path),
                     shared=not root.writable,
                     unpacked=archive.is_complete(root.unpacked(sha)),
+                    path=str(root.blob(sha)),
                 )
             )
-    return out
+    converted: Dict[str, List[_converted.ConvertedFile]] = {}
+    for conv in _converted.scan(roots):
+        converted.setdefault(conv.source_sha256, []).append(conv)
+    listed: List[Entry] = []
+    for entry in out:
+        listed.append(entry)
+        listed += [_converted_entry(c, entry) for c in converted.pop(entry.sha256, [])]
+    return listed + [_converted_entry(c, None) for convs in converted.values() for c in convs]
+
+
+def _converted_entry(conv: _converted.ConvertedFile, source: Optional[Entry]) -> Entry:
+    when = (conv.stamp or {}).get("converted_at")
+    return Entry(
+        sha256=conv.source_sha256,
+        size=conv.size,
+        filename=conv.path.name,
+        url=None,
+        trust=source.trust if source else "unknown",
+        sources=source.sources if source else [],
+        verified_at=when if isinstance(when, str) else None,
+        root=str(conv.root.path),
+        shared=not conv.root.writable,
+        unpacked=False,
+        kind="converted",
+        path=str(conv.path),
+    )
 
 
 def _try_lock(root: CacheRoot, key: str) -> Optional[filelock.FileLock]:
@@ -140,11 +181,14 @@ def verify_cache(cache_dir: Optional[PathLike] = None) -> VerifyReport:
     In the user cache a bad blob is moved to ``quarantine/`` (it is downloaded again
     on next use), a bad or unfinished unpacked directory is removed (it is unpacked
     again from its verified archive), a missing stamp is rewritten, and temporary
-    files that crashed processes left (older than an hour) are deleted. Shared
-    caches are only reported on, never changed.
+    files that crashed processes left (older than an hour) are deleted. Converted
+    files (:mod:`paddlehub_cls.fastload`) are compared with their verified source
+    artifact: a damaged or unstamped one is converted again, one whose artifact no
+    cache holds is removed. Shared caches are only reported on, never changed.
     """
     report = VerifyReport()
-    for root in cache_roots(cache_dir):
+    roots = cache_roots(cache_dir)
+    for root in roots:
         blobs = blob_names(root)
         for sha in blobs:
             report.checked += 1
@@ -185,6 +229,11 @@ def verify_cache(cache_dir: Optional[PathLike] = None) -> VerifyReport:
             _remove_stale_temporaries(root, report)
         if root.tmp.is_dir():
             report.partials += [str(p) for p in sorted(root.tmp.glob("*.partial"))]
+    # After every root's blobs and extractions: a converted file may come from another root's artifact.
+    found = _converted.verify(roots, _try_lock, [Path(p.path) for p in report.problems])
+    report.checked += found.checked
+    report.problems += [Problem(*p) for p in found.problems]
+    report.repaired += found.repaired
     return report
 
 
@@ -256,18 +305,27 @@ def _verify_unpacked(root: CacheRoot, blobs: set, report: VerifyReport) -> None:
 
 
 def remove_model(name: str, *, cache_dir: Optional[PathLike] = None) -> List[Path]:
-    """Delete a model's files, stamps, unpacked directories and refs from the user cache.
+    """Delete a model's files, stamps, unpacked directories, refs and converted copies from the user cache.
+
+    Converted copies in the user cache of an artifact that only a shared cache holds are removed too.
 
     Returns:
-        The blob paths removed.
+        The blob paths removed, then the converted files removed.
 
     Raises:
         CacheError: nothing of ``name`` is in the user cache.
     """
+    from paddlehub_cls import fastload
+
     roots = cache_roots(cache_dir)
     user = roots[-1]
     hits = hits_for(name, roots)
     mine = [h for h in hits if h.root.writable]
+    converted = [
+        p for sha in sorted({h.sha256 for h in hits}) for p in fastload.remove_converted(sha, cache_dir)
+    ]
+    if not mine and converted:
+        return converted
     if not mine:
         where = " (only in read-only shared caches, which are never changed)" if hits else ""
         raise CacheError(
@@ -286,7 +344,7 @@ def remove_model(name: str, *, cache_dir: Optional[PathLike] = None) -> List[Pat
     for ref in refs.glob("*/*") if refs.is_dir() else []:
         if read_ref(ref) in removed:
             ref.unlink()
-    return [user.blob(s) for s in sorted(removed)]
+    return [user.blob(s) for s in sorted(removed)] + converted
 
 
 # --------------------------------------------------------------------------- CLI
@@ -314,7 +372,11 @@ def add_parsers(subparsers: Any) -> None:
     cache = subparsers.add_parser("cache", help="inspect and manage the weight cache")
     sub = cache.add_subparsers(dest="cache_command", metavar="COMMAND")
     sub.required = True
-    ls = sub.add_parser("ls", parents=[common], help="list cached artifacts (user and shared caches)")
+    ls = sub.add_parser(
+        "ls",
+        parents=[common],
+        help="list cached artifacts and their converted copies (user and shared caches)",
+    )
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     ls.set_defaults(handler=run_ls)
     ver = sub.add_parser("verify", parents=[common], help="re-hash everything; quarantine bad files")
@@ -379,13 +441,19 @@ def run_ls(args: argparse.Namespace) -> int:
     if not entries:
         print("cache is empty")
         return 0
+    source = None
     for e in entries:
         where = "shared" if e.shared else "user"
         flags = e.trust + (",unpacked" if e.unpacked else "")
-        print(
-            f"{e.label():32} {_size(e.size):>10}  {e.sha256[:12]}  {flags:18} {where:6} {e.filename}  "
-            f"{e.root}"
-        )
+        label = e.label()
+        if e.kind == "converted":
+            flags = "converted"
+            # Right after its artifact; the orphans, last, name theirs.
+            label = "  converted copy" if e.sha256 == source else "converted, artifact not cached"
+            name = os.path.relpath(e.path, e.root)
+        else:
+            source, name = e.sha256, e.filename
+        print(f"{label:32} {_size(e.size):>10}  {e.sha256[:12]}  {flags:18} {where:6} {name}  {e.root}")
     return 0
 
 

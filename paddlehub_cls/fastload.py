@@ -20,7 +20,8 @@ Only artifacts the hub verified are converted (the caller passes their ``sha256:
 is read as it is. ``PADDLEHUB_CLS_FASTLOAD=0`` turns conversion off. Any failure to convert (full
 disk, unwritable cache) is logged and the source is read directly.
 
-This module never imports paddle, except inside :func:`assign`.
+This module never imports paddle, except inside :func:`assign`, and imports numpy only when it
+reads tensors, so the cache commands can list and remove converted files cheaply.
 """
 
 from __future__ import annotations
@@ -36,11 +37,11 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Collection, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
-import numpy as np
-
 from paddlehub_cls.errors import CacheError, WeightsFormatError, WeightsMismatchError
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
     from paddlehub_cls.formats import WeightsSource
 
 logger = logging.getLogger(__name__)
@@ -137,8 +138,15 @@ def _write_json(path: Path, data: Mapping[str, Any]) -> None:
         raise
 
 
+def fresh_stamp(file: PathLike, key: str) -> Optional[Dict[str, Any]]:
+    """The stamp of the converted ``file`` if the file is exactly what was written for ``key``, else None.
+
+    Loads trust a converted file only when this returns its stamp (size and mtime unchanged).
+    """
+    return _fresh(Path(file), key)
+
+
 def _fresh(file: Path, key: str) -> Optional[Dict[str, Any]]:
-    """The stamp of ``file`` if the file is exactly what was written for ``key``, else None."""
     try:
         st = file.stat()
     except OSError:
@@ -165,6 +173,8 @@ def map_safetensors(path: PathLike) -> Tuple[Dict[str, np.ndarray], Dict[str, st
         WeightsFormatError: a malformed header, or a dtype this reader does not map
             (bfloat16 needs a widening copy: use :func:`~paddlehub_cls.formats.load_safetensors`).
     """
+    import numpy as np
+
     from paddlehub_cls.formats.safetensors_io import read_header
 
     _, entries, metadata, size = read_header(path)
@@ -378,11 +388,18 @@ def convert(source: PathLike, dest: PathLike, key: str) -> Dict[str, Any]:
     return stamp
 
 
-def iter_converted(cache_dir: Optional[PathLike] = None) -> Iterator[Tuple[Path, Optional[Dict[str, Any]]]]:
-    """``(file, stamp or None)`` for every converted file in the user cache (for ``cache`` commands)."""
+def iter_converted(
+    cache_dir: Optional[PathLike] = None, *, root: Optional[PathLike] = None
+) -> Iterator[Tuple[Path, Optional[Dict[str, Any]]]]:
+    """``(file, stamp or None)`` for every converted file in the user cache (for ``cache`` commands).
+
+    Args:
+        cache_dir: user cache root, as given to ``load_model``.
+        root: list this cache root instead (a shared cache, say).
+    """
     from paddlehub_cls._cache import user_cache_root
 
-    folder = Path(user_cache_root(cache_dir)) / SUBDIR
+    folder = Path(root if root is not None else user_cache_root(cache_dir)) / SUBDIR
     if not folder.is_dir():
         return
     for file in sorted(folder.glob("*.safetensors")):
@@ -426,6 +443,7 @@ def assign(model: Any, arrays: Mapping[str, np.ndarray], skip: Collection[str] =
     Raises:
         WeightsMismatchError: an array is missing or its shape differs from the parameter's.
     """
+    import numpy as np
     import paddle
 
     cpu = paddle.CPUPlace()
@@ -474,6 +492,7 @@ __all__ = [
     "converted_path",
     "enabled",
     "find_converted",
+    "fresh_stamp",
     "iter_converted",
     "map_safetensors",
     "read_source",

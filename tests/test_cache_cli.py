@@ -339,7 +339,8 @@ def test_cache_commands_do_not_import_paddle(
         "p = argparse.ArgumentParser(); cache_cli.add_parsers(p.add_subparsers())\n"
         "for argv in (['cache', 'ls'], ['cache', 'verify'], ['cache', 'export', sys.argv[1]]):\n"
         "    a = p.parse_args(argv); assert a.handler(a) == 0, argv\n"
-        "print(sorted(m for m in sys.modules if m == 'paddle' or m.startswith('paddle.')))\n"
+        # Nor numpy: fastload's converted files are listed and removed without it.
+        "print(sorted(m for m in sys.modules if m in ('paddle', 'numpy') or m.startswith('paddle.')))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "b.tar")],
@@ -351,3 +352,193 @@ def test_cache_commands_do_not_import_paddle(
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
     assert archive.is_archive(tmp_path / "b.tar")
+
+
+# --------------------------------------------------------------------------- converted files (fastload)
+
+
+@pytest.fixture
+def converted(cache_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Dict[str, Path]:
+    """ResNet18 and ResNet34 pinned to small safetensors files (file:// URLs), downloaded and converted.
+
+    Returns {model: converted file}; the user cache is ``cache_env``.
+    """
+    import numpy as np
+
+    from paddlehub_cls import fastload, formats
+
+    files = tmp_path / "files"
+    files.mkdir()
+    weights = {}
+    out = {}
+    for i, name in enumerate(("ResNet18", "ResNet34")):
+        rng = np.random.default_rng(i)
+        path = files / f"{name}.safetensors"
+        formats.save_safetensors(
+            {"conv.weight": rng.standard_normal((8, 3, 3, 3), dtype=np.float32), "fc.bias": np.arange(4.0)},
+            path,
+        )
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        weights[name] = {
+            "weights": {
+                "paddle_vision": {
+                    "urls": [path.as_uri()],
+                    "checksum": f"sha256:{sha}",
+                    "size": path.stat().st_size,
+                }
+            }
+        }
+    extra = tmp_path / "converted_registry.json"
+    extra.write_text(json.dumps({"schema_version": 1, "models": weights}))
+    monkeypatch.setenv("PADDLEHUB_CLS_REGISTRY", str(extra))
+    monkeypatch.setenv("PADDLEHUB_CLS_OFFLINE", "1")
+    for name in weights:
+        blob = download(name, "paddle_vision")
+        src = fastload.read_source(blob, hub.recorded_checksum(blob))
+        out[name] = Path(src.metadata["fastload"])
+        assert out[name] == fastload.converted_path(cache_env, blob.name)
+    return out
+
+
+def test_cache_ls_lists_converted_copies_after_their_artifact(
+    converted: Dict[str, Path], cache_env: Path, capsys: pytest.CaptureFixture
+) -> None:
+    entries = cache_cli.list_entries()
+    assert [(e.label(), e.kind) for e in entries] == [
+        (label, kind)
+        for label in sorted(
+            ["ResNet18.paddle_vision", "ResNet34.paddle_vision"],
+            key=lambda lab: next(e.sha256 for e in entries if e.label() == lab and e.kind == "artifact"),
+        )
+        for kind in ("artifact", "converted")
+    ]
+    for artifact, copy in zip(entries[::2], entries[1::2]):
+        assert copy.sha256 == artifact.sha256 and Path(copy.path).name == f"{artifact.sha256}.safetensors"
+        assert copy.size == Path(copy.path).stat().st_size > 0 and copy.sources == artifact.sources
+        assert artifact.path == str(cache_env / "blobs" / "sha256" / artifact.sha256)
+    assert run_cli(["cache", "ls", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["kind"] for r in rows] == ["artifact", "converted"] * 2
+    assert rows[1]["path"] == entries[1].path and rows[1]["size"] == entries[1].size
+
+    # A converted copy whose artifact left the cache is listed last, as such.
+    (cache_env / "blobs" / "sha256" / converted["ResNet18"].name.split(".")[0]).unlink()
+    assert run_cli(["cache", "ls"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("ResNet34.paddle_vision") and lines[1].startswith("  converted copy")
+    assert lines[2].startswith("converted, artifact not cached")
+    assert f"fastload/v1/{converted['ResNet18'].name}" in lines[2]
+    size = converted["ResNet18"].stat().st_size
+    assert f" {size} B " in lines[2] or f"{size / 1024:.1f} KiB" in lines[2]
+
+
+def test_cache_rm_removes_the_converted_copies_with_the_artifact(
+    converted: Dict[str, Path], cache_env: Path, tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture
+) -> None:
+    assert run_cli(["cache", "rm", "ResNet18"]) == 0
+    out = capsys.readouterr().out
+    assert f"removed {converted['ResNet18']}" in out
+    folder = converted["ResNet18"].parent
+    assert sorted(p.name for p in folder.iterdir()) == [
+        converted["ResNet34"].name,
+        converted["ResNet34"].name + ".json",
+    ]
+    # The artifact in a read-only shared cache, its converted copy in the user cache: the copy goes.
+    shared = tmp_path / "shared"
+    (shared / "blobs").mkdir(parents=True)
+    os.replace(cache_env / "blobs" / "sha256", shared / "blobs" / "sha256")
+    monkeypatch.setenv("PADDLEHUB_CLS_SHARED_CACHE", str(shared))
+    assert cache_cli.remove_model("ResNet34") == [converted["ResNet34"]]
+    assert list(folder.iterdir()) == []
+    assert len(list((shared / "blobs" / "sha256").iterdir())) == 2  # never touched
+    with pytest.raises(CacheError, match="only in read-only shared caches"):
+        cache_cli.remove_model("ResNet34")
+
+
+def _damage_keeping_mtime(path: Path, offset: int, data: bytes) -> None:
+    st = path.stat()
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # the stamp still vouches for it
+
+
+def test_cache_verify_converts_a_damaged_copy_again_and_drops_an_orphan(
+    converted: Dict[str, Path], cache_env: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from paddlehub_cls import fastload, formats
+
+    assert cache_cli.verify_cache().checked == 4 and cache_cli.verify_cache().ok
+    r18, r34 = converted["ResNet18"], converted["ResNet34"]
+    _damage_keeping_mtime(r18, r18.stat().st_size - 4, b"\x7f\x7f\x7f\x7f")  # in the last tensor
+    os.utime(r34)  # only the stamp is stale now: loads would ignore the file
+    assert run_cli(["cache", "verify"]) == 1
+    out = capsys.readouterr().out
+    assert f"BAD  {r18}: tensor 'conv.weight' differs from its source" in out
+    assert "-> converted again from" in out
+    assert f"FIXED {r34}: stamp missing or stale" in out
+    for name, file in converted.items():
+        blob = cache_env / "blobs" / "sha256" / file.name.split(".")[0]
+        assert fastload.fresh_stamp(file, blob.name) is not None
+        got, _ = fastload.map_safetensors(file)
+        for key, value in formats.read_weights(blob).tensors.items():
+            assert got[key].tobytes() == value.tobytes(), (name, key)
+    assert run_cli(["cache", "verify"]) == 0
+    capsys.readouterr()
+
+    # A damaged header, and a copy of an artifact no cache holds any more.
+    _damage_keeping_mtime(r18, 0, b"\xff" * 8)
+    (cache_env / "blobs" / "sha256" / r34.name.split(".")[0]).unlink()
+    report = cache_cli.verify_cache()
+    assert [(p.path, p.reason.split(" (")[0], p.action.split(" from")[0]) for p in report.problems] == [
+        (str(r18), "cannot be read", "converted again")
+    ]
+    assert [r for r in report.repaired if str(r34) in r] == [
+        f"{r34}: converted from sha256:{r34.name.split('.')[0]}, of which no cache holds a verified copy; "
+        "removed (it is converted again once the artifact is back)"
+    ]
+    assert not r34.exists() and not r34.with_name(r34.name + ".json").exists()
+    assert fastload.map_safetensors(r18)[0].keys() == {"conv.weight", "fc.bias"}
+
+
+def test_cache_verify_leaves_a_converted_copy_alone_while_it_is_being_converted(
+    converted: Dict[str, Path], cache_env: Path
+) -> None:
+    import filelock
+
+    r18 = converted["ResNet18"]
+    _damage_keeping_mtime(r18, r18.stat().st_size - 4, b"\x7f\x7f\x7f\x7f")
+    before = r18.read_bytes()
+    lock = filelock.FileLock(str(cache_env / "locks" / f"fastload-{r18.name.split('.')[0]}.lock"))
+    with lock:
+        report = cache_cli.verify_cache()
+    assert report.ok and r18.read_bytes() == before
+    assert not cache_cli.verify_cache().ok  # once the lock is free, it is found and repaired
+
+
+def test_cache_verify_only_reports_a_damaged_converted_copy_in_a_shared_cache(
+    converted: Dict[str, Path], cache_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = tmp_path / "shared"
+    os.replace(cache_env, shared)
+    monkeypatch.setenv("PADDLEHUB_CLS_SHARED_CACHE", str(shared))
+    file = shared / converted["ResNet18"].relative_to(cache_env)
+    _damage_keeping_mtime(file, file.stat().st_size - 4, b"\x7f\x7f\x7f\x7f")
+    os.utime(shared / converted["ResNet34"].relative_to(cache_env))  # a stale stamp alone is no problem
+    before = sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in shared.rglob("*"))
+    report = cache_cli.verify_cache()
+    assert [(p.path, p.action) for p in report.problems] == [
+        (str(file), "reported only (read-only shared cache)")
+    ]
+    assert sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in shared.rglob("*")) == before
+
+
+def test_bundles_never_carry_converted_files(converted: Dict[str, Path], tmp_path: Path) -> None:
+    bundle = tmp_path / "b.tar"
+    assert len(cache_cli.export_bundle(bundle)) == 2
+    with tarfile.open(bundle) as tf:
+        names = tf.getnames()
+    assert len(names) == 5 and not [n for n in names if "fastload" in n or n.endswith(".safetensors")]
+    other = tmp_path / "other"
+    cache_cli.import_bundle(bundle, cache_dir=other)
+    assert not (other / "fastload").exists()
