@@ -30,7 +30,7 @@ sys.path.insert(0, str(_HERE.parent))
 
 import numpy as np  # noqa: E402
 
-from oracles import flatten_outputs, perturb_bn_stats, randomize_state  # noqa: E402
+from oracles import flatten_outputs, perturb_bn_stats, random_array  # noqa: E402
 
 # Var types that are persistable but not tensors to save (io.is_persistable in 2019 fluid).
 _SKIP_TYPES = ("FEED_MINIBATCH", "FETCH_LIST", "READER", "RAW")
@@ -44,6 +44,22 @@ def _saved_vars(program):
     for var in program.list_vars():
         if var.persistable and var.desc.type() not in skip:
             out.append(var)
+    return out
+
+
+def _random_vars(saved, seed: int):
+    """:func:`oracles.random_array` of each variable, from its declared shape and dtype."""
+    from paddle.base.data_feeder import convert_dtype
+
+    out = {}
+    for var in saved:
+        dtype = np.dtype(convert_dtype(var.dtype))
+        if not np.issubdtype(dtype, np.floating) or any(int(d) < 0 for d in var.shape):
+            raise SystemExit(
+                f"persistable variable {var.name} ({dtype}, shape {list(var.shape)}) cannot be randomised; "
+                "a 2019-style builder declares only float parameters and BN statistics"
+            )
+        out[var.name] = random_array(var.name, var.shape, dtype, seed)
     return out
 
 
@@ -114,13 +130,14 @@ def main(spec_path: str) -> int:
     exe = paddle.static.Executor(place)
     scope = paddle.static.Scope()
     with paddle.static.scope_guard(scope):
-        exe.run(startup)
         saved = _saved_vars(main_prog)
         names = [v.name for v in saved]
-        current = {n: np.array(scope.find_var(n).get_tensor()) for n in names}
-        new = randomize_state(current, seed=seed)
+        # The startup program would only initialise what is set here, so it is not run
+        # (like a dygraph model built under LazyGuard); a variable it alone would have
+        # created makes the runs below fail loudly.
+        new = _random_vars(saved, seed)
         for n in names:
-            scope.find_var(n).get_tensor().set(new[n], place)
+            scope.var(n).get_tensor().set(new[n], place)
         n_bn = 0
         if spec.get("calibrate", True):
             n_bn = _calibrate(exe, main_prog, scope, place, {"image": x}, seed)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(_HERE.parent))
 
 import numpy as np  # noqa: E402
 
-from oracles import calibrate_bn_dygraph, flatten_outputs, randomize_state  # noqa: E402
+from oracles import calibrate_bn_dygraph, flatten_outputs, randomize_layer  # noqa: E402
 
 
 def main(spec_path: str) -> int:
@@ -50,7 +50,12 @@ def main(spec_path: str) -> int:
             f"module {spec['module']!r} has no builder {spec['builder']!r}; "
             f"callables there: {sorted(n for n in dir(mod) if n[:1].isupper())}"
         )
-    model = builder(pretrained=False, **spec["kwargs"])
+    if spec["mode"] == "load":
+        model = builder(pretrained=False, **spec["kwargs"])
+    else:
+        # "run" sets every tensor and "count" reads only shapes: paddle's own init would be wasted.
+        with paddle.LazyGuard():
+            model = builder(pretrained=False, **spec["kwargs"])
     model.eval()
 
     state = model.state_dict()
@@ -69,10 +74,7 @@ def main(spec_path: str) -> int:
     out_dir = Path(spec["out_dir"])
     stem = spec["stem"]
     if spec["mode"] == "run":
-        arrays = {k: v.numpy() for k, v in state.items()}
-        new = randomize_state(arrays, seed=int(spec["seed"]))
-        for k, t in state.items():
-            t.set_value(new[k])
+        randomize_layer(model, seed=int(spec["seed"]))
         x_np = np.load(spec["x_path"]).astype("float32")
         if spec.get("calibrate", True):
             info["bn_calibrated"] = calibrate_bn_dygraph(model, x_np, seed=int(spec["seed"]))

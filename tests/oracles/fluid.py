@@ -8,9 +8,11 @@ the environment before paddle is imported, and static names are global) that:
    ``image = paddle.static.data("image", [None, C, H, W], "float32")`` (C, H, W
    from ``x``); the builder returns the logits Variable, or a list/tuple whose
    first item is the main output (GoogLeNet: ``[out, out1, out2]``);
-2. ``test_prog = main.clone(for_test=True)``; runs ``startup`` on CPU;
-3. replaces every persistable variable (parameters and BN moving mean/variance)
-   in the scope by :func:`oracles.randomize_state`, then calibrates BN moving
+2. ``test_prog = main.clone(for_test=True)``; does not run ``startup``: its
+   initialisers would be overwritten (a dygraph model would be built under
+   ``paddle.LazyGuard``);
+3. creates every persistable variable (parameters and BN moving mean/variance)
+   in the scope with :func:`oracles.random_array` of its declared shape, then calibrates BN moving
    statistics on ``x`` (a clone with ``batch_norm`` momentum 0 and dropout
    ``is_test``; then :func:`oracles.perturb_bn_stats`) so deep nets keep O(1)
    activations;

@@ -140,8 +140,8 @@ def run_paddleclas(
     """Build a PaddleClas model, randomise it, save its state_dict, run it on ``x``.
 
     In one subprocess: ``getattr(import_module(module), builder)(pretrained=False,
-    **kwargs)``, ``paddle.seed(seed)``, every state_dict tensor (BN running
-    mean/variance included) replaced by :func:`oracles.randomize_state`, BN
+    **kwargs)`` built under ``paddle.LazyGuard``, every state_dict tensor (BN running
+    mean/variance included) set by :func:`oracles.randomize_layer`, BN
     running statistics calibrated on ``x`` (:func:`oracles.calibrate_bn_dygraph`),
     ``eval()``,
     ``paddle.save(model.state_dict(), out_dir / "<name>.pdparams")``, forward on

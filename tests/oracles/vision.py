@@ -17,7 +17,7 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from . import OracleResult, calibrate_bn_dygraph, flatten_outputs, randomize_state
+from . import OracleResult, calibrate_bn_dygraph, flatten_outputs, randomize_layer
 
 __all__ = ["vision_oracle"]
 
@@ -33,11 +33,11 @@ def vision_oracle(
 ) -> OracleResult:
     """Build ``paddle.vision.models.<fn_name>(pretrained=False, **kwargs)``, randomise, save, run.
 
-    Every state_dict tensor (BN running mean/variance included) is replaced by
-    :func:`oracles.randomize_state` with ``seed``; BN running statistics are then
-    calibrated on ``x`` (:func:`oracles.calibrate_bn_dygraph`, so deep residual
-    nets keep O(1) activations); the model is put in eval mode,
-    saved with ``paddle.save(model.state_dict(), out_dir / "<name>.pdparams")``
+    The model is built under ``paddle.LazyGuard`` and every state_dict tensor (BN
+    running mean/variance included) is set by :func:`oracles.randomize_layer` with
+    ``seed``; BN running statistics are then calibrated on ``x``
+    (:func:`oracles.calibrate_bn_dygraph`, so deep residual nets keep O(1)
+    activations); the model is put in eval mode, saved with ``paddle.save(model.state_dict(), out_dir / "<name>.pdparams")``
     and run on ``x`` on the current device under ``no_grad``.
 
     Args:
@@ -74,12 +74,12 @@ def vision_oracle(
     stem = name or fn_name
 
     paddle.seed(int(seed))
-    model = builder(pretrained=False, **dict(kwargs))
+    # Lazily: every tensor is overwritten, so paddle's own random init would be wasted time.
+    with paddle.LazyGuard():
+        model = builder(pretrained=False, **dict(kwargs))
     model.eval()
     state = model.state_dict()
-    new = randomize_state({k: v.numpy() for k, v in state.items()}, seed=int(seed))
-    for k, t in state.items():
-        t.set_value(new[k])
+    randomize_layer(model, seed=int(seed))
     if calibrate:
         calibrate_bn_dygraph(model, x, seed=int(seed))
     pdparams = out_dir / f"{stem}.pdparams"
