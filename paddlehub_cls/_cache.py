@@ -411,8 +411,8 @@ def recorded_pin(want: Want, roots: Sequence[CacheRoot]) -> Optional[str]:
     return None
 
 
-def record(root: CacheRoot, sha256: str, md5: str, size: int, want: Want, url: str) -> Hit:
-    """Write the stamp and refs of a verified blob already at ``root.blob(sha256)``."""
+def record(root: CacheRoot, sha256: str, md5: Optional[str], size: int, want: Want, url: str) -> Hit:
+    """Write the stamp and refs of a verified blob at ``root.blob(sha256)`` (md5: None unless pinned)."""
     old = read_stamp(root.stamp(sha256))
     sources = list(old["sources"])
     if want.source() and want.source() not in sources:

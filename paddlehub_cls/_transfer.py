@@ -4,11 +4,13 @@ Internal to :mod:`paddlehub_cls.hub`, which calls :func:`download` with the
 artifact lock held. A transfer fills ``tmp/<key>.partial`` (resumable by the next
 process with Range/If-Range), is hashed while it streams, and is moved to its
 content address only after its size and checksum match.
+
+Hashing, the slow part, overlaps the transfer (:mod:`paddlehub_cls._hashing`), and md5
+is computed only when the pin is one.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -33,6 +35,7 @@ from paddlehub_cls._cache import (
     recorded_pin,
     warn_user,
 )
+from paddlehub_cls._hashing import Hashes as _Hashes
 from paddlehub_cls.errors import CacheError, ChecksumError, DownloadError, OfflineError
 
 logger = logging.getLogger(__name__)
@@ -130,22 +133,6 @@ class _Partial:
                 pass
 
 
-class _Hashes:
-    """md5 and sha256 of the bytes written so far; ``resumed`` when they continue an earlier partial."""
-
-    def __init__(self, resumed: bool = False) -> None:
-        self.sha256, self.md5, self.size = hashlib.sha256(), hashlib.md5(), 0
-        self.resumed = resumed
-
-    def update(self, data: bytes) -> None:
-        self.sha256.update(data)
-        self.md5.update(data)
-        self.size += len(data)
-
-    def digest(self, algo: Optional[str]) -> str:
-        return (self.md5 if algo == "md5" else self.sha256).hexdigest()
-
-
 def _show_progress(progress: Optional[bool]) -> bool:
     if env_flag("PADDLEHUB_CLS_DISABLE_PROGRESS"):
         return False
@@ -173,7 +160,7 @@ def download(want: Want, user: CacheRoot, progress: Optional[bool]) -> Hit:
             for fresh in (False, True):
                 try:
                     if url.startswith("file://"):
-                        hashes = _copy_file_url(url, partial)
+                        hashes = _copy_file_url(url, partial, want)
                     else:
                         if session is None:
                             session = _new_session()
@@ -259,7 +246,7 @@ def _verify_and_commit(
             + ("" if want.algo else " or drop the recorded one with `paddlehub-cls cache rm NAME`"),
             resumed=hashes.resumed,
         )
-    sha = hashes.sha256.hexdigest()
+    sha = str(hashes.digest("sha256"))
     blob = user.blob(sha)
     blob.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(partial.path, 0o644)
@@ -269,7 +256,7 @@ def _verify_and_commit(
     os.replace(partial.path, blob)
     fsync_dir(blob.parent)
     partial.reset()
-    hit = record(user, sha, hashes.md5.hexdigest(), hashes.size, want, url)
+    hit = record(user, sha, hashes.digest("md5"), hashes.size, want, url)
     if not want.algo and not pin:
         note = f" ({want.note})" if want.note else ""
         msg = (
@@ -282,10 +269,9 @@ def _verify_and_commit(
     return hit
 
 
-def _copy_file_url(url: str, partial: _Partial) -> _Hashes:
+def _copy_file_url(url: str, partial: _Partial, want: Want) -> _Hashes:
     src = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
     partial.reset()
-    hashes = _Hashes()
     try:
         f = open(src, "rb")
     except FileNotFoundError:
@@ -293,11 +279,12 @@ def _copy_file_url(url: str, partial: _Partial) -> _Hashes:
     except OSError as exc:
         raise DownloadError(f"cannot read {src}: {exc}") from None
     # Errors from here on are the cache's (a full disk), reported by download() as CacheError.
-    with f, open(partial.path, "wb") as out:
+    with f, open(partial.path, "wb") as out, _Hashes(md5=want.algo == "md5") as hashes:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             out.write(chunk)
             hashes.update(chunk)
         out.flush()
+        hashes.finish()
         os.fsync(out.fileno())
     return hashes
 
@@ -391,7 +378,7 @@ def _http_attempt(session: Any, url: str, partial: _Partial, want: Want, progres
             done = re.match(r"bytes \*/(\d+)$", resp.headers.get("Content-Range", ""))
             if have and done and int(done.group(1)) == have:
                 # An earlier attempt already got every byte (say, the server announced a too long body).
-                return _hash_partial(partial)
+                return _hash_partial(partial, md5=want.algo == "md5")
             partial.reset()
             raise _Retry(f"HTTP 416 for Range {have}-; restarting from the beginning", 0.0)
         if status not in (200, 206):
@@ -438,9 +425,11 @@ def _http_attempt(session: Any, url: str, partial: _Partial, want: Want, progres
             partial_meta["etag"] = partial_meta["etag"] or meta.get("etag")
             partial_meta["last_modified"] = partial_meta["last_modified"] or meta.get("last_modified")
         partial.path.parent.mkdir(parents=True, exist_ok=True)
-        hashes = _Hashes(resumed=have > 0)
-        with open(partial.path, "r+b" if have else "wb") as out:
-            if have:  # hash what an earlier process wrote, then append
+        with (
+            open(partial.path, "r+b" if have else "wb") as out,
+            _Hashes(md5=want.algo == "md5", resumed=have > 0) as hashes,
+        ):
+            if have:  # hash what an earlier process wrote (queued first, so hashed first), then append
                 for chunk in iter(lambda: out.read(1 << 20), b""):
                     hashes.update(chunk)
                 out.truncate(have)
@@ -471,15 +460,16 @@ def _http_attempt(session: Any, url: str, partial: _Partial, want: Want, progres
                     bar.close()
             if total is not None and hashes.size != total:
                 raise _Retry(f"connection closed after {hashes.size} of {total} bytes")
+            hashes.finish()
             os.fsync(out.fileno())
     return hashes
 
 
-def _hash_partial(partial: _Partial) -> _Hashes:
-    hashes = _Hashes(resumed=True)
-    with open(partial.path, "rb") as f:
+def _hash_partial(partial: _Partial, md5: bool) -> _Hashes:
+    with open(partial.path, "rb") as f, _Hashes(md5, resumed=True) as hashes:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             hashes.update(chunk)
+        hashes.finish()
         os.fsync(f.fileno())
     return hashes
 

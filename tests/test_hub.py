@@ -12,7 +12,9 @@ import socket
 import subprocess
 import sys
 import tarfile
+import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -20,6 +22,7 @@ import pytest
 from httpserver import Fault, FileServer
 
 from paddlehub_cls import _cache, _transfer, archive, hub
+from paddlehub_cls import _hashing as hashing
 from paddlehub_cls.errors import (
     CacheError,
     ChecksumError,
@@ -67,7 +70,8 @@ def test_fetch_verifies_stores_by_sha256_and_hits_without_hashing(
     assert path == cache_env / "blobs" / "sha256" / SHA
     assert path.read_bytes() == DATA
     stamp = json.loads((cache_env / "blobs" / "sha256" / f"{SHA}.json").read_text())
-    assert (stamp["sha256"], stamp["md5"], stamp["size"], stamp["url"]) == (SHA, MD5, len(DATA), url)
+    # md5 is computed for md5 pins only (test_md5_is_computed_only_for_an_md5_pin).
+    assert (stamp["sha256"], stamp["md5"], stamp["size"], stamp["url"]) == (SHA, None, len(DATA), url)
     assert stamp["trust"] == "pinned" and stamp["filename"] == "w.pdparams"
     assert not list((cache_env / "tmp").iterdir())  # no partial left
 
@@ -87,6 +91,115 @@ def test_md5_pinned_file_is_found_again_through_its_ref(cache_env: Path, http_se
     assert hub.fetch(url, f"md5:{MD5}") == path
     assert len(http_server.requests_for("/w.bin")) == 1
     assert hub.recorded_checksum(path) == f"sha256:{SHA}"
+
+
+class _Spy(hashing.HashThread):
+    started: List[str] = []
+
+    def __init__(self, algo: str) -> None:
+        _Spy.started.append(algo)
+        super().__init__(algo)
+
+
+def _hash_threads() -> List[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("paddlehub_cls-")]
+
+
+@pytest.mark.parametrize("pin", ["sha256", "md5", None])
+@pytest.mark.parametrize("scheme", ["http", "file"])
+def test_md5_is_computed_only_for_an_md5_pin(
+    cache_env: Path, http_server: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pin, scheme
+) -> None:
+    monkeypatch.setattr(hashing, "HashThread", _Spy)
+    monkeypatch.setattr(_Spy, "started", [])
+    if scheme == "http":
+        url = http_server.set_file("/w.bin", DATA)
+    else:
+        (tmp_path / "w.bin").write_bytes(DATA)
+        url = (tmp_path / "w.bin").as_uri()
+    checksum = {"sha256": f"sha256:{SHA}", "md5": f"md5:{MD5}", None: None}[pin]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the first-use warning of the unpinned case
+        path = hub.fetch(url, checksum)
+    assert path.read_bytes() == DATA
+    stamp = json.loads((cache_env / "blobs" / "sha256" / f"{SHA}.json").read_text())
+    assert _Spy.started == (["sha256", "md5"] if pin == "md5" else ["sha256"])
+    assert stamp["md5"] == (MD5 if pin == "md5" else None)
+    assert _hash_threads() == []  # every hashing thread ended with its transfer
+
+
+class _Boom(Exception):
+    pass
+
+
+class _FailingHash:
+    """A digest that fails on its third chunk, as a hashing thread might (out of memory, say)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def update(self, data: bytes) -> None:
+        self.calls += 1
+        if self.calls == 3:
+            raise _Boom(f"hashing failed at chunk {self.calls}")
+
+    def hexdigest(self) -> str:
+        return "0" * 64
+
+
+@pytest.mark.parametrize("algo", ["sha256", "md5"])
+def test_an_error_in_a_hashing_thread_reaches_the_caller_and_nothing_is_cached(
+    cache_env: Path, http_server: FileServer, monkeypatch: pytest.MonkeyPatch, algo: str
+) -> None:
+    real = hashlib.new
+    monkeypatch.setattr(hashing.hashlib, "new", lambda name: _FailingHash() if name == algo else real(name))
+    url = http_server.set_file("/w.bin", DATA)
+    with pytest.raises(_Boom, match="hashing failed at chunk 3"):
+        hub.fetch(url, f"md5:{MD5}")
+    assert blobs(cache_env) == [] and _hash_threads() == []
+    monkeypatch.setattr(hashing.hashlib, "new", real)
+    assert hub.fetch(url, f"md5:{MD5}").read_bytes() == DATA
+
+
+def test_resumed_download_hashes_the_partial_first_with_a_full_queue(
+    cache_env: Path, http_server: FileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resume queues the partial's bytes (in 1 MiB reads) before the new ones: both digests see
+    them in order, even when the hashing threads lag a full queue behind."""
+    data = os.urandom(5 << 20)
+    md5, sha = hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest()
+    seen: Dict[str, List[int]] = {"md5": [], "sha256": []}
+    real = hashlib.new
+
+    class SlowHash:
+        def __init__(self, name: str) -> None:
+            self.inner, self.seen = real(name), seen[name]
+
+        def update(self, chunk: bytes) -> None:
+            self.seen.append(len(chunk))
+            time.sleep(0.002)  # the reader runs ahead until the queue is full
+            self.inner.update(chunk)
+
+        def hexdigest(self) -> str:
+            return self.inner.hexdigest()
+
+    cut = (3 << 20) + 12345
+    url = http_server.set_file("/w.bin", data, etag='"v1"')
+    # What a process killed after `cut` bytes leaves behind.
+    (cache_env / "tmp").mkdir(parents=True)
+    (cache_env / "tmp" / f"md5-{md5}.partial").write_bytes(data[:cut])
+    note = {"url": url, "etag": '"v1"', "last_modified": None, "total": len(data), "encoded": False}
+    (cache_env / "tmp" / f"md5-{md5}.partial.json").write_text(json.dumps(note))
+    monkeypatch.setattr(hashing.hashlib, "new", SlowHash)
+    monkeypatch.setattr(hashing, "QUEUED_CHUNKS", 2)
+    path = hub.fetch(url, f"md5:{md5}")
+    assert path.name == sha and path.read_bytes() == data
+    assert [(r.range, r.status) for r in http_server.requests_for("/w.bin")] == [(f"bytes={cut}-", 206)]
+    stamp = json.loads((cache_env / "blobs" / "sha256" / f"{sha}.json").read_text())
+    assert stamp["md5"] == md5
+    for name, sizes in seen.items():  # the partial first, in 1 MiB reads, then the rest
+        assert sizes[:4] == [1 << 20] * 3 + [12345] and sum(sizes) == len(data), name
+    assert _hash_threads() == []
 
 
 def test_env_and_cache_dir_are_read_at_call_time(
