@@ -17,6 +17,7 @@ import numpy as np
 import paddle
 import pytest
 
+from paddlehub_cls import load_model
 from paddlehub_cls.models import get_builder, list_architectures
 
 # Imported after this call, so that pytest rewrites the shared checks' asserts (values in failure messages).
@@ -114,13 +115,16 @@ SIDE_BY_SIDE = {
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
-# "train" compares train-mode losses: after a few steps on a tiny batch, the BN running
-# statistics of deep nets still lag the batch statistics, so an eval-mode loss would
-# measure that lag. GoogLeNet (with its auxiliary losses) is trained in its own file.
+# "train" compares train-mode losses: on one tiny batch, a few steps leave the BN running
+# statistics far from the batch statistics, so an eval-mode loss would measure that lag
+# (with the shared conv init, eval losses after five steps are ~10-30 while train losses
+# fall to ~0). VGG has no batch norm. GoogLeNet (with its auxiliary losses) is trained in
+# its own file.
 TRAINING = {
-    "resnet18": ("resnet18", {}, 2, 64, "momentum", 0.05, 5, "eval"),
+    "resnet18": ("resnet18", {}, 2, 64, "momentum", 0.05, 5, "train"),
     "se_resnext50_32x4d": ("se_resnext50_32x4d", {}, 2, 64, "momentum", 0.01, 6, "train"),
-    "mobilenet_v2": ("mobilenet_v2", {}, 2, 64, "momentum", 0.05, 5, "eval"),
+    "mobilenet_v1": ("mobilenet_v1", {}, 2, 64, "momentum", 0.05, 5, "train"),
+    "mobilenet_v2": ("mobilenet_v2", {}, 2, 64, "momentum", 0.01, 5, "train"),
     "vgg11": ("vgg11", {}, 2, 32, "sgd", 0.01, 3, "eval"),
     "shufflenet_v2_x1_0": ("shufflenet_v2_x1_0", {}, 4, 64, "momentum", 0.05, 6, "train"),
     "shufflenet_v2_swish": ("shufflenet_v2_swish", {}, 4, 64, "momentum", 0.05, 6, "train"),
@@ -226,6 +230,41 @@ def test_invalid_num_classes_is_refused(builder):
     for bad in (-1, 2.0, True):
         with pytest.raises(ValueError, match="num_classes"):
             get_builder(builder)(num_classes=bad)
+
+
+# --------------------------------------------------------------------------- initialisation
+
+
+# Paddle's default conv init ignores groups: before the shared init in models/layers.py,
+# a fresh MobileNetV1 in eval mode gave pooled features of ~1e-17, MobileNetV2 ~1e-8,
+# ShuffleNetV2 ~1e-5, and such networks did not train from scratch.
+@pytest.mark.parametrize(
+    "name", ["MobileNetV1", "MobileNetV2", "ShuffleNetV2", "ShuffleNetV2_swish", "SE_ResNeXt50_32x4d", "ResNet18"]
+)
+def test_a_fresh_network_keeps_its_features_in_eval_mode(name):
+    paddle.seed(0)
+    model = load_model(name, pretrained=False, num_classes=0)
+    with paddle.no_grad():
+        pooled = model(paddle.to_tensor(X224))
+    assert float(pooled.std()) > 1e-3
+
+
+@pytest.mark.parametrize("builder", list_architectures())
+def test_no_parameter_is_initialised_under_lazy_guard(builder):
+    # The loader builds lazily and assigns every tensor: an initialiser must stay deferred.
+    assert not any(p._is_initialized() for p in lazy(builder).parameters())
+
+
+def test_depthwise_convs_start_from_the_grouped_fan_out():
+    paddle.seed(0)
+    model = get_builder("mobilenet_v1")()
+    dw = model.blocks[11].dw.conv.weight  # 512 channels, 3x3, one group per channel
+    assert dw.shape == [512, 1, 3, 3]
+    # N(0, sqrt(2 / (512 * 9 / 512))): fan-out of one group, not Paddle's sqrt(2 / (512 * 9)).
+    assert float(dw.std()) == pytest.approx((2 / 9) ** 0.5, rel=0.05)
+    bn = model.blocks[11].dw.bn
+    np.testing.assert_array_equal(bn.weight.numpy(), np.ones(512, "float32"))
+    np.testing.assert_array_equal(bn.bias.numpy(), np.zeros(512, "float32"))
 
 
 # --------------------------------------------------------------------------- independence and training
