@@ -21,9 +21,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
-
-import filelock
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
 
 from paddlehub_cls import _converted, archive
 from paddlehub_cls._bundle import BUNDLE_FORMAT, export_bundle, import_bundle
@@ -41,6 +39,9 @@ from paddlehub_cls._cache import (
     read_stamp,
 )
 from paddlehub_cls.errors import CacheError, PaddleHubClsError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import filelock
 
 logger = logging.getLogger(__name__)
 
@@ -165,8 +166,10 @@ def _converted_entry(conv: _converted.ConvertedFile, source: Optional[Entry]) ->
     )
 
 
-def _try_lock(root: CacheRoot, key: str) -> Optional[filelock.FileLock]:
+def _try_lock(root: CacheRoot, key: str) -> Optional["filelock.FileLock"]:
     """The artifact lock if nobody holds it right now, else None."""
+    import filelock  # only when a lock is needed: `paddlehub-cls list` imports this module
+
     lock = filelock.FileLock(str(root.locks / f"{key}.lock"), mode=0o664)
     try:
         lock.acquire(timeout=0)

@@ -8,8 +8,8 @@ use) is verified; read-only shared caches are searched first and never written.
 The layout lives in :mod:`paddlehub_cls._cache`, the transfers in
 :mod:`paddlehub_cls._transfer`.
 
-This module never imports paddle; ``requests`` and ``tqdm`` are imported only when
-something is actually downloaded.
+This module never imports paddle; ``requests``, ``tqdm`` and ``filelock`` are imported
+only when something is actually downloaded or unpacked (a cache hit needs no lock).
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence, Union
-
-import filelock
 
 from paddlehub_cls import _transfer, archive
 from paddlehub_cls._cache import (
@@ -217,12 +215,16 @@ class _locked:
     """Per-artifact file lock in the user cache, bounded by PADDLEHUB_CLS_DOWNLOAD_TIMEOUT."""
 
     def __init__(self, root: CacheRoot, key: str, what: str) -> None:
+        import filelock  # here, not at the top: a warm load (a cache hit) takes no lock
+
         self.path = root.locks / f"{key}.lock"
         self.what = what
         # 0o664: users sharing a cache through a group can wait on each other's locks.
         self.lock = filelock.FileLock(str(self.path), mode=0o664)
 
     def __enter__(self) -> "_locked":
+        import filelock
+
         timeout = download_timeout()
         try:
             self.lock.acquire(timeout=timeout)

@@ -202,6 +202,28 @@ def test_resumed_download_hashes_the_partial_first_with_a_full_queue(
     assert _hash_threads() == []
 
 
+def test_a_cache_hit_and_the_cli_import_no_lock_library(
+    cache_env: Path, http_server: FileServer, subprocess_env: Dict[str, str]
+) -> None:
+    """filelock is imported when a lock is taken, not by a warm load or `paddlehub-cls list`."""
+    url = http_server.set_file("/w.bin", DATA)
+    path = hub.fetch(url, f"sha256:{SHA}")
+    code = (
+        "import sys\n"
+        "from paddlehub_cls import cli, hub\n"
+        "print(hub.fetch(sys.argv[1], sys.argv[2]), 'filelock' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, url, f"sha256:{SHA}"],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [str(path), "False"]
+
+
 def test_env_and_cache_dir_are_read_at_call_time(
     cache_env: Path, http_server: FileServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
