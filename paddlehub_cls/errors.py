@@ -95,6 +95,15 @@ class DatasetError(PaddleHubClsError, ValueError):
     """The fine-tuning image folder is not laid out as one sub-folder of images per class."""
 
 
+class ExportedModelError(PaddleHubClsError, OSError):
+    """A path given to :class:`paddlehub_cls.inference.Predictor` is not a usable export directory.
+
+    Its ``paddlehub_cls.json``, program or parameters file is missing, or the JSON cannot be read,
+    lacks its fields or comes from a newer paddlehub_cls. An ``OSError``, like a missing or
+    damaged file (:class:`ImageReadError`): the remedy is to write the directory again.
+    """
+
+
 __all__ = [
     "PaddleHubClsError",
     "UnknownModelError",
@@ -111,4 +120,5 @@ __all__ = [
     "ImageReadError",
     "PredictionError",
     "DatasetError",
+    "ExportedModelError",
 ]

@@ -17,7 +17,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple, Union
 
-from paddlehub_cls.errors import PaddleHubClsError
+# ExportedModelError lives in paddlehub_cls.errors; importing it from here keeps working.
+from paddlehub_cls.errors import ExportedModelError
 from paddlehub_cls.exporting import CONFIG_NAME, CONFIG_VERSION, MODEL_PREFIX
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,10 +30,6 @@ PathLike = Union[str, "os.PathLike[str]"]
 Prediction = Dict[str, Any]
 
 __all__ = ["ExportedModelError", "Predictor", "default_threads"]
-
-
-class ExportedModelError(PaddleHubClsError, OSError):
-    """An export directory is missing files or holds an unreadable ``paddlehub_cls.json``."""
 
 
 def default_threads() -> int:

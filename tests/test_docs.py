@@ -149,3 +149,18 @@ def test_mkdocs_build_strict(tmp_path):
     assert "SE_ResNeXt101_32x4d" in table and "accuracy_vs_params.png" in table
     assert (tmp_path / "site" / "img" / "accuracy_vs_params.png").is_file()
     assert not (tmp_path / "site" / "gen_models_table.py").exists()
+
+
+def test_errors_page_lists_every_error_with_its_builtin():
+    from paddlehub_cls import errors
+
+    text = (DOCS / "errors.md").read_text()
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        if cls is errors.PaddleHubClsError:
+            continue
+        entry = re.search(rf"\*\*`{name}`\*\* \(`(\w+)`", text)
+        assert entry, f"docs/errors.md has no entry for {name}"
+        assert any(
+            base.__name__ == entry.group(1) for base in cls.__mro__
+        ), f"{name}: docs say {entry.group(1)}"

@@ -169,6 +169,10 @@ def test_cli_export_reports_errors_in_one_line(tmp_path, capsys):
 
 
 def test_predictor_errors(tmp_path, monkeypatch):
+    from paddlehub_cls import errors
+
+    assert ExportedModelError is errors.ExportedModelError and "ExportedModelError" in errors.__all__
+    assert issubclass(ExportedModelError, errors.PaddleHubClsError) and issubclass(ExportedModelError, OSError)
     with pytest.raises(
         ExportedModelError, match="is not a paddlehub_cls export: paddlehub_cls.json is missing"
     ):
