@@ -20,7 +20,6 @@ wraps the network in ``DataParallel`` and shards the data; only rank 0 writes.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
@@ -29,18 +28,30 @@ import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
-# DatasetError lives in errors.py; it stays importable from here.
-from paddlehub_cls.errors import DatasetError, WeightsFormatError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from paddle import nn
+# Checkpoints (and what each epoch writes) and the data live in their own modules;
+# the public names (and DatasetError, from errors.py) stay importable from here.
+from paddlehub_cls._checkpoint import (  # noqa: F401  (re-exported)
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    _optimizer_state_for,
+    apply_checkpoint_meta,
+    epoch_callback,
+    is_writer,
+    load_checkpoint,
+    plot_history,
+    read_checkpoint_meta,
+    sidecar_path,
+)
+from paddlehub_cls._finetune_data import build_datasets
+from paddlehub_cls.errors import DatasetError  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "DatasetError",
     "FinetuneResult",
     "add_parsers",
     "apply_checkpoint_meta",
@@ -48,262 +59,14 @@ __all__ = [
     "finetune",
     "freeze_backbone",
     "load_checkpoint",
+    "plot_history",
     "read_checkpoint_meta",
 ]
 
-CHECKPOINT_FORMAT = "paddlehub_cls-finetune-checkpoint"
-CHECKPOINT_VERSION = 1
 #: weight of each auxiliary loss (GoogLeNet), as in the 2019 training script
 AUX_LOSS_WEIGHT = 0.3
 
 PathLike = Union[str, "os.PathLike[str]"]
-
-
-# ----------------------------------------------------------------------- checkpoints
-
-
-def sidecar_path(checkpoint: PathLike) -> Path:
-    """``epoch_003.pdparams`` -> ``epoch_003.json``."""
-    return Path(os.fspath(checkpoint)).with_suffix(".json")
-
-
-def read_checkpoint_meta(checkpoint: PathLike) -> Optional[Dict[str, Any]]:
-    """The JSON sidecar of a fine-tuned checkpoint, or None when there is none.
-
-    Raises:
-        WeightsFormatError: the sidecar exists but is not a checkpoint sidecar.
-    """
-    path = sidecar_path(checkpoint)
-    if not path.is_file():
-        return None
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise WeightsFormatError(f"checkpoint sidecar {path} is not valid JSON: {err}") from err
-    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
-        raise WeightsFormatError(
-            f'{path} is not a paddlehub_cls fine-tuning sidecar (expected "format": {CHECKPOINT_FORMAT!r}); '
-            f"rename it if it belongs to something else"
-        )
-    names = meta.get("class_names")
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(names) < 1:
-        raise WeightsFormatError(f"{path}: class_names must be a non-empty list of strings, got {names!r}")
-    return meta
-
-
-def apply_checkpoint_meta(model: Any, meta: Dict[str, Any]) -> Any:
-    """Attach a sidecar's class names and training image size to a loaded network."""
-    names = list(meta["class_names"])
-    if model.num_classes != len(names):
-        raise WeightsFormatError(
-            f"checkpoint sidecar lists {len(names)} classes but the network has {model.num_classes} outputs"
-        )
-    model.class_names = names
-    cfg = dict(model.pretrained_cfg or {})
-    cfg["class_names"] = names
-    if meta.get("image_size"):
-        size = int(meta["image_size"])
-        cfg["input_size"] = [cfg.get("input_size", [3])[0], size, size]
-    model.pretrained_cfg = cfg
-    return model
-
-
-def load_checkpoint(checkpoint: PathLike, **kwargs: Any) -> "nn.Layer":
-    """Load a fine-tuned checkpoint by its sidecar: model name, head size and class names.
-
-    Equivalent to ``load_model(meta["model"], weights=checkpoint,
-    num_classes=len(meta["class_names"]))`` plus the class names.
-
-    Raises:
-        FileNotFoundError: no sidecar next to the checkpoint (use ``load_model``
-            with the model name instead).
-    """
-    from paddlehub_cls.api import load_model
-
-    meta = read_checkpoint_meta(checkpoint)
-    if meta is None:
-        raise FileNotFoundError(
-            f"no sidecar {sidecar_path(checkpoint)} next to {checkpoint}; load it with "
-            f"load_model(NAME, weights={str(checkpoint)!r}, num_classes=N)"
-        )
-    model = load_model(meta["model"], weights=checkpoint, num_classes=len(meta["class_names"]), **kwargs)
-    return apply_checkpoint_meta(model, meta)
-
-
-def _atomic_write_bytes(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    _atomic_write_bytes(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8"))
-
-
-def _optimizer_state_by_key(model: Any, optimizer: Any) -> Dict[str, Any]:
-    """Optimizer accumulators keyed ``<state_dict key>/<accumulator>``.
-
-    Paddle names accumulators after the parameters' global names (``linear_3.w_0_velocity_0``),
-    which depend on how many layers the process built before; the state_dict key does not.
-    """
-    state = dict(optimizer.state_dict())
-    state.pop("LR_Scheduler", None)  # the schedule is a closed form of the step, rebuilt on resume
-    by_name = sorted(((p.name, k) for k, p in model.named_parameters()), key=lambda t: -len(t[0]))
-    out: Dict[str, Any] = {}
-    for acc_key, value in state.items():
-        if not hasattr(value, "numpy"):
-            continue
-        for pname, key in by_name:
-            if acc_key.startswith(pname + "_"):
-                out[f"{key}/{acc_key[len(pname) + 1:]}"] = value.numpy()
-                break
-    return out
-
-
-def _optimizer_state_for(model: Any, saved: Dict[str, Any]) -> Dict[str, Any]:
-    params = dict(model.named_parameters())
-    state: Dict[str, Any] = {}
-    for k, value in saved.items():
-        key, _, acc = k.rpartition("/")
-        if key not in params:
-            raise WeightsFormatError(
-                f"optimizer state names parameter {key!r}, which this network does not have"
-            )
-        state[f"{params[key].name}_{acc}"] = value
-    return state
-
-
-# ----------------------------------------------------------------------- data
-
-
-def _class_folder_dataset(root: Path, transform: Any) -> Any:
-    import numpy as np
-    from paddle.vision.datasets import DatasetFolder
-
-    from paddlehub_cls.predict import IMAGE_SUFFIXES, read_image
-
-    class ClassFolderDataset(DatasetFolder):
-        """DatasetFolder returning (CHW float32, int64 label of shape [1]); bad files are named."""
-
-        def __getitem__(self, index: int) -> Tuple[Any, Any]:
-            path, target = self.samples[index]
-            return self.transform(read_image(path)), np.array([target], dtype="int64")
-
-    if not root.is_dir():
-        raise DatasetError(f"data folder {str(root)!r} does not exist or is not a folder")
-    subdirs = sorted(d.name for d in root.iterdir() if d.is_dir())
-    if not subdirs:
-        raise DatasetError(
-            f"data folder {str(root)!r} has no sub-folders; put the images of each class in their own "
-            f"sub-folder: {root}/<class name>/*.jpg"
-        )
-    try:
-        ds = ClassFolderDataset(str(root), loader=read_image, extensions=IMAGE_SUFFIXES, transform=transform)
-    except RuntimeError as err:  # DatasetFolder's "Found 0 directories" when no image at all
-        raise DatasetError(
-            f"no image files ({', '.join(IMAGE_SUFFIXES)}) under the class folders of {str(root)!r}"
-        ) from err
-    counts = [0] * len(ds.classes)
-    for _, t in ds.samples:
-        counts[t] += 1
-    empty = [c for c, n in zip(ds.classes, counts) if n == 0]
-    if empty:
-        raise DatasetError(
-            f"class folder(s) {', '.join(repr(c) for c in empty)} under {str(root)!r} hold no image file; "
-            f"remove them or add images"
-        )
-    if len(ds.classes) < 2:
-        raise DatasetError(
-            f"{str(root)!r} has one class folder ({ds.classes[0]!r}); a classifier needs at least 2"
-        )
-    return ds
-
-
-def _stratified_split(targets: Sequence[int], val_split: float, seed: int) -> Tuple[List[int], List[int]]:
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    train, val = [], []
-    for cls in sorted(set(targets)):
-        idx = np.array([i for i, t in enumerate(targets) if t == cls])
-        rng.shuffle(idx)
-        n_val = int(round(len(idx) * val_split))
-        if val_split > 0 and len(idx) >= 2:
-            n_val = min(max(n_val, 1), len(idx) - 1)  # every class in both parts
-        val.extend(idx[:n_val].tolist())
-        train.extend(idx[n_val:].tolist())
-    return sorted(train), sorted(val)
-
-
-def build_datasets(
-    data: PathLike,
-    model_or_cfg: Any,
-    *,
-    val_split: float = 0.2,
-    seed: int = 0,
-    image_size: Optional[int] = None,
-) -> Tuple[Any, Optional[Any], List[str], str]:
-    """Train and validation datasets of an image folder.
-
-    Args:
-        data: ``DIR`` with one sub-folder per class, or with ``train/`` and ``val/``
-            each holding the same class sub-folders.
-        model_or_cfg: model name, network or config for :func:`create_transform`.
-        val_split: fraction of each class held out for validation (0 for none);
-            ignored when ``DIR/train`` and ``DIR/val`` exist.
-        seed: seed of the split (the same seed gives the same split).
-        image_size: crop size (default the model's).
-
-    Returns:
-        ``(train, val or None, class_names, description)``; items are
-        ``(CHW float32 array, int64 label of shape [1])``.
-
-    Raises:
-        DatasetError: the folder layout is wrong (the message says what to change).
-    """
-    import paddle
-
-    from paddlehub_cls.transforms import create_transform
-
-    root = Path(os.fspath(data)).expanduser()
-    if isinstance(val_split, bool) or not isinstance(val_split, (int, float)) or not 0 <= val_split < 1:
-        raise ValueError(f"val_split must be in [0, 1), got {val_split!r}")
-    train_tf = create_transform(model_or_cfg, train=True, image_size=image_size)
-    eval_tf = create_transform(model_or_cfg, train=False, image_size=image_size)
-    if (root / "train").is_dir() and (root / "val").is_dir():
-        train = _class_folder_dataset(root / "train", train_tf)
-        val = _class_folder_dataset(root / "val", eval_tf)
-        if val.classes != train.classes:
-            raise DatasetError(
-                f"{root}/train and {root}/val must hold the same class folders; train has {train.classes}, "
-                f"val has {val.classes}"
-            )
-        return (
-            train,
-            val,
-            list(train.classes),
-            f"{root}/train ({len(train)} images) and {root}/val ({len(val)})",
-        )
-    full_train = _class_folder_dataset(root, train_tf)
-    if val_split == 0:
-        return full_train, None, list(full_train.classes), f"{root} ({len(full_train)} images, no validation)"
-    full_eval = _class_folder_dataset(root, eval_tf)
-    targets = [t for _, t in full_train.samples]
-    train_idx, val_idx = _stratified_split(targets, val_split, seed)
-    desc = (
-        f"{root}: {len(train_idx)} train / {len(val_idx)} val images "
-        f"(val_split {val_split}, seed {seed}, stratified by class)"
-    )
-    return (
-        paddle.io.Subset(full_train, train_idx),
-        paddle.io.Subset(full_eval, val_idx),
-        list(full_train.classes),
-        desc,
-    )
 
 
 # ----------------------------------------------------------------------- model
@@ -391,132 +154,6 @@ class FinetuneResult:
     best_checkpoint: Optional[Path] = None
     plot: Optional[Path] = None
     data: str = ""
-
-
-def _is_writer() -> bool:
-    import paddle.distributed as dist
-
-    return dist.get_rank() == 0
-
-
-def _epoch_callback(state: Dict[str, Any]) -> Any:
-    from paddle.hapi.callbacks import Callback
-
-    class CheckpointPlot(Callback):
-        """Averages the losses per epoch, then writes the checkpoint, sidecar, history and plot."""
-
-        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-            self.sums = {"train": [0.0, 0], "eval": [0.0, 0]}
-            self.row: Dict[str, Any] = {"epoch": state["start_epoch"] + epoch + 1}
-
-        def _accumulate(self, mode: str, logs: Any) -> None:
-            loss, n = logs.get("loss"), int(logs.get("batch_size", 1))
-            if loss is not None:
-                value = float(loss[0] if isinstance(loss, (list, tuple)) else loss)
-                self.sums[mode][0] += value * n
-                self.sums[mode][1] += n
-
-        def on_train_batch_end(self, step: int, logs: Any = None) -> None:
-            self._accumulate("train", logs or {})
-
-        def on_eval_batch_end(self, step: int, logs: Any = None) -> None:
-            self._accumulate("eval", logs or {})
-
-        def on_eval_begin(self, logs: Any = None) -> None:
-            self.sums["eval"] = [0.0, 0]
-
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            total, n = self.sums["train"]
-            self.row.update(
-                train_loss=total / max(n, 1),
-                train_acc=float((logs or {}).get("acc", float("nan"))),
-                lr=float(self.model._optimizer.get_lr()),
-            )
-            if not state["has_val"]:
-                self._finish()
-
-        def on_eval_end(self, logs: Any = None) -> None:
-            total, n = self.sums["eval"]
-            self.row.update(val_loss=total / max(n, 1), val_acc=float((logs or {}).get("acc", float("nan"))))
-            self._finish()
-
-        def _finish(self) -> None:
-            state["history"].append(self.row)
-            if _is_writer():
-                _save_epoch(state, self.row, self.model._optimizer)
-
-    return CheckpointPlot()
-
-
-def _save_epoch(state: Dict[str, Any], row: Dict[str, Any], optimizer: Any) -> None:
-    import paddle
-
-    out: Path = state["output"]
-    model = state["model"]
-    stem = f"epoch_{row['epoch']:03d}"
-    weights = out / f"{stem}.pdparams"
-    _atomic_write_bytes(weights, lambda tmp: paddle.save(model.state_dict(), str(tmp)))
-    acc_state = _optimizer_state_by_key(model, optimizer)
-    _atomic_write_bytes(out / f"{stem}.pdopt", lambda tmp: paddle.save(acc_state, str(tmp)))
-    # Optimizer state is as large as the weights: keep it for the newest epoch only.
-    for old in out.glob("epoch_*.pdopt"):
-        if old.name != f"{stem}.pdopt":
-            old.unlink(missing_ok=True)
-    meta = dict(
-        state["meta"],
-        epoch=row["epoch"],
-        metrics=row,
-        history=list(state["history"]),
-        weights_file=weights.name,
-        optimizer_file=f"{stem}.pdopt",
-    )
-    _write_json(sidecar_path(weights), meta)
-    _write_json(
-        out / "history.json",
-        {"model": meta["model"], "class_names": meta["class_names"], "history": state["history"]},
-    )
-    state["checkpoints"].append(weights)
-    state["plot"] = plot_history(state["history"], out / "curves.png", title=f"{meta['model']} fine-tuning")
-    logger.info("epoch %d: saved %s", row["epoch"], weights)
-
-
-def plot_history(history: Sequence[Dict[str, Any]], path: PathLike, *, title: str = "") -> Optional[Path]:
-    """Save loss and accuracy per epoch as a PNG (matplotlib, Agg; no global backend change).
-
-    Returns:
-        The PNG path, or None (with a warning) when matplotlib is not installed.
-    """
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import MaxNLocator
-    except ImportError:
-        logger.warning("matplotlib is not installed, so no curves.png; pip install matplotlib")
-        return None
-    path = Path(os.fspath(path))
-    epochs = [r["epoch"] for r in history]
-    fig = Figure(figsize=(10, 4), dpi=100)
-    FigureCanvasAgg(fig)
-    for ax, metric, label in (
-        (fig.add_subplot(1, 2, 1), "loss", "loss"),
-        (fig.add_subplot(1, 2, 2), "acc", "accuracy"),
-    ):
-        for split, style in (("train", "o-"), ("val", "s--")):
-            ys = [r.get(f"{split}_{metric}") for r in history]
-            if any(y is not None and not math.isnan(y) for y in ys):
-                ax.plot(epochs, [float("nan") if y is None else y for y in ys], style, label=split)
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(label)
-        ax.grid(True, alpha=0.3)
-        ax.legend()
-        if metric == "acc":
-            ax.set_ylim(0, 1.02)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    _atomic_write_bytes(path, lambda tmp: fig.savefig(str(tmp), format="png"))
-    return path
 
 
 def _check_positive(name: str, value: Any, kind: type = int) -> None:
@@ -654,7 +291,7 @@ def finetune(
         optimizer.set_state_dict(_optimizer_state_for(model, saved_opt))
 
     out = Path(os.fspath(output)).expanduser()
-    if _is_writer():
+    if is_writer():
         out.mkdir(parents=True, exist_ok=True)
     size = image_size or int(info.input_size[-1])
     state: Dict[str, Any] = {
@@ -699,7 +336,7 @@ def finetune(
             shuffle=True,
             verbose=verbose,
             num_workers=num_workers,
-            callbacks=[_epoch_callback(state)],
+            callbacks=[epoch_callback(state)],
             log_freq=10,
         )
     model.eval()
@@ -796,7 +433,7 @@ def run_finetune_command(args: argparse.Namespace, out: Any = None, err: Any = N
         seed=args.seed,
         verbose=2 if args.quiet else 1,
     )
-    if not _is_writer():
+    if not is_writer():
         return 0
     print(f"data: {result.data}", file=out)
     for row in result.history:

@@ -171,7 +171,7 @@ def _resolve_model(model_or_name: Any, weights: Optional[Any]) -> "nn.Layer":
 
         model = load_model(model_or_name, weights=weights)
         if weights is not None and os.fspath(weights) and Path(os.fspath(weights)).exists():
-            from paddlehub_cls.finetune import apply_checkpoint_meta, read_checkpoint_meta
+            from paddlehub_cls._checkpoint import apply_checkpoint_meta, read_checkpoint_meta
 
             meta = read_checkpoint_meta(weights)
             if meta is not None:
