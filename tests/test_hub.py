@@ -191,7 +191,7 @@ def test_resumed_download_hashes_the_partial_first_with_a_full_queue(
     note = {"url": url, "etag": '"v1"', "last_modified": None, "total": len(data), "encoded": False}
     (cache_env / "tmp" / f"md5-{md5}.partial.json").write_text(json.dumps(note))
     monkeypatch.setattr(hashing.hashlib, "new", SlowHash)
-    monkeypatch.setattr(hashing, "QUEUED_CHUNKS", 2)
+    monkeypatch.setattr(hashing, "QUEUED_BATCHES", 1)
     path = hub.fetch(url, f"md5:{md5}")
     assert path.name == sha and path.read_bytes() == data
     assert [(r.range, r.status) for r in http_server.requests_for("/w.bin")] == [(f"bytes={cut}-", 206)]
