@@ -312,7 +312,8 @@ def test_every_registry_variant_layout_covers_every_key_one_to_one(name, tag):
     info, variant = REGISTRY.resolve(name, tag)
     model = lazy(info.architecture, **info.build_kwargs(tag))
     optional_ok = (info.family, variant.layout) in OPTIONAL_SOURCES
-    check_layout_covers(model, info.family, variant.layout, optional_ok=optional_ok)
+    mapping = check_layout_covers(model, info.family, variant.layout, optional_ok=optional_ok)
+    assert set(mapping) == set(model.state_dict())
 
 
 def _vision_twins():

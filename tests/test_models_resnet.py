@@ -88,7 +88,8 @@ def test_every_layout_covers_every_key_of_either_graph(arch, first_block_project
     # Every layout, not only the one the registry pairs with this graph.
     model = lazy(arch, first_block_projection=first_block_projection)
     for layout in LAYOUTS:
-        check_layout_covers(model, FAMILY, layout)
+        mapping = check_layout_covers(model, FAMILY, layout)
+        assert set(mapping) == set(model.state_dict()), layout
 
 
 def test_layout_names_follow_the_sources():

@@ -196,6 +196,28 @@ def detect_layout(
     )
 
 
+# Key suffixes of our BN layers (paddle.nn.BatchNorm2D) and of the 2019 fluid batch_norm.
+OUR_BN = ("weight", "bias", "_mean", "_variance")
+FLUID_BN = ("scale", "offset", "mean", "variance")
+
+
+def fluid_convbn(ours: str, weights: str, bn: str) -> Dict[str, Source]:
+    """Our conv-BN ``<ours>.conv.weight`` / ``<ours>.bn.*`` from ``<weights>_weights`` and
+    ``<bn>_{scale,offset,mean,variance}`` (the 2019 fluid names)."""
+    out: Dict[str, Source] = {f"{ours}.conv.weight": f"{weights}_weights"}
+    for a, b in zip(OUR_BN, FLUID_BN):
+        out[f"{ours}.bn.{a}"] = f"{bn}_{b}"
+    return out
+
+
+def dygraph_convbn(ours: str, conv: str, bn: str) -> Dict[str, Source]:
+    """Our conv-BN from a ``paddle.nn`` conv ``<conv>.weight`` and BN ``<bn>.{weight,bias,_mean,_variance}``."""
+    out: Dict[str, Source] = {f"{ours}.conv.weight": f"{conv}.weight"}
+    for a in OUR_BN:
+        out[f"{ours}.bn.{a}"] = f"{bn}.{a}"
+    return out
+
+
 def optional_keys(mapping: Mapping[str, Source]) -> List[str]:
     """Source keys a layout marks optional (for docs and tests)."""
     return [s.key for s in mapping.values() if isinstance(s, Optional)]
@@ -206,6 +228,8 @@ __all__ = [
     "LayoutMatch",
     "Optional",
     "detect_layout",
+    "dygraph_convbn",
+    "fluid_convbn",
     "get_layout",
     "layouts_for",
     "match_layout",

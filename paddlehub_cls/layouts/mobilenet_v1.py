@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Dict
 
-from paddlehub_cls.layouts import Source, register_layout
+from paddlehub_cls.layouts import Source, dygraph_convbn, fluid_convbn, register_layout
 
 FAMILY = "mobilenet_v1"
 
@@ -28,24 +28,11 @@ BLOCK_NAMES = (
     "conv6",
 )
 
-_OUR_BN = ("weight", "bias", "_mean", "_variance")
-_FLUID_BN = ("scale", "offset", "mean", "variance")
 
 
 def _fluid_convbn(ours: str, theirs: str) -> Dict[str, Source]:
     """``<theirs>_weights`` and ``<theirs>_bn_{scale,offset,mean,variance}``."""
-    out: Dict[str, Source] = {f"{ours}.conv.weight": f"{theirs}_weights"}
-    for a, b in zip(_OUR_BN, _FLUID_BN):
-        out[f"{ours}.bn.{a}"] = f"{theirs}_bn_{b}"
-    return out
-
-
-def _dygraph_convbn(ours: str, conv: str, bn: str) -> Dict[str, Source]:
-    """A conv and a BN layer whose state_dict keys have our BN suffixes."""
-    out: Dict[str, Source] = {f"{ours}.conv.weight": f"{conv}.weight"}
-    for a in _OUR_BN:
-        out[f"{ours}.bn.{a}"] = f"{bn}.{a}"
-    return out
+    return fluid_convbn(ours, theirs, f"{theirs}_bn")
 
 
 @register_layout(FAMILY, "fluid2019")
@@ -63,11 +50,11 @@ def fluid2019(model) -> Dict[str, Source]:
 @register_layout(FAMILY, "paddleclas_legendary")
 def paddleclas_legendary(model) -> Dict[str, Source]:
     """PaddleClas 2.6.0 ``legendary_models/mobilenet_v1.py``: ``conv.*``, ``blocks.<i>.depthwise_conv.*``."""
-    out = _dygraph_convbn("stem", "conv.conv", "conv.bn")
+    out = dygraph_convbn("stem", "conv.conv", "conv.bn")
     for i in range(len(BLOCK_NAMES)):
         for ours, theirs in (("dw", "depthwise_conv"), ("pw", "pointwise_conv")):
             prefix = f"blocks.{i}.{theirs}"
-            out.update(_dygraph_convbn(f"blocks.{i}.{ours}", f"{prefix}.conv", f"{prefix}.bn"))
+            out.update(dygraph_convbn(f"blocks.{i}.{ours}", f"{prefix}.conv", f"{prefix}.bn"))
     out["fc.weight"] = "fc.weight"
     out["fc.bias"] = "fc.bias"
     return out
@@ -76,10 +63,10 @@ def paddleclas_legendary(model) -> Dict[str, Source]:
 @register_layout(FAMILY, "paddle_vision")
 def paddle_vision(model) -> Dict[str, Source]:
     """paddle.vision ``mobilenetv1.py``: ``conv1.0/1``, ``conv2_1._depthwise_conv.0/1``, ``fc``."""
-    out = _dygraph_convbn("stem", "conv1.0", "conv1.1")
+    out = dygraph_convbn("stem", "conv1.0", "conv1.1")
     for i, name in enumerate(BLOCK_NAMES):
         for ours, theirs in (("dw", "_depthwise_conv"), ("pw", "_pointwise_conv")):
-            out.update(_dygraph_convbn(f"blocks.{i}.{ours}", f"{name}.{theirs}.0", f"{name}.{theirs}.1"))
+            out.update(dygraph_convbn(f"blocks.{i}.{ours}", f"{name}.{theirs}.0", f"{name}.{theirs}.1"))
     out["fc.weight"] = "fc.weight"
     out["fc.bias"] = "fc.bias"
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Dict, Iterator, Tuple
 
-from paddlehub_cls.layouts import Source, register_layout
+from paddlehub_cls.layouts import Source, dygraph_convbn, fluid_convbn, register_layout
 
 FAMILY = "mobilenet_v2"
 
@@ -18,8 +18,6 @@ FAMILY = "mobilenet_v2"
 REPEATS = (1, 2, 3, 4, 3, 3, 1)
 FIRST_GROUP = 2  # the 2019 graph calls the stem conv1_1 and the groups conv2 .. conv8
 
-_OUR_BN = ("weight", "bias", "_mean", "_variance")
-_FLUID_BN = ("scale", "offset", "mean", "variance")
 _PARTS = ("expand", "dw", "project")
 
 
@@ -33,17 +31,8 @@ def _units(model) -> Iterator[Tuple[int, int, int, bool]]:
 
 
 def _fluid_convbn(ours: str, theirs: str) -> Dict[str, Source]:
-    out: Dict[str, Source] = {f"{ours}.conv.weight": f"{theirs}_weights"}
-    for a, b in zip(_OUR_BN, _FLUID_BN):
-        out[f"{ours}.bn.{a}"] = f"{theirs}_bn_{b}"
-    return out
-
-
-def _dygraph_convbn(ours: str, conv: str, bn: str) -> Dict[str, Source]:
-    out: Dict[str, Source] = {f"{ours}.conv.weight": f"{conv}.weight"}
-    for a in _OUR_BN:
-        out[f"{ours}.bn.{a}"] = f"{bn}.{a}"
-    return out
+    """``<theirs>_weights`` and ``<theirs>_bn_{scale,offset,mean,variance}``."""
+    return fluid_convbn(ours, theirs, f"{theirs}_bn")
 
 
 @register_layout(FAMILY, "fluid2019")
@@ -63,14 +52,14 @@ def fluid2019(model) -> Dict[str, Source]:
 @register_layout(FAMILY, "paddleclas_model_zoo")
 def paddleclas_model_zoo(model) -> Dict[str, Source]:
     """PaddleClas 2.6.0 ``model_zoo/mobilenet_v2.py``: ``conv{g}._first_block``, ``conv{g}.conv{g}_{k}``."""
-    out = _dygraph_convbn("stem", "conv1._conv", "conv1._batch_norm")
+    out = dygraph_convbn("stem", "conv1._conv", "conv1._batch_norm")
     for i, g, k, has_expand in _units(model):
         unit = f"conv{g}._first_block" if k == 1 else f"conv{g}.conv{g}_{k}"
         for part, theirs in zip(_PARTS, ("_expand_conv", "_bottleneck_conv", "_linear_conv")):
             if part != "expand" or has_expand:
                 layer = f"{unit}.{theirs}"
-                out.update(_dygraph_convbn(f"blocks.{i}.{part}", f"{layer}._conv", f"{layer}._batch_norm"))
-    out.update(_dygraph_convbn("conv_head", "conv9._conv", "conv9._batch_norm"))
+                out.update(dygraph_convbn(f"blocks.{i}.{part}", f"{layer}._conv", f"{layer}._batch_norm"))
+    out.update(dygraph_convbn("conv_head", "conv9._conv", "conv9._batch_norm"))
     out["fc.weight"] = "out.weight"
     out["fc.bias"] = "out.bias"
     return out
@@ -79,18 +68,18 @@ def paddleclas_model_zoo(model) -> Dict[str, Source]:
 @register_layout(FAMILY, "paddle_vision")
 def paddle_vision(model) -> Dict[str, Source]:
     """paddle.vision ``mobilenetv2.py``: ``features.<i>`` (0 stem, 1..17 units, 18 last conv), classifier."""
-    out = _dygraph_convbn("stem", "features.0.0", "features.0.1")
+    out = dygraph_convbn("stem", "features.0.0", "features.0.1")
     for i, _, _, has_expand in _units(model):
         unit = f"features.{i + 1}.conv"
         # ConvNormActivation blocks are Sequential [conv, bn, act]; the projection is a bare conv then a BN.
         pos = 0
         if has_expand:
-            out.update(_dygraph_convbn(f"blocks.{i}.expand", f"{unit}.{pos}.0", f"{unit}.{pos}.1"))
+            out.update(dygraph_convbn(f"blocks.{i}.expand", f"{unit}.{pos}.0", f"{unit}.{pos}.1"))
             pos += 1
-        out.update(_dygraph_convbn(f"blocks.{i}.dw", f"{unit}.{pos}.0", f"{unit}.{pos}.1"))
-        out.update(_dygraph_convbn(f"blocks.{i}.project", f"{unit}.{pos + 1}", f"{unit}.{pos + 2}"))
+        out.update(dygraph_convbn(f"blocks.{i}.dw", f"{unit}.{pos}.0", f"{unit}.{pos}.1"))
+        out.update(dygraph_convbn(f"blocks.{i}.project", f"{unit}.{pos + 1}", f"{unit}.{pos + 2}"))
     last = sum(REPEATS) + 1
-    out.update(_dygraph_convbn("conv_head", f"features.{last}.0", f"features.{last}.1"))
+    out.update(dygraph_convbn("conv_head", f"features.{last}.0", f"features.{last}.1"))
     out["fc.weight"] = "classifier.1.weight"
     out["fc.bias"] = "classifier.1.bias"
     return out

@@ -12,29 +12,9 @@ from __future__ import annotations
 from typing import Dict, Iterator, List, Tuple
 
 from paddlehub_cls.errors import PaddleHubClsError
-from paddlehub_cls.layouts import Source, register_layout
+from paddlehub_cls.layouts import Source, dygraph_convbn, fluid_convbn, register_layout
 
 FAMILY = "resnet"
-
-OUR_BN = ("weight", "bias", "_mean", "_variance")
-FLUID_BN = ("scale", "offset", "mean", "variance")
-
-
-def fluid_convbn(ours: str, weights: str, bn: str) -> Dict[str, Source]:
-    """Our ``<ours>.conv.weight`` / ``.bn.*`` from ``<weights>_weights`` / ``<bn>_{scale,offset,...}``."""
-    out: Dict[str, Source] = {f"{ours}.conv.weight": f"{weights}_weights"}
-    for a, b in zip(OUR_BN, FLUID_BN):
-        out[f"{ours}.bn.{a}"] = f"{bn}_{b}"
-    return out
-
-
-def dygraph_convbn(ours: str, conv: str, bn: str) -> Dict[str, Source]:
-    """Our conv-BN from a ``paddle.nn`` conv ``<conv>.weight`` and BN ``<bn>.{weight,bias,...}``."""
-    out: Dict[str, Source] = {f"{ours}.conv.weight": f"{conv}.weight"}
-    for a in OUR_BN:
-        out[f"{ours}.bn.{a}"] = f"{bn}.{a}"
-    return out
-
 
 def iter_blocks(model) -> Iterator[Tuple[int, int, int, object]]:
     """``(stage index, block index in stage, block index overall, block)`` in forward order."""

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Dict
 
-from paddlehub_cls.layouts import Source, register_layout
-from paddlehub_cls.layouts.resnet import block_convs, dygraph_convbn, fluid_convbn, iter_blocks
+from paddlehub_cls.layouts import Source, dygraph_convbn, fluid_convbn, register_layout
+from paddlehub_cls.layouts.resnet import block_convs, iter_blocks
 
 FAMILY = "se_resnext"
 
