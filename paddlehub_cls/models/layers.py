@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Any, Optional
 
 import paddle
 from paddle import nn
@@ -12,22 +12,66 @@ from paddle import nn
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 
+# Paddle's F.hardsigmoid default slope: nn.Hardsigmoid (PP-LCNet's SE gate) computes with this literal.
+PADDLE_HARDSIGMOID_SLOPE = 0.1666667
+
+
+class HardSigmoid(nn.Layer):
+    """``clip(slope * x + offset, 0, 1)``.
+
+    Paddle's ``nn.Hardsigmoid`` fixes the slope at 1/6; PaddleClas's MobileNetV3 SE gate
+    uses 0.2 (its ``Hardsigmoid(slope=0.2, offset=0.5)``), so the slope is an argument.
+    """
+
+    def __init__(self, slope: float = PADDLE_HARDSIGMOID_SLOPE, offset: float = 0.5) -> None:
+        super().__init__()
+        self.slope = slope
+        self.offset = offset
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return nn.functional.hardsigmoid(x, slope=self.slope, offset=self.offset)
+
+    def extra_repr(self) -> str:
+        return f"slope={self.slope}, offset={self.offset}"
+
+
 _ACTIVATIONS = {
+    "gelu": nn.GELU,
+    "hardsigmoid": HardSigmoid,
+    "hardswish": nn.Hardswish,
     "relu": nn.ReLU,
     "relu6": nn.ReLU6,
-    "swish": nn.Swish,
     "sigmoid": nn.Sigmoid,
+    "swish": nn.Swish,
 }
 
 
-def make_act(name: Optional[str]) -> nn.Layer:
-    """Activation layer by name; ``None`` gives the identity."""
+def make_act(name: Optional[str], **kwargs: Any) -> nn.Layer:
+    """Activation layer by name; ``None`` gives the identity.
+
+    ``kwargs`` go to the layer's constructor (e.g. ``make_act("hardsigmoid", slope=0.2)``).
+    """
     if name is None:
         return nn.Identity()
     try:
-        return _ACTIVATIONS[name]()
+        cls = _ACTIVATIONS[name]
     except KeyError:
         raise ValueError(f"unknown activation {name!r}; expected one of {sorted(_ACTIVATIONS)} or None") from None
+    return cls(**kwargs)
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: Optional[int] = None) -> int:
+    """Round a scaled channel count to a multiple of ``divisor``, never more than 10% below ``value``.
+
+    The rule of TensorFlow's MobileNet code, which PaddleClas's MobileNetV3, PP-LCNet and
+    PP-LCNetV2 repeat (``int(v + divisor / 2) // divisor * divisor``, at least ``min_value``,
+    default ``divisor``). Width multipliers give their channel counts through it.
+    """
+    min_value = divisor if min_value is None else min_value
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
 
 
 def conv_weight_attr(out_channels: int, kernel_size: int, groups: int = 1) -> paddle.ParamAttr:
@@ -102,6 +146,47 @@ class SqueezeExcite(nn.Layer):
         s = paddle.flatten(self.pool(x), 1)
         s = nn.functional.sigmoid(self.excite(nn.functional.relu(self.squeeze(s))))
         return x * s.unsqueeze([2, 3])
+
+
+class ConvSqueezeExcite(nn.Layer):
+    """Squeeze-and-excitation with 1x1 convolutions (the MobileNetV3 / PP-LCNet / EfficientNet form).
+
+    ``x * gate(expand(act(reduce(mean(x)))))``. Keys: ``reduce.weight`` ``[hidden, C, 1, 1]``,
+    ``reduce.bias``, ``expand.weight`` ``[C, hidden, 1, 1]``, ``expand.bias``.
+
+    Args:
+        channels: input and output channels.
+        reduction: ``hidden = channels // reduction`` (PaddleClas's plain floor), unless
+            ``divisor`` or ``hidden_channels`` is given.
+        act: activation between the two convs.
+        gate: activation that makes the per-channel scale.
+        gate_slope: slope of a ``"hardsigmoid"`` gate (Paddle's 1/6 when None).
+        divisor: round ``channels / reduction`` with :func:`make_divisible` to this multiple.
+        hidden_channels: the squeeze width itself (EfficientNet derives it from the block's
+            input channels, not from ``channels``).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        reduction: int = 4,
+        act: str = "relu",
+        gate: str = "sigmoid",
+        gate_slope: Optional[float] = None,
+        divisor: Optional[int] = None,
+        hidden_channels: Optional[int] = None,
+    ) -> None:
+        super().__init__()
+        if hidden_channels is None:
+            hidden_channels = channels // reduction if divisor is None else make_divisible(channels / reduction, divisor)
+        self.reduce = nn.Conv2D(channels, hidden_channels, 1)
+        self.act = make_act(act)
+        self.expand = nn.Conv2D(hidden_channels, channels, 1)
+        self.gate = make_act(gate) if gate_slope is None else make_act(gate, slope=gate_slope)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        s = nn.functional.adaptive_avg_pool2d(x, 1)
+        return x * self.gate(self.expand(self.act(self.reduce(s))))
 
 
 def make_dropout(p: float, mode: str) -> nn.Layer:
