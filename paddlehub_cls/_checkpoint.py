@@ -210,7 +210,9 @@ def plot_history(history: Sequence[Dict[str, Any]], path: PathLike, *, title: st
         from matplotlib.figure import Figure
         from matplotlib.ticker import MaxNLocator
     except ImportError:
-        logger.warning("matplotlib is not installed, so no curves.png; pip install matplotlib")
+        logger.warning(
+            'matplotlib is not installed, so no curves.png; install the plot extra: pip install "paddlehub_cls[plot]"'
+        )
         return None
     path = Path(os.fspath(path))
     epochs = [r["epoch"] for r in history]
