@@ -167,16 +167,9 @@ def class_labels(model: Any) -> List[str]:
 
 def _resolve_model(model_or_name: Any, weights: Optional[Any]) -> "nn.Layer":
     if isinstance(model_or_name, str):
-        from paddlehub_cls.api import load_model
+        from paddlehub_cls._checkpoint import load_with_sidecar
 
-        model = load_model(model_or_name, weights=weights)
-        if weights is not None and os.fspath(weights) and Path(os.fspath(weights)).exists():
-            from paddlehub_cls._checkpoint import apply_checkpoint_meta, read_checkpoint_meta
-
-            meta = read_checkpoint_meta(weights)
-            if meta is not None:
-                apply_checkpoint_meta(model, meta)
-        return model
+        return load_with_sidecar(model_or_name, weights)
     if weights is not None:
         raise ValueError("weights= applies to a model name; the network you passed already has its weights")
     if getattr(model_or_name, "num_classes", None) is None:
