@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from typing import Any, Callable, Optional, Sequence
 
 from paddlehub_cls.errors import PaddleHubClsError
@@ -225,6 +226,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2), format="%(levelname)s %(name)s: %(message)s"
     )
+    # paddle warns on import when no ccache is installed, which only matters for compiling C++
+    # extensions; set before any command imports paddle.
+    warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
     try:
         return int(args.handler(args))
     except BrokenPipeError:
