@@ -207,9 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def message_line(message: Any, kind: str = "error") -> str:
+    """``paddlehub-cls: KIND: MESSAGE`` on one line, so scripts and log scrapers see the whole message."""
+    return f"{PROG}: {kind}: {' '.join(str(message).split())}"
+
+
 def _error(message: str) -> None:
-    # One line, so scripts and log scrapers see the whole message.
-    print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    print(message_line(message), file=sys.stderr)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
