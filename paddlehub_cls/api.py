@@ -202,6 +202,8 @@ def _pretrained_cfg(info: ModelInfo, variant: Optional[WeightVariant], model: An
     }
     if variant is not None:
         cfg.update(tag=variant.tag, urls=list(variant.urls), layout=variant.layout, checksum=variant.checksum)
+    # The loaded file's own eval pipeline, so create_transform(model) follows it (None: the legacy fields).
+    cfg["preprocess"] = info.preprocess_for(variant.tag) if variant is not None else info.preprocess_for(None)
     return cfg
 
 
