@@ -26,18 +26,42 @@ logger = logging.getLogger(__name__)
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def list_models(pattern: str = "*", *, pretrained: Optional[bool] = None) -> List[str]:
-    """Names of the registered models matching ``pattern``.
+def list_models(
+    pattern: str = "*",
+    *,
+    pretrained: Optional[bool] = None,
+    family: Optional[str] = None,
+    tag: Optional[str] = None,
+    sort: Optional[str] = None,
+) -> List[str]:
+    """Names of the registered models matching ``pattern`` and the filters.
 
     Args:
         pattern: fnmatch pattern, matched case-insensitively (``"resnet*"``).
         pretrained: True keeps models with at least one weight variant, False
             those without any, None keeps all.
+        family: keep one family, e.g. ``"resnet"`` (case-insensitive; ``paddlehub-cls list -l``
+            shows each model's).
+        tag: keep models with a weight variant of this tag, e.g. ``"paddleclas_ssld"``.
+        sort: ``"top1"``: highest published ImageNet top-1 first (of the ``tag`` variant when
+            ``tag`` is given, else of the default weights; a variant without its own figure
+            uses the one published for the same file); ``"params"``: fewest parameters first;
+            None: name order. Models without the figure come last.
 
     Returns:
-        Model names in their release spelling, in natural order (ResNet18 before ResNet101).
+        Model names in their release spelling, in natural order (ResNet18 before ResNet101)
+        unless ``sort`` is given.
+
+    Raises:
+        UnknownModelError: no model has that ``family`` or ``tag``; the message lists the known ones.
+        ValueError: ``sort`` is not ``"top1"``, ``"params"`` or None.
+
+    Example:
+        >>> list_models(tag="paddleclas_ssld", sort="top1")[:3]
     """
-    return load_registry().find(pattern, pretrained=pretrained)
+    from paddlehub_cls._listing import find_models
+
+    return find_models(load_registry(), pattern, pretrained=pretrained, family=family, tag=tag, sort=sort)
 
 
 def model_info(name: str) -> ModelInfo:
@@ -220,6 +244,8 @@ def _pretrained_cfg(info: ModelInfo, variant: Optional[WeightVariant], model: An
     }
     if variant is not None:
         cfg.update(tag=variant.tag, urls=list(variant.urls), layout=variant.layout, checksum=variant.checksum)
+    # The loaded file's own eval pipeline, so create_transform(model) follows it (None: the legacy fields).
+    cfg["preprocess"] = info.preprocess_for(variant.tag) if variant is not None else info.preprocess_for(None)
     return cfg
 
 

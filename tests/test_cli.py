@@ -70,15 +70,15 @@ def _private_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_list_prints_every_model_one_per_line(capsys: pytest.CaptureFixture[str]) -> None:
-    rc, out, err = _run(capsys, "list")
+    rc, out, err = _run(capsys, "list", "--names")
     assert (rc, err) == (0, "")
     assert out.splitlines() == ALL_NAMES
 
 
 def test_list_pattern_is_case_insensitive_fnmatch(capsys: pytest.CaptureFixture[str]) -> None:
-    rc, out, _ = _run(capsys, "list", "RESNET1*")
+    rc, out, _ = _run(capsys, "list", "RESNET1*", "--names")
     assert rc == 0 and out.splitlines() == ["ResNet18", "ResNet101", "ResNet152"]
-    rc, out, _ = _run(capsys, "list", "*net?2*")
+    rc, out, _ = _run(capsys, "list", "*net?2*", "--names")
     assert rc == 0 and out.splitlines() == ["MobileNetV2", "ShuffleNetV2", "ShuffleNetV2_swish"]
 
 
@@ -112,11 +112,11 @@ def test_list_pretrained_filters_models_without_weights(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _private_registry(tmp_path, monkeypatch)
-    rc, out, _ = _run(capsys, "list")
+    rc, out, _ = _run(capsys, "list", "--names")
     assert rc == 0 and "BareNet" in out.splitlines()
-    rc, out, _ = _run(capsys, "list", "--pretrained")
+    rc, out, _ = _run(capsys, "list", "--pretrained", "--names")
     assert rc == 0 and out.splitlines() == ALL_NAMES
-    rc, out, err = _run(capsys, "list", "bare*", "--pretrained")
+    rc, out, err = _run(capsys, "list", "bare*", "--pretrained", "--names")
     assert rc == 1 and out == ""
     assert (
         err == "paddlehub-cls: error: no pretrained model matches 'bare*'; "
@@ -130,6 +130,83 @@ def test_list_without_match_is_an_error(capsys: pytest.CaptureFixture[str]) -> N
     assert err.count("\n") == 1 and "no model matches 'alexnet'" in err
     rc, out, _ = _run(capsys, "list", "alexnet", "--json")
     assert rc == 1 and json.loads(out) == []
+
+
+def _top1(name: str, tag: str) -> float | None:
+    return (RAW[name]["weights"].get(tag, {}).get("metrics") or {}).get("top1")
+
+
+def test_list_prints_a_table_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = _run(capsys, "list", "goog*")
+    header, row = out.splitlines()
+    assert rc == 0 and header.split() == ["name", "family", "default", "top-1", "params", "input"]
+    raw = RAW["GoogLeNet"]
+    want = ["GoogLeNet", raw["family"], raw["default_weights"], f"{_top1('GoogLeNet', raw['default_weights']):.2f}%",
+            f"{raw['num_params']['value'] / 1e6:.2f}M", str(raw["preprocess"]["crop"])]
+    assert row.split() == want
+
+
+def test_list_filters_by_family_and_tag(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = _run(capsys, "list", "--family", "RESNET", "--names")
+    assert rc == 0 and out.splitlines() == [n for n in ALL_NAMES if RAW[n]["family"] == "resnet"]
+    rc, out, _ = _run(capsys, "list", "--tag", "paddle_vision", "--names")
+    assert rc == 0 and out.splitlines() == [n for n in ALL_NAMES if "paddle_vision" in RAW[n]["weights"]]
+    assert "SE_ResNeXt50_32x4d" not in out.splitlines()  # it has no paddle_vision file
+    rc, out, _ = _run(capsys, "list", "vgg*", "--tag", "paddle_vision", "--names")
+    assert out.splitlines() == ["VGG16", "VGG19"]
+
+
+def test_list_unknown_family_or_tag_names_the_known_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = _run(capsys, "list", "--family", "resnett")
+    assert (rc, out) == (1, "")
+    assert err.startswith("paddlehub-cls: error: no model has family 'resnett'. Did you mean resnet")
+    assert "Known: googlenet, mobilenet_v1" in err
+    rc, _, err = _run(capsys, "list", "--tag", "ssld")
+    assert rc == 1 and "no model has weight tag 'ssld'" in err and "paddleclas" in err
+
+
+def test_list_sorts_by_top1_and_params(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = _run(capsys, "list", "--tag", "paddleclas", "--sort", "top1", "--names")
+    names = out.splitlines()
+    figures = [_top1(n, "paddleclas") for n in names]
+    assert rc == 0 and sorted(names) == sorted(n for n in ALL_NAMES if "paddleclas" in RAW[n]["weights"])
+    assert figures == sorted(figures, reverse=True) and names[0] == "SE_ResNeXt101_32x4d"
+    rc, out, _ = _run(capsys, "list", "--sort", "params", "--names")
+    params = [RAW[n]["num_params"]["value"] for n in out.splitlines()]
+    assert params == sorted(params) and len(params) == len(ALL_NAMES)
+    # Without --tag, top-1 is the default weights'; paddle_vision files without a figure come last.
+    rc, out, _ = _run(capsys, "list", "--sort", "top1", "--names")
+    names = out.splitlines()
+    with_figure = [n for n in ALL_NAMES if _top1(n, RAW[n]["default_weights"]) is not None]
+    assert names[: len(with_figure)] == sorted(with_figure, key=lambda n: -_top1(n, RAW[n]["default_weights"]))
+    assert main(["list", "--sort", "flops"]) == 2
+    assert "invalid choice: 'flops'" in capsys.readouterr().err
+
+
+def test_list_models_api_filters() -> None:
+    from paddlehub_cls import list_models
+
+    assert list_models("vgg*", tag="paddle_vision") == ["VGG16", "VGG19"]
+    assert list_models(family="se_resnext", sort="top1") == ["SE_ResNeXt101_32x4d", "SE_ResNeXt50_32x4d"]
+    with pytest.raises(ValueError, match="sort must be one of top1, params"):
+        list_models(sort="flops")
+
+
+def test_list_long_falls_back_to_the_figure_published_for_the_same_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A site registry re-lists ResNet50's PaddleClas file without metrics: its top-1 is still known.
+    entry = json.loads(json.dumps(RAW["ResNet50"]))
+    mirror = dict(entry["weights"]["paddleclas"], metrics=None)
+    entry.update(default_weights="mirror", weights={"mirror": mirror})
+    path = tmp_path / "site.json"
+    path.write_text(json.dumps({"schema_version": 1, "models": {"MirrorNet": entry}}))
+    monkeypatch.setenv(ENV_REGISTRY, str(path))
+    rc, out, _ = _run(capsys, "list", "mirrornet", "-l")
+    assert rc == 0 and "mirror* 76.50% (=ResNet50.paddleclas)" in out
+    rc, out, _ = _run(capsys, "list", "mirrornet", "--json")
+    (row,) = json.loads(out)
+    assert row["top1"] == 76.5 and row["top1_from"] == {"mirror": "ResNet50.paddleclas"}
 
 
 def test_info_shows_every_variant(capsys: pytest.CaptureFixture[str]) -> None:
@@ -245,7 +322,7 @@ def _run_module(*argv: str) -> subprocess.CompletedProcess:
 
 
 def test_python_dash_m_runs_the_cli() -> None:
-    proc = _run_module("-m", "paddlehub_cls", "list")
+    proc = _run_module("-m", "paddlehub_cls", "list", "--names")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ALL_NAMES
     proc = _run_module("-m", "paddlehub_cls", "info", "nope")
@@ -262,7 +339,14 @@ def _imported_modules(importtime_stderr: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "argv", [["list"], ["list", "--json"], ["info", "ResNet50", "--json"], ["info", "VGG16"]]
+    "argv",
+    [
+        ["list"],
+        ["list", "--json"],
+        ["list", "-l", "--sort", "top1", "--tag", "paddleclas"],
+        ["info", "ResNet50", "--json"],
+        ["info", "VGG16"],
+    ],
 )
 def test_list_and_info_do_not_import_paddle(argv: list) -> None:
     proc = _run_module("-X", "importtime", "-m", "paddlehub_cls", *argv)

@@ -140,5 +140,5 @@ def test_installed_wheel_lists_every_model(wheel: Path, tmp_path: Path) -> None:
     assert installed.is_file() and not installed.is_symlink()
 
     script = venv / ("Scripts/paddlehub-cls.exe" if os.name == "nt" else "bin/paddlehub-cls")
-    listed = _run([script, "list"], cwd=tmp_path).stdout.split()
+    listed = _run([script, "list", "--names"], cwd=tmp_path).stdout.split()
     assert sorted(listed) == MODELS

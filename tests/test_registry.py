@@ -186,6 +186,7 @@ MODEL_FIELDS = {
     "interpolation",
     "crop_pct",
     "preprocess_source",
+    "preprocess",
     "num_params",
     "flops",
     "paper",
@@ -206,7 +207,7 @@ VARIANT_FIELDS = {
     "metrics",
     "source",
 }
-VARIANT_OPTIONAL = {"note"}
+VARIANT_OPTIONAL = {"note", "preprocess"}
 
 
 @pytest.fixture(autouse=True)
@@ -232,6 +233,9 @@ def _problems_of(name: str, entry: dict[str, Any]) -> list[str]:
         "interpolation": entry.get("interpolation") == "lanczos",
         "crop_pct": entry.get("crop_pct") == 0.875,
         "preprocess_source": "LANCZOS" in str(entry.get("preprocess_source")),
+        # PaddleClas's eval config: cv2 bilinear, short side 256, crop 224 (the fluid2019 files override it).
+        "preprocess": (entry.get("preprocess") or {}).get("backend") == "cv2"
+        and "ppcls/configs/ImageNet/" in str((entry.get("preprocess") or {}).get("source")),
         "license": entry.get("license") == "Apache-2.0",
     }
     out += [f"{name}.{f}: unexpected value {entry.get(f)!r}" for f, ok in checks.items() if not ok]
@@ -253,6 +257,11 @@ def _problems_of(name: str, entry: dict[str, Any]) -> list[str]:
             out.append(f"{where}: neither checksum nor checksum_note")
         if not v.get("source"):
             out.append(f"{where}.source: empty")
+        own = v.get("preprocess")
+        if tag == "fluid2019" and not (own and (own["backend"], own["interpolation"]) == ("pil", "lanczos")):
+            out.append(f"{where}.preprocess: the 2019 reader is PIL lanczos, got {own!r}")
+        if tag == "paddle_vision" and not (own and own.get("note")):
+            out.append(f"{where}.preprocess: paddle.vision documents none; a note must say what was assumed")
         if v.get("num_classes") != 1000:
             out.append(f"{where}.num_classes: {v.get('num_classes')!r}")
         m = v.get("metrics")
