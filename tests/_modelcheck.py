@@ -46,6 +46,7 @@ __all__ = [
     "assert_logits_close",
     "family_variants",
     "variant_params",
+    "oracle_source",
     "run_variant_oracle",
     "load_as_variant",
     "assert_fidelity",
@@ -144,8 +145,20 @@ def variant_params(family: str, marks: Sequence[Any] = ()) -> List[Any]:
     return params
 
 
-def run_variant_oracle(name: str, tag: str, out_dir: Path) -> OracleResult:
-    """The oracle of a registry variant, by its layout: its weight file and logits on ``X224``.
+def oracle_source(name: str, tag: str) -> Tuple[str, ...]:
+    """What the oracle of a variant builds: variants that share it (base, ssld, ...) share one run.
+
+    PaddleClas variants of one model build the same class with the same arguments, so
+    their key is ``(module, builder)``; other sources differ per variant.
+    """
+    info, variant = REGISTRY.resolve(name, tag)
+    if variant.layout in _PADDLECLAS_PACKAGES:
+        return (f"{_PADDLECLAS_PACKAGES[variant.layout]}.{info.family}", PADDLECLAS_BUILDERS.get(name, name))
+    return (name, tag)
+
+
+def run_variant_oracle(name: str, tag: str, out_dir: Path, x: np.ndarray = X224) -> OracleResult:
+    """The oracle of a registry variant, by its layout: its weight file and logits on ``x``.
 
     paddle.vision builders and PaddleClas modules are named like our architectures
     and families; the 2019 static builder is ``oracles.fluid_<family>.build``.
@@ -153,15 +166,15 @@ def run_variant_oracle(name: str, tag: str, out_dir: Path) -> OracleResult:
     info, variant = REGISTRY.resolve(name, tag)
     layout = variant.layout
     if layout == "paddle_vision":
-        return vision_oracle(info.architecture, {}, out_dir, X224, name=name)
+        return vision_oracle(info.architecture, {}, out_dir, x, name=name)
     if layout in _PADDLECLAS_PACKAGES:
-        module = f"{_PADDLECLAS_PACKAGES[layout]}.{info.family}"
-        return run_paddleclas(module, PADDLECLAS_BUILDERS.get(name, name), {}, out_dir, X224)
+        module, builder = oracle_source(name, tag)
+        return run_paddleclas(module, builder, {}, out_dir, x)
     if layout == "fluid2019":
         # The tar's top folder must be the registry's archive_root, "<release>_pretrained".
         release = variant.archive_root[: -len("_pretrained")]
         return run_fluid_oracle(
-            f"oracles.fluid_{info.family}", "build", FLUID_KWARGS.get(name, {}), release, out_dir, X224
+            f"oracles.fluid_{info.family}", "build", FLUID_KWARGS.get(name, {}), release, out_dir, x
         )
     raise AssertionError(f"no oracle for layout {layout!r} of {name}; add one to tests/_modelcheck.py")
 
@@ -215,8 +228,10 @@ def load_as_variant(
     return model
 
 
-def assert_fidelity(model: Any, res: OracleResult, record_property: Optional[Callable] = None) -> float:
-    """A loaded network against its oracle: same counts, every key from the file, same logits.
+def assert_fidelity(
+    model: Any, res: OracleResult, record_property: Optional[Callable] = None, x: np.ndarray = X224
+) -> float:
+    """A loaded network against its oracle (run on ``x``): same counts, every key from the file, same logits.
 
     Returns the max abs logits difference (also recorded as a junit property).
     """
@@ -224,7 +239,7 @@ def assert_fidelity(model: Any, res: OracleResult, record_property: Optional[Cal
     assert trainable(model) == res.extra["num_trainable"]
     assert len(model.state_dict()) == res.num_keys
     assert not model.load_report.filled
-    diff = assert_logits_close(logits_of(model), res.logits)
+    diff = assert_logits_close(logits_of(model, x), res.logits)
     if record_property is not None:
         record_property("max_abs_diff", diff)
         record_property("logits_scale", float(np.abs(res.logits).max()))
@@ -360,14 +375,18 @@ def cleanup(tmp_path: Path):
 
 @pytest.fixture(scope="module")
 def oracles(tmp_path_factory: Any):
-    """``oracles(name, tag)``: each variant's oracle runs once per module; its files go at the end."""
-    root = tmp_path_factory.mktemp("oracles")
-    done: Dict[Tuple[str, str], OracleResult] = {}
+    """``oracles(name, tag, x=X224)``: each oracle runs once per module and input; its files go at the end.
 
-    def get(name: str, tag: str) -> OracleResult:
-        if (name, tag) not in done:
-            done[name, tag] = run_variant_oracle(name, tag, root / f"{name}.{tag}")
-        return done[name, tag]
+    Variants with the same :func:`oracle_source` (a model's base and SSLD weights) share the run.
+    """
+    root = tmp_path_factory.mktemp("oracles")
+    done: Dict[Tuple[Any, ...], OracleResult] = {}
+
+    def get(name: str, tag: str, x: np.ndarray = X224) -> OracleResult:
+        key = (*oracle_source(name, tag), x.shape, hashlib.sha256(x.tobytes()).hexdigest())
+        if key not in done:
+            done[key] = run_variant_oracle(name, tag, root / f"{name}.{tag}.{len(done)}", x)
+        return done[key]
 
     yield get
     shutil.rmtree(root, ignore_errors=True)
