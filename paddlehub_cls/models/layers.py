@@ -1,4 +1,5 @@
-"""Blocks shared by several families: conv-BN-activation, squeeze-excitation, pooling head."""
+"""Blocks shared by several families: conv-BN-activation, squeeze-excitation, pooling head,
+channels-first layer norm and stochastic depth."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ class HardSigmoid(nn.Layer):
 
 
 _ACTIVATIONS = {
+    # The exact (erf) form: PaddleClas's ConvNeXt and transformers use nn.GELU's default.
     "gelu": nn.GELU,
     "hardsigmoid": HardSigmoid,
     "hardswish": nn.Hardswish,
@@ -205,3 +207,42 @@ def make_dropout(p: float, mode: str) -> nn.Layer:
 def global_pool_flatten(x: paddle.Tensor) -> paddle.Tensor:
     """Global average pool to (N, C)."""
     return paddle.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+
+
+class LayerNorm2d(nn.Layer):
+    """Layer norm over the channels of an NCHW map (ConvNeXt's "channels_first" norm).
+
+    Normalises each pixel's channel vector with its biased variance, then scales and
+    shifts per channel; the same maths as ``nn.LayerNorm`` on the NHWC view, without
+    the two transposes. Keys: ``weight`` (ones), ``bias`` (zeros).
+    """
+
+    def __init__(self, channels: int, epsilon: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = self.create_parameter([channels], default_initializer=nn.initializer.Constant(1.0))
+        self.bias = self.create_parameter([channels], default_initializer=nn.initializer.Constant(0.0))
+        self.epsilon = epsilon
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        mean = x.mean(1, keepdim=True)
+        var = (x - mean).pow(2).mean(1, keepdim=True)
+        x = (x - mean) / paddle.sqrt(var + self.epsilon)
+        return self.weight[:, None, None] * x + self.bias[:, None, None]
+
+
+class DropPath(nn.Layer):
+    """Stochastic depth: in training, zero a sample's residual branch with probability ``p``
+    and scale the kept ones by ``1 / (1 - p)``; the identity at inference."""
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+            raise ValueError(f"drop path probability must be in [0, 1), got {p!r}")
+        self.p = float(p)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.p
+        mask = paddle.floor(keep + paddle.rand([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype))
+        return x / keep * mask
