@@ -17,6 +17,8 @@ _ACTIVATIONS = {
     "relu6": nn.ReLU6,
     "swish": nn.Swish,
     "sigmoid": nn.Sigmoid,
+    # exact (erf) GELU, nn.GELU's default, as PaddleClas's transformers use
+    "gelu": nn.GELU,
 }
 
 
