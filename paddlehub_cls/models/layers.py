@@ -1,9 +1,9 @@
-"""Blocks shared by several families: conv-BN-activation, squeeze-excitation, pooling head."""
+"""Blocks shared by several families: conv-BN-activation, squeeze-excitation, pooling head, drop-path."""
 
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, Union
 
 import paddle
 from paddle import nn
@@ -65,7 +65,9 @@ class ConvBNAct(nn.Layer):
         stride: int = 1,
         groups: int = 1,
         act: Optional[str] = "relu",
-        padding: Optional[int] = None,
+        padding: Optional[Union[int, str]] = None,
+        bn_momentum: float = BN_MOMENTUM,
+        bn_epsilon: float = BN_EPSILON,
     ) -> None:
         super().__init__()
         self.conv = nn.Conv2D(
@@ -78,7 +80,7 @@ class ConvBNAct(nn.Layer):
             weight_attr=conv_weight_attr(out_channels, kernel_size, groups),
             bias_attr=False,
         )
-        self.bn = nn.BatchNorm2D(out_channels, momentum=BN_MOMENTUM, epsilon=BN_EPSILON)
+        self.bn = nn.BatchNorm2D(out_channels, momentum=bn_momentum, epsilon=bn_epsilon)
         self.act = make_act(act)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
@@ -120,3 +122,24 @@ def make_dropout(p: float, mode: str) -> nn.Layer:
 def global_pool_flatten(x: paddle.Tensor) -> paddle.Tensor:
     """Global average pool to (N, C)."""
     return paddle.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+
+
+class DropPath(nn.Layer):
+    """Stochastic depth on a residual branch: in training, each sample's branch is zeroed with
+    probability ``p`` and the kept ones scaled by ``1 / (1 - p)``; the identity in eval mode.
+
+    EfficientNet's "drop connect" (PaddleClas ``_drop_connect``) is this rule. No parameters.
+    """
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"drop-path probability must be in [0, 1), got {p!r}")
+        self.p = p
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = paddle.floor(keep + paddle.rand([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype))
+        return x * mask / keep
