@@ -40,12 +40,43 @@ MODEL_REQUIRED = frozenset(
     }
 )
 MODEL_OPTIONAL = frozenset(
-    {"arch_kwargs", "num_params", "flops", "paper", "default_weights", "preprocess_source"}
+    {"arch_kwargs", "num_params", "flops", "paper", "default_weights", "preprocess_source", "preprocess"}
 )
 VARIANT_REQUIRED = frozenset({"urls", "checksum", "container", "layout"})
 VARIANT_OPTIONAL = frozenset(
-    {"checksum_note", "size", "archive_root", "num_classes", "arch_kwargs", "metrics", "source", "note"}
+    {
+        "checksum_note",
+        "size",
+        "archive_root",
+        "num_classes",
+        "arch_kwargs",
+        "metrics",
+        "source",
+        "note",
+        "preprocess",
+    }
 )
+# The ``preprocess`` object: what the weights' own eval pipeline does (PaddleClas's DecodeImage,
+# ResizeImage, CropImage and NormalizeImage operators, or the 2019 reader), field by field.
+PREPROCESS_RESIZE = frozenset({"short", "squash"})
+PREPROCESS_INTERPOLATIONS = frozenset({"bilinear", "bicubic", "lanczos", "nearest", "area"})
+PREPROCESS_BACKENDS = frozenset({"cv2", "pil"})
+PREPROCESS_CHANNEL_ORDERS = frozenset({"RGB", "BGR"})
+PREPROCESS_REQUIRED = frozenset(
+    {
+        "resize",
+        "resize_size",
+        "crop",
+        "interpolation",
+        "backend",
+        "channel_order",
+        "scale",
+        "mean",
+        "std",
+        "source",
+    }
+)
+PREPROCESS_OPTIONAL = frozenset({"note", "export"})
 
 # '.' is excluded from names and tags: "ResNet50.fluid2019" must split unambiguously.
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
@@ -275,9 +306,16 @@ def _record(w: _Where, entry: Mapping[str, Any], field: str, spec: Mapping[str, 
         elif kind == "int":
             if not _is_int(item) or item < 0:
                 w.fail(name, "must be a non-negative integer", item)
-        elif kind == "percent":
+        elif kind in ("percent", "opt-percent"):
+            if item is None and kind == "opt-percent":
+                continue
             if not _is_number(item) or not 0 <= item <= 100:
-                w.fail(name, "must be a number from 0 to 100 (percent)", item)
+                w.fail(
+                    name,
+                    "must be a number from 0 to 100 (percent)"
+                    + (" or absent" if kind == "opt-percent" else ""),
+                    item,
+                )
         elif kind == "url":
             if (
                 not isinstance(item, str)
@@ -287,6 +325,68 @@ def _record(w: _Where, entry: Mapping[str, Any], field: str, spec: Mapping[str, 
                 w.fail(name, "must be an http(s) URL", item)
         elif not isinstance(item, str) or not item.strip():
             w.fail(name, "must be a non-empty string", item)
+
+
+def _preprocess(w: _Where, value: Any, field: str, *, export: bool = False) -> None:
+    """Check a ``preprocess`` object (or, with ``export``, its partial ``export`` override)."""
+    if not isinstance(value, dict):
+        w.fail(
+            field,
+            "must be an object (resize, resize_size, crop, interpolation, backend, channel_order, "
+            "scale, mean, std, source)",
+            value,
+        )
+    allowed = (PREPROCESS_REQUIRED | PREPROCESS_OPTIONAL) - ({"source", "export"} if export else set())
+    if not export:
+        missing = sorted(PREPROCESS_REQUIRED - set(value))
+        if missing:
+            w.fail(
+                f"{field}.{missing[0]}",
+                "is missing",
+                fix=f"Add it (required: {', '.join(sorted(PREPROCESS_REQUIRED))})",
+            )
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        w.fail(f"{field}.{unknown[0]}", f"is not a known field (allowed: {', '.join(sorted(allowed))})")
+    choices = {
+        "resize": PREPROCESS_RESIZE,
+        "interpolation": PREPROCESS_INTERPOLATIONS,
+        "backend": PREPROCESS_BACKENDS,
+        "channel_order": PREPROCESS_CHANNEL_ORDERS,
+    }
+    for key, allowed_values in choices.items():
+        if key in value and value[key] not in allowed_values:
+            w.fail(f"{field}.{key}", f"must be one of {', '.join(sorted(allowed_values))}", value[key])
+    for key in ("resize_size", "crop"):
+        if key in value and (not _is_int(value[key]) or value[key] <= 0):
+            w.fail(f"{field}.{key}", "must be a positive integer (pixels)", value[key])
+    if "scale" in value and (not _is_number(value["scale"]) or value["scale"] <= 0):
+        w.fail(f"{field}.scale", "must be a positive number (1/255 or 1.0)", value["scale"])
+    for key in ("mean", "std"):
+        if key in value:
+            item = value[key]
+            if not isinstance(item, list) or len(item) not in (1, 3) or not all(_is_number(v) for v in item):
+                w.fail(f"{field}.{key}", "must be 1 or 3 numbers, one per channel", item)
+    if "std" in value and not all(v > 0 for v in value["std"]):
+        w.fail(f"{field}.std", "every value must be positive", value["std"])
+    resize, size, crop = value.get("resize"), value.get("resize_size"), value.get("crop")
+    if _is_int(size) and _is_int(crop) and crop > size:
+        w.fail(
+            f"{field}.crop",
+            f"must not exceed resize_size ({size}): the crop is taken from the resized image",
+            crop,
+        )
+    if resize == "squash" and _is_int(size) and _is_int(crop) and crop != size:
+        w.fail(
+            f"{field}.crop", f"must equal resize_size ({size}) for a squash resize, which crops nothing", crop
+        )
+    if not export:
+        for key in ("source", "note"):
+            item = value.get(key)
+            if (key == "source" or item is not None) and not (isinstance(item, str) and item.strip()):
+                w.fail(f"{field}.{key}", "must be a non-empty string", item)
+        if "export" in value:
+            _preprocess(w, value["export"], f"{field}.export", export=True)
 
 
 def _urls(w: _Where, variant: Mapping[str, Any]) -> None:
@@ -353,13 +453,18 @@ def _validate_variant(w: _Where, variant: Any, default_classes: int) -> dict[str
     out.setdefault("num_classes", default_classes)
     _kwargs(w, variant)
     _record(
-        w, variant, "metrics", {"top1": "percent", "top5": "percent", "source": "text", "note": "opt-text"}
+        w,
+        variant,
+        "metrics",
+        {"top1": "percent", "top5": "opt-percent", "source": "text", "note": "opt-text"},
     )
     metrics = variant.get("metrics")
-    if metrics is not None and metrics["top5"] < metrics["top1"]:
+    if metrics is not None and metrics.get("top5") is not None and metrics["top5"] < metrics["top1"]:
         w.fail("metrics", "top5 must not be below top1 (are the columns swapped?)", metrics)
     _text(w, variant, "source", required=False)
     _text(w, variant, "note", required=False)
+    if "preprocess" in variant:
+        _preprocess(w, variant["preprocess"], "preprocess")
     return out
 
 
@@ -387,6 +492,8 @@ def validate_model(name: str, entry: Mapping[str, Any], origin: str) -> dict[str
         w.fail("crop_pct", "must be a number in (0, 1], e.g. 0.875 for a 224 crop of 256", crop)
     _text(w, entry, "license")
     _text(w, entry, "preprocess_source", required=False)
+    if "preprocess" in entry:
+        _preprocess(w, entry["preprocess"], "preprocess")
     _record(w, entry, "num_params", {"value": "int", "source": "text", "note": "opt-text"})
     _record(w, entry, "flops", {"value": "int", "unit": "text", "source": "text", "note": "opt-text"})
     _record(w, entry, "paper", {"title": "text", "url": "url"})

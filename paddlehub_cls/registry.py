@@ -110,6 +110,8 @@ class WeightVariant:
         metrics: Reported ``top1``/``top5`` (percent) with their ``source``, or None.
         source: Where the URL and checksum were published.
         note: Anything else a user should know about this file.
+        preprocess: This file's own eval preprocessing, replacing the model's ``preprocess``
+            (see :meth:`ModelInfo.preprocess_for`), or None.
     """
 
     tag: str
@@ -125,6 +127,7 @@ class WeightVariant:
     metrics: Optional[Mapping[str, Any]]
     source: Optional[str]
     note: Optional[str] = None
+    preprocess: Optional[Mapping[str, Any]] = None
 
     @property
     def checksum_algo(self) -> Optional[str]:
@@ -171,6 +174,7 @@ class ModelInfo:
     default_weights: Optional[str]
     weights: Mapping[str, WeightVariant]
     preprocess_source: Optional[str] = None
+    preprocess: Optional[Mapping[str, Any]] = None
     registry_files: tuple[str, ...] = ()
 
     @property
@@ -203,6 +207,18 @@ class ModelInfo:
             f"model {self.name!r} has no weights {tag!r}.{hint} Available: {available} "
             f"(default: {self.default_weights})."
         )
+
+    def preprocess_for(self, tag: Optional[str] = None) -> Optional[dict[str, Any]]:
+        """The eval preprocessing of variant ``tag`` (None: default) as plain JSON types.
+
+        A variant's own ``preprocess`` object replaces the model's whole; None when neither
+        has one (then ``input_size``, ``crop_pct``, ``interpolation``, ``mean`` and ``std`` apply).
+        """
+        if self.weights and (tag is not None or self.default_weights is not None):
+            own = self.variant(tag).preprocess
+            if own is not None:
+                return _thaw(own)
+        return _thaw(self.preprocess) if self.preprocess is not None else None
 
     def build_kwargs(self, tag: Optional[str] = None) -> dict[str, Any]:
         """Builder kwargs for variant ``tag`` (None: default): the model's merged with the variant's."""
@@ -425,6 +441,7 @@ def _make_info(name: str, entry: Mapping[str, Any], files: list[str]) -> ModelIn
             metrics=_freeze(v.get("metrics")),
             source=v.get("source"),
             note=v.get("note"),
+            preprocess=_freeze(v.get("preprocess")),
         )
         for tag, v in entry["weights"].items()
     }
@@ -446,5 +463,6 @@ def _make_info(name: str, entry: Mapping[str, Any], files: list[str]) -> ModelIn
         default_weights=entry.get("default_weights"),
         weights=FrozenMapping(variants),
         preprocess_source=entry.get("preprocess_source"),
+        preprocess=_freeze(entry.get("preprocess")),
         registry_files=tuple(files),
     )

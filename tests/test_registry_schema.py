@@ -47,6 +47,24 @@ def _entry(**over: Any) -> dict[str, Any]:
     return entry
 
 
+def _pre(**over: Any) -> dict[str, Any]:
+    """A complete, valid ``preprocess`` object."""
+    p = {
+        "resize": "short",
+        "resize_size": 256,
+        "crop": 224,
+        "interpolation": "bilinear",
+        "backend": "cv2",
+        "channel_order": "RGB",
+        "scale": 1 / 255,
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
+        "source": "site config",
+    }
+    p.update(over)
+    return p
+
+
 def _variant(**over: Any) -> dict[str, Any]:
     v = {
         "urls": ["https://models.example.org/r50.pdparams"],
@@ -271,6 +289,53 @@ BAD_ENTRIES = [
         r"field 'arch_kwargs': key 'not valid'",
     ),
     ("paper url", {"MyNet": _entry(paper={"title": "t", "url": "arxiv 1512"})}, r"field 'paper.url'"),
+    ("preprocess not object", {"MyNet": _entry(preprocess=[256])}, r"field 'preprocess': must be an object"),
+    (
+        "preprocess missing field",
+        {"MyNet": _entry(preprocess={k: v for k, v in _pre().items() if k != "backend"})},
+        r"model 'MyNet', field 'preprocess.backend': is missing",
+    ),
+    (
+        "preprocess unknown field",
+        {"MyNet": _entry(preprocess=_pre(antialias=True))},
+        r"field 'preprocess.antialias': is not a known field",
+    ),
+    (
+        "preprocess backend",
+        {"MyNet": _entry(preprocess=_pre(backend="skimage"))},
+        r"'preprocess.backend'.*'skimage'",
+    ),
+    (
+        "preprocess order",
+        {"MyNet": _entry(preprocess=_pre(channel_order="rgb"))},
+        r"'preprocess.channel_order'",
+    ),
+    ("preprocess resize", {"MyNet": _entry(preprocess=_pre(resize="fit"))}, r"'preprocess.resize'.*'fit'"),
+    ("preprocess size", {"MyNet": _entry(preprocess=_pre(resize_size=256.0))}, r"'preprocess.resize_size'"),
+    ("preprocess crop too big", {"MyNet": _entry(preprocess=_pre(crop=300))}, r"'preprocess.crop'.*exceed"),
+    (
+        "preprocess squash crops",
+        {"MyNet": _entry(preprocess=_pre(resize="squash", resize_size=384, crop=380))},
+        r"'preprocess.crop'.*squash",
+    ),
+    ("preprocess scale", {"MyNet": _entry(preprocess=_pre(scale=0))}, r"'preprocess.scale'"),
+    ("preprocess std", {"MyNet": _entry(preprocess=_pre(std=[0.5, 0.0, 0.5]))}, r"'preprocess.std'"),
+    ("preprocess mean", {"MyNet": _entry(preprocess=_pre(mean=[0.5, 0.5]))}, r"'preprocess.mean'"),
+    (
+        "preprocess export source",
+        {"MyNet": _entry(preprocess=_pre(export={"source": "x"}))},
+        r"'preprocess.export.source': is not a known field",
+    ),
+    (
+        "preprocess export value",
+        {"MyNet": _entry(preprocess=_pre(export={"backend": "gl"}))},
+        r"'preprocess.export.backend'",
+    ),
+    (
+        "variant preprocess",
+        {"MyNet": _entry(weights={"site": _variant(preprocess=_pre(source=""))})},
+        r"weights 'site', field 'preprocess.source'",
+    ),
     (
         "override breaks packaged",
         {"ResNet50": {"weights": {"fluid2019": {"layout": "bogus"}}}},
@@ -326,6 +391,29 @@ def test_malformed_files_are_rejected(
     _use(monkeypatch, path)
     with pytest.raises(RegistryError, match=pattern):
         load_registry()
+
+
+def test_preprocess_of_a_variant_replaces_the_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    own = _pre(backend="pil", interpolation="bicubic", export={"resize_size": 232})
+    entry = _entry(
+        preprocess=_pre(),
+        weights={"site": _variant(), "other": _variant(preprocess=own)},
+    )
+    _use(monkeypatch, _write(tmp_path / "pre.json", {"MyNet": entry}))
+    info = load_registry().get("MyNet")
+    assert info.preprocess_for() == _pre()
+    assert info.preprocess_for("site") == _pre()
+    assert info.preprocess_for("other") == own
+    assert info.to_dict()["weights"]["other"]["preprocess"]["export"] == {"resize_size": 232}
+    bare = _entry(weights={"site": _variant()})
+    _use(monkeypatch, _write(tmp_path / "bare.json", {"MyNet": bare}))
+    assert load_registry().get("MyNet").preprocess_for() is None
+
+
+def test_top5_may_be_absent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = _entry(weights={"site": _variant(metrics={"top1": 79.2, "source": "doc"})})
+    _use(monkeypatch, _write(tmp_path / "m.json", {"MyNet": entry}))
+    assert load_registry().get("MyNet").variant().metrics == {"top1": 79.2, "source": "doc"}
 
 
 def test_model_without_weights_is_listed_as_not_pretrained(
