@@ -1,10 +1,10 @@
 """Blocks shared by several families: conv-BN-activation, squeeze-excitation, pooling head,
-channels-first layer norm and stochastic depth."""
+channels-first layer norm and stochastic depth (drop path)."""
 
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import paddle
 from paddle import nn
@@ -111,7 +111,9 @@ class ConvBNAct(nn.Layer):
         stride: int = 1,
         groups: int = 1,
         act: Optional[str] = "relu",
-        padding: Optional[int] = None,
+        padding: Optional[Union[int, str]] = None,
+        bn_momentum: float = BN_MOMENTUM,
+        bn_epsilon: float = BN_EPSILON,
     ) -> None:
         super().__init__()
         self.conv = nn.Conv2D(
@@ -124,7 +126,7 @@ class ConvBNAct(nn.Layer):
             weight_attr=conv_weight_attr(out_channels, kernel_size, groups),
             bias_attr=False,
         )
-        self.bn = nn.BatchNorm2D(out_channels, momentum=BN_MOMENTUM, epsilon=BN_EPSILON)
+        self.bn = nn.BatchNorm2D(out_channels, momentum=bn_momentum, epsilon=bn_epsilon)
         self.act = make_act(act)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
@@ -232,7 +234,10 @@ class LayerNorm2d(nn.Layer):
 
 class DropPath(nn.Layer):
     """Stochastic depth: in training, zero a sample's residual branch with probability ``p``
-    and scale the kept ones by ``1 / (1 - p)``; the identity at inference."""
+    and scale the kept ones by ``1 / (1 - p)``; the identity at inference.
+
+    EfficientNet's "drop connect" (PaddleClas ``_drop_connect``) is the same rule. No parameters.
+    """
 
     def __init__(self, p: float = 0.0) -> None:
         super().__init__()
