@@ -192,7 +192,7 @@ def _verify_and_commit(
             f"{url} gave {hashes.size} bytes but {want.describe()} is {want.size} bytes; the partial "
             f"download {partial.path} was deleted and nothing was cached. The server or mirror may serve an "
             "error page or another file: retry later or use another mirror",
-            short=f"{hashes.size} bytes received, {want.size} expected",
+            short=f"{hashes.size} bytes, expected {want.size}",
         )
     actual = hashes.digest(expected_algo)
     if expected and actual != expected:
