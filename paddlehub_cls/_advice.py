@@ -11,7 +11,15 @@ import os
 import urllib.parse
 from typing import List, Sequence
 
-from paddlehub_cls._cache import CacheRoot, Hit, Want, blob_names, read_stamp, recorded_pin, shared_cache_roots
+from paddlehub_cls._cache import (
+    CacheRoot,
+    Hit,
+    Want,
+    blob_names,
+    read_stamp,
+    recorded_pin,
+    shared_cache_roots,
+)
 
 
 def roots_of(user: CacheRoot) -> List[CacheRoot]:
@@ -19,7 +27,7 @@ def roots_of(user: CacheRoot) -> List[CacheRoot]:
     return [CacheRoot(p, False) for p in shared_cache_roots()] + [user]
 
 
-def _name(want: Want) -> str:
+def name(want: Want) -> str:
     """``MODEL.TAG`` for commands, or a placeholder for a file that is not a registry variant."""
     return f"{want.model}.{want.tag}" if want.model and want.tag else "NAME.TAG"
 
@@ -52,7 +60,7 @@ def download_failed(want: Want, user: CacheRoot, failures: Sequence[str], kept_n
         f"  - a mirror: PADDLEHUB_CLS_MIRROR=BASE (http://, https:// or file://) with the file at "
         f"{_mirror_path(want)}",
         f"  - a file downloaded elsewhere (a browser: {want.urls[0]}): "
-        f"paddlehub-cls cache add {_name(want)} FILE",
+        f"paddlehub-cls cache add {name(want)} FILE",
         "  - only what is already cached, without waiting for the network: PADDLEHUB_CLS_OFFLINE=1",
     ]
     return "\n".join(lines)
@@ -65,20 +73,21 @@ def offline_miss(want: Want, roots: Sequence[CacheRoot]) -> str:
     where = f"user cache {user.path}; shared caches {shared or 'none'}"
     others = other_copy_lines(want, roots)
     state = "has no copy with that checksum in any cache" if others else "is in no cache"
-    name = _name(want)
-    model, _, tag = name.partition(".")
-    download = f"paddlehub-cls download {model} --weights {tag}" if want.model else "paddlehub-cls download NAME"
+    variant = name(want)
+    model, _, tag = variant.partition(".")
+    download = "paddlehub-cls download " + (f"{model} --weights {tag}" if want.model else "NAME")
     return "\n".join(
         [
             f"PADDLEHUB_CLS_OFFLINE=1 and {want.describe()} (checksum {want.checksum or 'none published'}) "
             f"{state} ({where}).",
             *others,
             "To get it:",
-            f"  - on a machine with internet: {download} && paddlehub-cls cache export bundle.tar {name}; "
+            f"  - on a machine with internet: {download} && paddlehub-cls cache export bundle.tar {variant}; "
             "here: paddlehub-cls cache import bundle.tar",
-            f"  - the file itself ({want.urls[0]}), copied here: paddlehub-cls cache add {name} FILE",
+            f"  - the file itself ({want.urls[0]}), copied here: paddlehub-cls cache add {variant} FILE",
             "  - a cache that has it: PADDLEHUB_CLS_SHARED_CACHE=DIR",
-            f"  - a file:// mirror: PADDLEHUB_CLS_MIRROR=file:///DIR with the file at {_mirror_path(want, 'DIR')}",
+            "  - a file:// mirror: PADDLEHUB_CLS_MIRROR=file:///DIR with the file at "
+            + _mirror_path(want, "DIR"),
             "  - the network: unset PADDLEHUB_CLS_OFFLINE",
         ]
     )
@@ -122,9 +131,9 @@ def other_copy_lines(want: Want, roots: Sequence[CacheRoot]) -> List[str]:
     lines.append(f"  registry: {expected}")
     lines.append(
         "  If you trust the cached file, pin it: an extra registry file (PADDLEHUB_CLS_REGISTRY) setting "
-        f'"checksum": "sha256:<hex>" for {_name(want)}, as the machine it came from may have done'
+        f'"checksum": "sha256:<hex>" for {name(want)}, as the machine it came from may have done'
         + (
-            f"; or record it as this cache's first use: paddlehub-cls cache add {_name(want)} PATH"
+            f"; or record it as this cache's first use: paddlehub-cls cache add {name(want)} PATH"
             if not want.algo and not pin
             else ""
         )

@@ -21,7 +21,17 @@ from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence
 
 from paddlehub_cls import _advice
-from paddlehub_cls._cache import CacheRoot, Hit, Want, env_flag, env_number, fsync_dir, record, recorded_pin, warn_user
+from paddlehub_cls._cache import (
+    CacheRoot,
+    Hit,
+    Want,
+    env_flag,
+    env_number,
+    fsync_dir,
+    record,
+    recorded_pin,
+    warn_user,
+)
 from paddlehub_cls._hashing import Hashes as _Hashes
 from paddlehub_cls._http import Mismatch, Partial, Retry, http_attempt, new_session
 from paddlehub_cls.errors import CacheError, ChecksumError, DownloadError, OfflineError, PaddleHubClsError
@@ -123,7 +133,8 @@ def download(want: Want, user: CacheRoot, progress: Optional[bool], check: Optio
             "replaced, pin the new checksum in an extra registry file (PADDLEHUB_CLS_REGISTRY)."
         )
     if offline:
-        raise OfflineError(_advice.offline_miss(want, _advice.roots_of(user)) + _advice.failure_lines(failures))
+        miss = _advice.offline_miss(want, _advice.roots_of(user))
+        raise OfflineError(miss + _advice.failure_lines(failures))
     kept = partial.size()
     note = (
         f"; the {kept} bytes received so far are kept in {partial.path} and the next attempt resumes them"
@@ -197,13 +208,14 @@ def _verify_and_commit(
     actual = hashes.digest(expected_algo)
     if expected and actual != expected:
         what = "the sha256 recorded on first use" if not want.algo else "the registry checksum"
+        drop = f" or drop the recorded one with `paddlehub-cls cache rm {_advice.name(want)}`"
         raise Mismatch(
             f"checksum mismatch for {url}: expected {expected_algo}:{expected} ({what}), got "
             f"{expected_algo}:{actual} ({hashes.size} bytes); the partial download {partial.path} was "
             "deleted and nothing was cached. The server or a mirror may serve a damaged or different file: "
             "retry, remove that mirror from PADDLEHUB_CLS_MIRROR, or if the file was legitimately replaced, "
             "pin the new checksum in an extra registry file (PADDLEHUB_CLS_REGISTRY)"
-            + ("" if want.algo else " or drop the recorded one with `paddlehub-cls cache rm NAME`"),
+            + ("" if want.algo else drop),
             resumed=hashes.resumed,
             short=f"checksum mismatch: expected {expected_algo}:{expected} ({what}), got "
             f"{expected_algo}:{actual} ({hashes.size} bytes)",

@@ -157,7 +157,8 @@ def cache_add(
 
     Raises:
         UnknownModelError: unknown model or tag.
-        DownloadError: ``file`` is not a readable file.
+        DownloadError: ``file`` is not a readable file, or the variant is unpinned and
+            ``PADDLEHUB_CLS_REQUIRE_CHECKSUM=1``.
         ChecksumError: the file is not the registry's (the message names both checksums); nothing
             was cached.
         UnsafeArchiveError, WeightsFormatError: an unpinned file that cannot be read.
@@ -172,6 +173,8 @@ def cache_add(
             f"weight file downloaded from {variant.urls[0]}"
         )
     want = _variant_want(info, variant)
+    if want.algo is None and env_flag("PADDLEHUB_CLS_REQUIRE_CHECKSUM"):
+        raise DownloadError(_strict_message(want, cache_dir))
     user = CacheRoot(user_cache_root(cache_dir), True)
     user.prepare()
     with _locked(user, want.key, f"adding {src}"):
@@ -210,7 +213,7 @@ def readable_check(container: str) -> "_transfer.Check":
             if len(head) < 2 or head[0] != 0x80 or not 2 <= head[1] <= 5:
                 raise WeightsFormatError("not a readable pdparams file (no pickle protocol 2-5 header)")
             if tail != b".":
-                raise WeightsFormatError("not a complete pdparams file (the pickle has no STOP opcode at its end)")
+                raise WeightsFormatError("not a complete pdparams file (no pickle STOP opcode at its end)")
         elif container == "safetensors":
             from paddlehub_cls.formats.safetensors_io import read_header
 

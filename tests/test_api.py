@@ -251,7 +251,9 @@ def test_a_captive_portal_page_on_first_use_is_not_pinned(tmp_path, cache_env, h
         np.testing.assert_array_equal(got[key], ours[key], err_msg=key)
 
 
-def test_a_truncated_first_use_download_is_dropped_with_its_pin(tmp_path, cache_env, http_server, monkeypatch):
+def test_a_truncated_first_use_download_is_dropped_with_its_pin(
+    tmp_path, cache_env, http_server, monkeypatch
+):
     url = _serve_only_from(http_server, monkeypatch, tmp_path, "MobileNetV1", "paddleclas")
     ours = write_source_file("MobileNetV1", "paddleclas", tmp_path / "real.pdparams")
     real = (tmp_path / "real.pdparams").read_bytes()

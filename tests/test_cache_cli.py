@@ -17,7 +17,7 @@ from typing import Dict, List, Tuple
 import pytest
 
 from paddlehub_cls import archive, cache_cli, hub
-from paddlehub_cls.errors import CacheError, ChecksumError, UnsafeArchiveError
+from paddlehub_cls.errors import CacheError, ChecksumError, DownloadError, UnsafeArchiveError
 from paddlehub_cls.registry import load_registry
 
 # The first-use warning itself is asserted in test_hub.py.
@@ -546,14 +546,15 @@ def test_bundles_never_carry_converted_files(converted: Dict[str, Path], tmp_pat
 
 def _stored(root: Path) -> Dict[str, object]:
     """What the cache holds, minus what differs between two stores of the same file (times, source URL)."""
+    files = sorted(p for p in root.rglob("*") if p.is_file())
     stamps = {}
     for p in sorted((root / "blobs" / "sha256").glob("*.json")):
         stamp = json.loads(p.read_text())
         stamps[p.name] = {k: v for k, v in stamp.items() if k not in ("url", "verified_at", "mtime_ns")}
     return {
-        "files": sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and "locks" not in p.parts),
+        "files": sorted(str(p.relative_to(root)) for p in files if "locks" not in p.parts),
         "stamps": stamps,
-        "refs": {str(p.relative_to(root)): p.read_text() for p in sorted((root / "refs").rglob("*")) if p.is_file()},
+        "refs": {str(p.relative_to(root)): p.read_text() for p in files if p.parts[len(root.parts)] == "refs"},
     }
 
 
@@ -571,13 +572,14 @@ def test_cache_add_stores_a_hand_downloaded_file_as_a_download_would(
     with pytest.warns(UserWarning, match="no published checksum .*; trusting it on first use"):
         assert run_cli(["cache", "add", "ResNet18.fluid2019", str(browser)]) == 0
     sha = hashlib.sha256(data).hexdigest()
-    assert f"added {browser}\t{cache_env / 'unpacked' / sha / 'ResNet18_pretrained'}" in capsys.readouterr().out
+    unpacked = cache_env / "unpacked" / sha / "ResNet18_pretrained"
+    assert f"added {browser}\t{unpacked}" in capsys.readouterr().out
     assert _stored(cache_env) == _stored(downloaded)
     assert (download("ResNet18", "fluid2019") / "conv1_weights").read_bytes() == b"ResNet18" * 10
 
 
 def test_cache_add_refuses_a_wrong_file_and_caches_nothing(
-    local_registry: Dict, cache_env: Path, tmp_path: Path
+    local_registry: Dict, cache_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import paddlehub_cls
 
@@ -600,3 +602,10 @@ def test_cache_add_refuses_a_wrong_file_and_caches_nothing(
     with pytest.raises(UnsafeArchiveError, match="not a readable tar archive"):
         paddlehub_cls.cache_add("VGG16.fluid2019", page)  # unpinned, no size: it must be readable
     assert blob_files(cache_env) == [] and not (cache_env / "refs").exists()
+
+    good = tmp_path / "ResNet18_pretrained.tar"
+    good.write_bytes(local_registry[("ResNet18", "fluid2019")])
+    monkeypatch.setenv("PADDLEHUB_CLS_REQUIRE_CHECKSUM", "1")
+    with pytest.raises(DownloadError, match="PADDLEHUB_CLS_REQUIRE_CHECKSUM=1 refuses unpinned files"):
+        paddlehub_cls.cache_add("ResNet18.fluid2019", good)
+    assert blob_files(cache_env) == []

@@ -974,5 +974,6 @@ def test_a_copy_cached_under_another_pin_is_reported_not_hidden(
         hub.download_variant(info, unpinned)
     msg = str(err.value)
     assert "is in no cache" not in msg
-    assert f"sha256:{sha}" in msg and "md5:" + "0" * 32 in msg and str(cache_env / "blobs" / "sha256" / sha) in msg
+    assert f"sha256:{sha}" in msg and "md5:" + "0" * 32 in msg
+    assert str(cache_env / "blobs" / "sha256" / sha) in msg
     assert "PADDLEHUB_CLS_REGISTRY" in msg and cached.is_dir()
