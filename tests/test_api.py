@@ -277,3 +277,29 @@ def test_cache_add_then_offline_load(tmp_path, cache_env, monkeypatch):
     model = phc.load_model("MobileNetV1", weights="paddleclas")
     assert model.load_report.weights == "paddleclas"
     np.testing.assert_array_equal(state(model)["fc.weight"], ours["fc.weight"])
+
+
+def test_with_no_network_load_model_fails_before_importing_paddle(tmp_path, subprocess_env):
+    import json
+    import subprocess
+    import sys
+
+    site = tmp_path / "site.json"
+    url = "http://weights.paddlehub-cls.invalid/ResNet50_pretrained.pdparams"  # RFC 2606: never resolves
+    site.write_text(json.dumps({"schema_version": 1, "models": {
+        "ResNet50": {"weights": {"paddleclas": {"urls": [url]}}}}}))
+    code = (
+        "import sys, logging\n"
+        "import paddlehub_cls\n"
+        "from paddlehub_cls.errors import DownloadError\n"
+        "try:\n"
+        "    paddlehub_cls.load_model('ResNet50', weights='paddleclas')\n"
+        "except DownloadError as exc:\n"
+        "    print('paddle' in sys.modules)\n"
+        "    print(str(exc).splitlines()[1])\n"
+    )
+    env = dict(subprocess_env, PADDLEHUB_CLS_REGISTRY=str(site))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    lines = out.stdout.splitlines()
+    assert lines[0] == "False", out.stderr[-2000:]
+    assert lines[1].startswith(f"  {url}: cannot resolve host weights.paddlehub-cls.invalid ("), lines
