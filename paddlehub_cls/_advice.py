@@ -54,15 +54,18 @@ def download_failed(want: Want, user: CacheRoot, failures: Sequence[str], kept_n
         *other_copy_lines(want, roots_of(user)),
         "Check the network or proxy settings (HTTPS_PROXY), or get the file another way:",
     ]
-    if want.model:
+    if want.model:  # a registry variant: a local file or `cache add` can stand in for the download
         lines.append('  - a weight file you already have: --weights PATH (Python: weights="PATH")')
-    lines += [
-        f"  - a mirror: PADDLEHUB_CLS_MIRROR=BASE (http://, https:// or file://) with the file at "
-        f"{_mirror_path(want)}",
-        f"  - a file downloaded elsewhere (a browser: {want.urls[0]}): "
-        f"paddlehub-cls cache add {name(want)} FILE",
-        "  - only what is already cached, without waiting for the network: PADDLEHUB_CLS_OFFLINE=1",
-    ]
+    lines.append(
+        "  - a mirror: PADDLEHUB_CLS_MIRROR=BASE (http://, https:// or file://) with the file at "
+        + _mirror_path(want)
+    )
+    if want.model:
+        lines.append(
+            f"  - a file downloaded elsewhere (a browser: {want.urls[0]}): "
+            f"paddlehub-cls cache add {name(want)} FILE"
+        )
+    lines.append("  - only what is already cached, without waiting for the network: PADDLEHUB_CLS_OFFLINE=1")
     return "\n".join(lines)
 
 
@@ -84,7 +87,11 @@ def offline_miss(want: Want, roots: Sequence[CacheRoot]) -> str:
             "To get it:",
             f"  - on a machine with internet: {download} && paddlehub-cls cache export bundle.tar {variant}; "
             "here: paddlehub-cls cache import bundle.tar",
-            f"  - the file itself ({want.urls[0]}), copied here: paddlehub-cls cache add {variant} FILE",
+            *(
+                [f"  - the file itself ({want.urls[0]}), copied here: paddlehub-cls cache add {variant} FILE"]
+                if want.model
+                else []
+            ),
             "  - a cache that has it: PADDLEHUB_CLS_SHARED_CACHE=DIR",
             "  - a file:// mirror: PADDLEHUB_CLS_MIRROR=file:///DIR with the file at "
             + _mirror_path(want, "DIR"),

@@ -977,3 +977,13 @@ def test_a_copy_cached_under_another_pin_is_reported_not_hidden(
     assert f"sha256:{sha}" in msg and "md5:" + "0" * 32 in msg
     assert str(cache_env / "blobs" / "sha256" / sha) in msg
     assert "PADDLEHUB_CLS_REGISTRY" in msg and cached.is_dir()
+
+
+def test_a_plain_fetch_failure_suggests_only_what_applies_to_it(cache_env: Path, sleeps: List[float]) -> None:
+    dns, refused = _dead_urls()
+    with pytest.raises(DownloadError) as err:
+        hub.fetch([dns, refused], f"sha256:{SHA}")
+    msg = str(err.value)
+    assert "BASE/weights.paddlehub-cls.invalid/ResNet50_pretrained.tar" in msg
+    assert "PADDLEHUB_CLS_OFFLINE=1" in msg
+    assert "cache add" not in msg and "--weights" not in msg  # both need a registry model
