@@ -226,10 +226,14 @@ def _verify_and_commit(
         except PaddleHubClsError as exc:
             with open(partial.path, "rb") as f:
                 head = f.read(48)
+            page = (
+                "; this looks like a web page: a captive portal, proxy or error page answered with status 200"
+                if head.lstrip()[:1] == b"<"
+                else ""
+            )
             raise _Unreadable(
-                f"the {hashes.size} bytes received are {exc} (they start with {head!r}); a captive portal, "
-                "proxy or error page may have answered with status 200. Nothing was cached and no checksum "
-                "was recorded",
+                f"the {hashes.size} bytes received are {exc} (they start with {head!r}){page}. Nothing was "
+                "cached and no checksum was recorded",
                 exc,
             ) from None
     sha = str(hashes.digest("sha256"))

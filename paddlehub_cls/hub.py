@@ -207,7 +207,10 @@ def readable_check(container: str) -> "_transfer.Check":
             kind = container.split("-")[1]
             if not archive.is_archive(path):
                 raise UnsafeArchiveError(f"not a readable {kind} archive")
-            archive.check_archive(path)  # raises UnsafeArchiveError naming a hostile member
+            try:
+                archive.check_archive(path)
+            except UnsafeArchiveError as exc:
+                raise UnsafeArchiveError(f"an unsafe {kind} archive ({exc})") from None
         elif container == "pdparams":
             head, tail = _ends(path)
             if len(head) < 2 or head[0] != 0x80 or not 2 <= head[1] <= 5:

@@ -868,7 +868,7 @@ def test_html_first_answer_is_not_pinned_and_the_next_call_gets_the_real_file(
         hub.download_variant(info, variant)
     msg = str(err.value)
     assert f"{url}: the {len(HTML)} bytes received are not a readable tar archive" in msg
-    assert "<!DOCTYPE html>" in msg and "no checksum was recorded" in msg
+    assert "<!DOCTYPE html>" in msg and "a captive portal" in msg and "no checksum was recorded" in msg
     assert blobs(cache_env) == [] and not (cache_env / "refs").exists()
     with pytest.warns(UserWarning, match="trusting it on first use"):
         root = hub.download_variant(info, variant)  # no user action in between
@@ -987,3 +987,17 @@ def test_a_plain_fetch_failure_suggests_only_what_applies_to_it(cache_env: Path,
     assert "BASE/weights.paddlehub-cls.invalid/ResNet50_pretrained.tar" in msg
     assert "PADDLEHUB_CLS_OFFLINE=1" in msg
     assert "cache add" not in msg and "--weights" not in msg  # both need a registry model
+
+
+def test_a_hostile_unpinned_archive_is_refused_before_it_is_pinned(
+    cache_env: Path, http_server: FileServer
+) -> None:
+    link = tarfile.TarInfo("ResNet50_pretrained/evil")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    data = tar_bytes({"ResNet50_pretrained/conv1_weights": b"c"}, {"l": link})
+    info, variant = variant_for(http_server.set_file("/evil.tar", data), data, checksum=None, size=None)
+    with pytest.raises(DownloadError, match="are an unsafe tar archive .*'ResNet50_pretrained/evil'") as err:
+        hub.download_variant(info, variant)
+    assert "is a symbolic link" in str(err.value) and "web page" not in str(err.value)
+    assert blobs(cache_env) == [] and not (cache_env / "refs").exists()
+    assert not (cache_env / "unpacked").exists()
