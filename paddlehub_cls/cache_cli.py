@@ -38,6 +38,7 @@ from paddlehub_cls._cache import (
     read_ref,
     read_stamp,
 )
+from paddlehub_cls._messages import message_line
 from paddlehub_cls.errors import CacheError, PaddleHubClsError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -406,8 +407,7 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def _err(msg: str) -> None:
-    # One line, like every paddlehub-cls error, so scripts see the whole message.
-    sys.stderr.write(f"paddlehub-cls: error: {' '.join(str(msg).split())}\n")
+    sys.stderr.write(message_line(msg) + "\n")
 
 
 def run_download(args: argparse.Namespace) -> int:

@@ -19,10 +19,9 @@ import warnings
 from typing import Any, Callable, Optional, Sequence
 
 from paddlehub_cls._listing import SORT_KEYS, find_models, summary
+from paddlehub_cls._messages import PROG, message_line
 from paddlehub_cls.errors import PaddleHubClsError
 from paddlehub_cls.registry import ModelInfo, WeightVariant, load_registry
-
-PROG = "paddlehub-cls"
 
 logger = logging.getLogger(__name__)
 
@@ -235,11 +234,6 @@ def build_parser() -> argparse.ArgumentParser:
     for add in SUBCOMMANDS:
         add(subparsers)
     return parser
-
-
-def message_line(message: Any, kind: str = "error") -> str:
-    """``paddlehub-cls: KIND: MESSAGE`` on one line, so scripts and log scrapers see the whole message."""
-    return f"{PROG}: {kind}: {' '.join(str(message).split())}"
 
 
 def _error(message: str) -> None:

@@ -194,13 +194,14 @@ def iter_predictions(
     error and the others are still classified.
     """
     import numpy as np
-    import paddle
 
     if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
         raise ValueError(f"topk must be a positive int, got {topk!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    # Resolved first: a missing or unreachable weight file fails before the slow paddle import.
     model = _resolve_model(model_or_name, weights)
+    import paddle
     if model.num_classes == 0:
         raise ValueError(
             "this network has no classifier (num_classes=0, a feature extractor); "

@@ -372,3 +372,32 @@ def test_commands_that_import_paddle_filter_its_ccache_warning(tmp_path: Path) -
     assert proc.stderr.splitlines() == [
         f"paddlehub-cls: error: data folder {str(tmp_path / 'nope')!r} does not exist or is not a folder"
     ]
+
+
+def test_predict_without_network_prints_the_ways_out_one_per_line_before_importing_paddle(
+    tmp_path: Path,
+) -> None:
+    # RFC 2606: .invalid never resolves, so this fails at name resolution with no network at all.
+    url = "http://weights.paddlehub-cls.invalid/ResNet50_pretrained.pdparams"
+    entry = json.loads(json.dumps(RAW["ResNet50"]))
+    entry["weights"] = {"site": dict(entry["weights"]["paddleclas"], urls=[url])}
+    entry["default_weights"] = "site"
+    site = tmp_path / "site.json"
+    site.write_text(json.dumps({"schema_version": 1, "models": {"SiteNet": entry}}), encoding="utf-8")
+    code = (
+        "import sys; from paddlehub_cls.cli import main; "
+        f"rc = main(['predict', 'SiteNet', {str(ROOT / 'paddlehub_cls/data/chelsea.png')!r}]); "
+        "print('paddle imported' if 'paddle' in sys.modules else 'paddle not imported'); sys.exit(rc)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PADDLEHUB_CLS_")}
+    env.update(OMP_NUM_THREADS="1", PADDLEHUB_CLS_REGISTRY=str(site), PADDLEHUB_CLS_HOME=str(tmp_path / "cache"))
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and proc.stdout == "paddle not imported\n", proc.stderr
+    first, *rest = proc.stderr.splitlines()
+    assert first.startswith("paddlehub-cls: error: could not download SiteNet weights 'site'")
+    assert rest and all(line.startswith("  ") for line in rest)
+    advice = "\n".join(rest)
+    for way in ("--weights PATH", "PADDLEHUB_CLS_MIRROR=BASE", "paddlehub-cls cache add SiteNet.site FILE",
+                "PADDLEHUB_CLS_OFFLINE=1", "BASE/weights.paddlehub-cls.invalid/ResNet50_pretrained.pdparams"):
+        assert way in advice, way
+    assert "cache import" not in proc.stderr
