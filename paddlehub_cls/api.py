@@ -149,6 +149,25 @@ class LoadReport:
         return "\n".join(lines)
 
 
+def local_weights_path(name: str, weights: PathLike) -> Optional[Path]:
+    """The file or folder that ``weights`` names, or None when it names a registered variant.
+
+    A tag registered for ``name`` always wins, even over a file or folder of that name in
+    the current directory; any other string is a path when it contains a path separator or
+    exists; an ``os.PathLike`` (``Path(...)``) is always a path.
+
+    Raises:
+        UnknownModelError: ``name`` is not in the registry (for a string ``weights``).
+    """
+    if isinstance(weights, os.PathLike):
+        return Path(os.fspath(weights)).expanduser()
+    if weights.lower() in {tag.lower() for tag in _info(load_registry(), name).weights}:
+        return None
+    local = Path(weights).expanduser()
+    separators = [sep for sep in (os.sep, os.altsep) if sep]
+    return local if any(sep in weights for sep in separators) or local.exists() else None
+
+
 def _resolve_weights(
     name: str, weights: Optional[PathLike], pretrained: bool
 ) -> Tuple[ModelInfo, Optional[WeightVariant], Optional[Path]]:
@@ -164,9 +183,8 @@ def _resolve_weights(
     if weights is not None and not isinstance(weights, (str, os.PathLike)):
         raise TypeError(f"weights must be a variant tag or a path, got {weights!r} ({type(weights).__name__})")
     if weights is not None:
-        local = Path(os.fspath(weights)).expanduser()
-        looks_like_path = isinstance(weights, os.PathLike) or os.sep in str(weights) or local.exists()
-        if looks_like_path:
+        local = local_weights_path(name, weights)
+        if local is not None:
             if not local.exists():
                 raise FileNotFoundError(
                     f"weights path {str(local)!r} for {name} does not exist; pass an existing file or "

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from typing import Any, Callable, Optional, Sequence
 
 from paddlehub_cls._listing import SORT_KEYS, find_models, summary
@@ -236,9 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def message_line(message: Any, kind: str = "error") -> str:
+    """``paddlehub-cls: KIND: MESSAGE`` on one line, so scripts and log scrapers see the whole message."""
+    return f"{PROG}: {kind}: {' '.join(str(message).split())}"
+
+
 def _error(message: str) -> None:
-    # One line, so scripts and log scrapers see the whole message.
-    print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    print(message_line(message), file=sys.stderr)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -255,6 +260,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2), format="%(levelname)s %(name)s: %(message)s"
     )
+    # paddle warns on import when no ccache is installed, which only matters for compiling C++
+    # extensions; set before any command imports paddle.
+    warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
     try:
         return int(args.handler(args))
     except BrokenPipeError:

@@ -213,3 +213,40 @@ def test_verified_but_hostile_download_is_quarantined_and_nothing_runs(tmp_path,
     assert not marker.exists()
     assert not (cache_env / "blobs" / "sha256" / sha).exists()
     assert [p.name.split(".")[0] for p in (cache_env / "quarantine").glob("*") if p.suffix != ".json"] == [sha]
+
+
+def test_a_registered_tag_wins_over_a_file_of_that_name_and_a_path_object_is_a_path(
+    tmp_path, cache_env, monkeypatch
+):
+    """weights="paddleclas" is the variant even when ./paddleclas exists; Path("paddleclas") is the file."""
+    import hashlib
+    import json
+
+    variant = phc.model_info("ShuffleNetV2").variant("paddleclas")
+    served = tmp_path / "mirror" / variant.urls[0].split("://", 1)[1]
+    served.parent.mkdir(parents=True)
+    ours = write_source_file("ShuffleNetV2", "paddleclas", served)
+    sha = hashlib.sha256(served.read_bytes()).hexdigest()
+    site = tmp_path / "site.json"
+    site.write_text(json.dumps({"schema_version": 1, "models": {
+        "ShuffleNetV2": {"weights": {"paddleclas": {"checksum": f"sha256:{sha}"}}}}}))
+    monkeypatch.setenv("PADDLEHUB_CLS_REGISTRY", str(site))
+    monkeypatch.setenv("PADDLEHUB_CLS_MIRROR", (tmp_path / "mirror").as_uri())
+    monkeypatch.setenv("PADDLEHUB_CLS_OFFLINE", "1")  # only the file:// mirror can serve it
+    work = tmp_path / "work"
+    work.mkdir()
+    # A file in the current directory that happens to carry the tag's name: paddle.vision layout.
+    mine = write_source_file("ShuffleNetV2", "paddle_vision", work / "paddleclas")
+    monkeypatch.chdir(work)
+
+    tagged = phc.load_model("ShuffleNetV2", weights="paddleclas")
+    assert tagged.load_report.weights == "paddleclas" and tagged.load_report.layout == variant.layout
+    assert tagged.load_report.checksum == f"sha256:{sha}"
+    local = phc.load_model("ShuffleNetV2", weights=Path("paddleclas"))
+    assert local.load_report.weights == "local:paddle_vision"
+    for model, want in ((tagged, ours), (local, mine)):
+        got = state(model)
+        key = "fc.weight"
+        np.testing.assert_array_equal(got[key], want[key])
+    # A string that is no tag of the model is still a path.
+    assert phc.load_model("ShuffleNetV2", weights="./paddleclas").load_report.weights == "local:paddle_vision"

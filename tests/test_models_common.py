@@ -56,6 +56,12 @@ GRAPHS = {
     "resnet50": Graph("resnet50", {}, 2048, (2048, 5, 6)),
     "resnet101": Graph("resnet101", {}, 2048, (2048, 5, 6)),
     "resnet152": Graph("resnet152", {}, 2048, (2048, 5, 6)),
+    "resnet18_vd": Graph("resnet18_vd", {}, 512, (512, 5, 6)),
+    "resnet34_vd": Graph("resnet34_vd", {}, 512, (512, 5, 6)),
+    "resnet50_vd": Graph("resnet50_vd", {}, 2048, (2048, 5, 6)),
+    "resnet101_vd": Graph("resnet101_vd", {}, 2048, (2048, 5, 6)),
+    "resnet152_vd": Graph("resnet152_vd", {}, 2048, (2048, 5, 6)),
+    "resnet200_vd": Graph("resnet200_vd", {}, 2048, (2048, 5, 6)),
     "se_resnext50_32x4d": Graph("se_resnext50_32x4d", FLUID_DROPOUT, 2048, (2048, 5, 6), head_scale=0.5),
     "se_resnext101_32x4d": Graph("se_resnext101_32x4d", FLUID_DROPOUT, 2048, (2048, 5, 6), head_scale=0.5),
     # The 5x6 map is pooled to the 7x7 that fc6 expects (as paddle.vision does).
@@ -76,6 +82,8 @@ GRAPHS = {
 STAGES = {
     "resnet18": (128, [(64, 4), (128, 8), (256, 16), (512, 32)]),
     "resnet50": (128, [(256, 4), (512, 8), (1024, 16), (2048, 32)]),
+    "resnet18_vd": (128, [(64, 4), (128, 8), (256, 16), (512, 32)]),
+    "resnet50_vd": (128, [(256, 4), (512, 8), (1024, 16), (2048, 32)]),
     "se_resnext50_32x4d": (128, [(256, 4), (512, 8), (1024, 16), (2048, 32)]),
     "vgg11": (64, [(64, 2), (128, 4), (256, 8), (512, 16), (512, 32)]),
     "mobilenet_v1": (224, [(64, 2), (128, 4), (256, 8), (512, 16), (1024, 32)]),
@@ -88,6 +96,7 @@ STAGES = {
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
 HEADS = [
     "resnet18",
+    "resnet50_vd",
     "se_resnext50_32x4d",
     "vgg11",
     "mobilenet_v1",
@@ -98,6 +107,7 @@ HEADS = [
 ]
 IN_CHANS = [
     "resnet18",
+    "resnet18_vd",
     "mobilenet_v1",
     "mobilenet_v2-expand",
     "mobilenet_v2-vision",
@@ -122,6 +132,7 @@ SIDE_BY_SIDE = {
 # its own file.
 TRAINING = {
     "resnet18": ("resnet18", {}, 2, 64, "momentum", 0.05, 5, "train"),
+    "resnet18_vd": ("resnet18_vd", {}, 2, 64, "momentum", 0.05, 5, "train"),
     "se_resnext50_32x4d": ("se_resnext50_32x4d", {}, 2, 64, "momentum", 0.01, 6, "train"),
     "mobilenet_v1": ("mobilenet_v1", {}, 2, 64, "momentum", 0.05, 5, "train"),
     "mobilenet_v2": ("mobilenet_v2", {}, 2, 64, "momentum", 0.01, 5, "train"),
