@@ -222,6 +222,20 @@ def test_info_shows_every_variant(capsys: pytest.CaptureFixture[str]) -> None:
     assert any(line.startswith("      accuracy  top-1 72.15%, top-5 90.65%") for line in lines)
 
 
+def test_info_shows_each_variants_eval_recipe_and_a_top1_without_top5(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = _run(capsys, "info", "ResNet50")
+    evals = [line for line in out.splitlines() if line.startswith("      eval      ")]
+    assert rc == 0 and len(evals) == len(RAW["ResNet50"]["weights"])  # one per variant
+    assert any("short side 256 -> crop 224, pil lanczos, RGB, x1/255" in e for e in evals)  # fluid2019
+    assert any("cv2 bilinear" in e and "ResNet/ResNet50.yaml" in e for e in evals)  # PaddleClas config
+    # Many PaddleClas tables publish only top-1: such a variant is shown, not a KeyError.
+    name, tag = next((n, t) for n, e in RAW.items() for t, v in e["weights"].items()
+                     if v.get("metrics") and "top5" not in v["metrics"])
+    rc, out, err = _run(capsys, "info", f"{name}.{tag}")
+    top1 = RAW[name]["weights"][tag]["metrics"]["top1"]
+    assert (rc, err) == (0, "") and f"      accuracy  top-1 {top1}%; source: " in out
+
+
 def test_info_name_dot_tag_shows_one_variant(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = _run(capsys, "info", "VGG16.paddleclas")
     assert rc == 0
