@@ -306,6 +306,11 @@ def load_model(
     if weights is not None:
         pretrained = True
     info, variant, local = _resolve_weights(name, weights, pretrained)
+    if pretrained and local is None:
+        from paddlehub_cls import hub
+
+        # Before paddle is imported (seconds): a download that cannot succeed fails at once.
+        path = hub.download_variant(info, variant, cache_dir=cache_dir, progress=progress)
 
     import paddle
 
@@ -327,7 +332,6 @@ def load_model(
     else:
         from paddlehub_cls import hub
 
-        path = hub.download_variant(info, variant, cache_dir=cache_dir, progress=progress)
         checksum, tag = hub.recorded_checksum(path) or variant.checksum, variant.tag
     try:
         source = _read_source(path, checksum, cache_dir)
