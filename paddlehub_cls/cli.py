@@ -179,7 +179,22 @@ def _info_lines(info: ModelInfo, tags: Sequence[str]) -> list[str]:
         lines.append(f"  weights       default {info.default_weights}")
     for tag in tags:
         lines += _variant_lines(info.weights[tag], tag == info.default_weights)
+        pre = info.preprocess_for(tag)
+        if pre:
+            lines.append(f"      eval      {_describe_preprocess(pre)}")
     return lines
+
+
+def _describe_preprocess(pre: dict[str, Any]) -> str:
+    """A weight file's eval recipe on one line (what ``create_transform`` does for it)."""
+    size = f"short side {pre['resize_size']} -> crop {pre['crop']}" if pre["resize"] == "short" else (
+        f"squash to {pre['resize_size']}"
+    )
+    scale = "1/255" if abs(pre["scale"] - 1 / 255) < 1e-9 else f"{pre['scale']:g}"
+    return (
+        f"{size}, {pre['backend']} {pre['interpolation']}, {pre['channel_order']}, x{scale}, "
+        f"mean {pre['mean']}, std {pre['std']}; source: {pre['source']}"
+    )
 
 
 def _variant_lines(v: WeightVariant, is_default: bool) -> list[str]:
@@ -191,9 +206,11 @@ def _variant_lines(v: WeightVariant, is_default: bool) -> list[str]:
     if v.arch_kwargs:
         out.append(f"      kwargs    {json.dumps(dict(v.arch_kwargs))}")
     if v.metrics:
+        top5 = v.metrics.get("top5")  # many PaddleClas tables publish only top-1
         out.append(
-            f"      accuracy  top-1 {v.metrics['top1']}%, top-5 {v.metrics['top5']}%; "
-            f"source: {v.metrics['source']}"
+            f"      accuracy  top-1 {v.metrics['top1']}%"
+            + (f", top-5 {top5}%" if top5 is not None else "")
+            + f"; source: {v.metrics['source']}"
         )
     if v.source:
         out.append(f"      source    {v.source}")

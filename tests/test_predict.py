@@ -56,7 +56,12 @@ def test_labels_file_is_imagenet():
     assert len(labels) == 1000 and labels[0] == "tench" and labels[281] == "tabby"
 
 
-def test_probabilities_match_a_reference_forward(net):
+def test_probabilities_match_a_reference_forward(net, monkeypatch):
+    from paddlehub_cls.registry import load_registry
+
+    # predict() follows pretrained_cfg["preprocess"]; the 2019 recipe has a hand-written reference.
+    fluid2019 = load_registry().get("ShuffleNetV2").preprocess_for("fluid2019")
+    monkeypatch.setattr(net, "pretrained_cfg", dict(net.pretrained_cfg, preprocess=fluid2019))
     img = chelsea()
     (res,) = predict(net, img, topk=5)
     want = reference_probs(net, img)

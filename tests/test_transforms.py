@@ -217,3 +217,18 @@ def test_bad_preprocess_objects_raise_clear_errors():
         create_transform(PIL_232, weights="paddleclas")
     with pytest.raises(ValueError, match="cannot centre-crop 224x224 from an image of 200x200"):
         create_transform(dict(PIL_232, resize="squash", resize_size=200))(chelsea())
+
+
+def test_pretrained_cfg_of_a_loaded_variant_carries_that_variants_recipe():
+    from types import SimpleNamespace
+
+    from paddlehub_cls.api import _pretrained_cfg
+    from paddlehub_cls.registry import load_registry
+
+    info = load_registry().get("ResNet50")
+    net = SimpleNamespace(num_classes=1000, classifier_attrs=("fc",), first_conv="conv1")
+    fluid = _pretrained_cfg(info, info.variant("fluid2019"), net)
+    assert fluid["tag"] == "fluid2019" and fluid["preprocess"]["interpolation"] == "lanczos"
+    np.testing.assert_allclose(create_transform(fluid)(chelsea()), reader_2019(chelsea()), rtol=0, atol=1e-5)
+    clas = _pretrained_cfg(info, info.variant("paddleclas"), net)
+    assert (clas["preprocess"]["backend"], clas["preprocess"]["interpolation"]) == ("cv2", "bilinear")
