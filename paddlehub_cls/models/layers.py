@@ -189,6 +189,59 @@ class ConvSqueezeExcite(nn.Layer):
         return x * self.gate(self.expand(self.act(self.reduce(s))))
 
 
+class DepthwiseSeparable(nn.Layer):
+    """k x k depthwise conv-BN-act, optional squeeze-excitation, 1x1 conv-BN-act.
+
+    MobileNetV1 (3x3, ReLU, no SE) and PP-LCNet (3x3 or 5x5, hardswish, SE in the last
+    stage). Keys: ``dw.*``, ``se.{reduce,expand}.*`` (with ``se``), ``pw.*``.
+
+    Args:
+        in_channels: input channels (also the depthwise width).
+        out_channels: output channels of the pointwise conv.
+        stride: stride of the depthwise conv.
+        kernel: depthwise kernel size.
+        act: activation after both convs.
+        se: insert a :class:`ConvSqueezeExcite` (reduction 4, ReLU) with this gate
+            (``"hardsigmoid"`` in PP-LCNet) after the depthwise conv; None for none.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int,
+        kernel: int = 3,
+        act: str = "relu",
+        se: Optional[str] = None,
+    ) -> None:
+        super().__init__()
+        self.dw = ConvBNAct(in_channels, in_channels, kernel, stride=stride, groups=in_channels, act=act)
+        self.se = ConvSqueezeExcite(in_channels, gate=se) if se is not None else None
+        self.pw = ConvBNAct(in_channels, out_channels, 1, act=act)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        x = self.dw(x)
+        if self.se is not None:
+            x = self.se(x)
+        return self.pw(x)
+
+
+class PooledConvHead(nn.Layer):
+    """Global average pool, 1x1 conv without bias, activation, flatten: ``(N, C, H, W) -> (N, width)``.
+
+    The pre-logits of MobileNetV3 and PP-LCNet(V2): the widening conv runs on the pooled
+    vector, after the pool. Key: ``conv.weight`` ``[width, C, 1, 1]``.
+    """
+
+    def __init__(self, in_channels: int, width: int, act: str) -> None:
+        super().__init__()
+        self.conv = nn.Conv2D(in_channels, width, 1, weight_attr=conv_weight_attr(width, 1), bias_attr=False)
+        self.act = make_act(act)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return paddle.flatten(self.act(self.conv(nn.functional.adaptive_avg_pool2d(x, 1))), 1)
+
+
 def make_dropout(p: float, mode: str) -> nn.Layer:
     """Dropout in the mode the weights were evaluated with (WEIGHTS_FACTS section 8).
 
