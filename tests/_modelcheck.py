@@ -32,6 +32,7 @@ from oracles.fluid import run_fluid_oracle
 from oracles.paddleclas import run_paddleclas
 from oracles.vision import vision_oracle
 from paddlehub_cls import load_model
+from paddlehub_cls.errors import WeightsMismatchError
 from paddlehub_cls.layouts import get_layout, match_layout
 from paddlehub_cls.models import get_builder
 from paddlehub_cls.registry import load_registry
@@ -57,6 +58,10 @@ __all__ = [
     "train_losses",
     "cleanup",
     "oracles",
+    "shared_oracles",
+    "load_mapped",
+    "assert_logits_differ",
+    "assert_swap_is_caught",
 ]
 
 #: the fixed input of every oracle and fidelity comparison
@@ -144,8 +149,8 @@ def variant_params(family: str, marks: Sequence[Any] = ()) -> List[Any]:
     return params
 
 
-def run_variant_oracle(name: str, tag: str, out_dir: Path) -> OracleResult:
-    """The oracle of a registry variant, by its layout: its weight file and logits on ``X224``.
+def run_variant_oracle(name: str, tag: str, out_dir: Path, x: np.ndarray = X224) -> OracleResult:
+    """The oracle of a registry variant, by its layout: its weight file and logits on ``x``.
 
     paddle.vision builders and PaddleClas modules are named like our architectures
     and families; the 2019 static builder is ``oracles.fluid_<family>.build``.
@@ -153,15 +158,15 @@ def run_variant_oracle(name: str, tag: str, out_dir: Path) -> OracleResult:
     info, variant = REGISTRY.resolve(name, tag)
     layout = variant.layout
     if layout == "paddle_vision":
-        return vision_oracle(info.architecture, {}, out_dir, X224, name=name)
+        return vision_oracle(info.architecture, {}, out_dir, x, name=name)
     if layout in _PADDLECLAS_PACKAGES:
         module = f"{_PADDLECLAS_PACKAGES[layout]}.{info.family}"
-        return run_paddleclas(module, PADDLECLAS_BUILDERS.get(name, name), {}, out_dir, X224)
+        return run_paddleclas(module, PADDLECLAS_BUILDERS.get(name, name), {}, out_dir, x)
     if layout == "fluid2019":
         # The tar's top folder must be the registry's archive_root, "<release>_pretrained".
         release = variant.archive_root[: -len("_pretrained")]
         return run_fluid_oracle(
-            f"oracles.fluid_{info.family}", "build", FLUID_KWARGS.get(name, {}), release, out_dir, X224
+            f"oracles.fluid_{info.family}", "build", FLUID_KWARGS.get(name, {}), release, out_dir, x
         )
     raise AssertionError(f"no oracle for layout {layout!r} of {name}; add one to tests/_modelcheck.py")
 
@@ -215,8 +220,10 @@ def load_as_variant(
     return model
 
 
-def assert_fidelity(model: Any, res: OracleResult, record_property: Optional[Callable] = None) -> float:
-    """A loaded network against its oracle: same counts, every key from the file, same logits.
+def assert_fidelity(
+    model: Any, res: OracleResult, record_property: Optional[Callable] = None, x: np.ndarray = X224
+) -> float:
+    """A loaded network against its oracle (run on ``x``): same counts, every key from the file, same logits.
 
     Returns the max abs logits difference (also recorded as a junit property).
     """
@@ -224,11 +231,62 @@ def assert_fidelity(model: Any, res: OracleResult, record_property: Optional[Cal
     assert trainable(model) == res.extra["num_trainable"]
     assert len(model.state_dict()) == res.num_keys
     assert not model.load_report.filled
-    diff = assert_logits_close(logits_of(model), res.logits)
+    diff = assert_logits_close(logits_of(model, x), res.logits)
     if record_property is not None:
         record_property("max_abs_diff", diff)
         record_property("logits_scale", float(np.abs(res.logits).max()))
     return diff
+
+
+def load_mapped(model: Any, res: OracleResult, family: str, layout: str) -> Any:
+    """Assign the oracle's file to ``model`` through ``layout`` (no cache, no download); returns ``model``."""
+    tensors = {k: np.asarray(v) for k, v in paddle.load(str(res.path)).items()}
+    match = match_layout(model, tensors, layout, family, origin=str(res.path))
+    model.set_state_dict({k: paddle.to_tensor(v) for k, v in match.arrays.items()})
+    return model
+
+
+def assert_logits_differ(model: Any, res: OracleResult, x: np.ndarray = X224) -> float:
+    """``model``'s logits on ``x`` miss the oracle's by 10x the fidelity tolerance or more; returns the distance.
+
+    A saturated gate (random weights drive most SE inputs past the hardsigmoid's corners)
+    moves the logits by well under 1% of their scale, yet far outside what
+    :func:`assert_logits_close` accepts (1e-4 of the scale).
+    """
+    diff = float(np.abs(logits_of(model, x) - res.logits).max())
+    assert diff > 1e-3 * max(1.0, float(np.abs(res.logits).max())), diff
+    return diff
+
+
+def assert_swap_is_caught(
+    builder: str, res: OracleResult, family: str, layout: str, pair: Tuple[str, str], monkeypatch: Any,
+    x: np.ndarray = X224,
+) -> None:
+    """A layout that maps our keys ``pair`` to each other's source names does not pass unnoticed.
+
+    Different shapes: :class:`WeightsMismatchError` naming a source key. Equal shapes: logits
+    far from the oracle's, while the true layout reproduces them on the same network.
+    """
+    from paddlehub_cls import layouts
+
+    a, b = pair
+    model = load_mapped(get_builder(builder)(), res, family, layout)
+    assert_logits_close(logits_of(model, x), res.logits)
+    true_layout = get_layout(family, layout)
+
+    def swapped(net: Any) -> Dict[str, Any]:
+        mapping = dict(true_layout(net))
+        mapping[a], mapping[b] = mapping[b], mapping[a]
+        return mapping
+
+    shapes = model.state_dict()
+    with monkeypatch.context() as patch:  # undone on return: the next call sees the true layout
+        patch.setitem(layouts._LAYOUTS, (family, layout), swapped)
+        if shapes[a].shape != shapes[b].shape:
+            with pytest.raises(WeightsMismatchError, match="mis-shaped"):
+                load_mapped(model, res, family, layout)
+        else:
+            assert_logits_differ(load_mapped(model, res, family, layout), res, x)
 
 
 # --------------------------------------------------------------------------- generic network checks
@@ -368,6 +426,29 @@ def oracles(tmp_path_factory: Any):
         if (name, tag) not in done:
             done[name, tag] = run_variant_oracle(name, tag, root / f"{name}.{tag}")
         return done[name, tag]
+
+    yield get
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def shared_oracles(tmp_path_factory: Any):
+    """``get(name, tag, x)``: one oracle run per architecture and input, shared by its weight variants.
+
+    The variants of one graph (``paddleclas``, ``paddleclas_ssld``, ...) differ only in their
+    values, and the oracle writes random values anyway: the key is the layout, the builder,
+    its kwargs and the input shape, so CI builds each PaddleClas graph once per module.
+    """
+    root = tmp_path_factory.mktemp("shared_oracles")
+    done: Dict[Tuple[Any, ...], OracleResult] = {}
+
+    def get(name: str, tag: str, x: np.ndarray = X224) -> OracleResult:
+        info, variant = REGISTRY.resolve(name, tag)
+        kwargs = json.dumps(info.build_kwargs(tag), sort_keys=True)
+        key = (variant.layout, info.architecture, kwargs, x.shape)
+        if key not in done:
+            done[key] = run_variant_oracle(name, tag, root / f"{name}.{len(done)}", x)
+        return done[key]
 
     yield get
     shutil.rmtree(root, ignore_errors=True)
