@@ -70,6 +70,18 @@ GRAPHS = {
     "googlenet": Graph("googlenet", {}, 1024, (1024, 4, 5), head_scale=0.6),
     "shufflenet_v2_x1_0": Graph("shufflenet_v2_x1_0", {}, 1024, (1024, 5, 6)),
     "shufflenet_v2_swish": Graph("shufflenet_v2_swish", {}, 1024, (1024, 5, 6)),
+    # MobileNetV3: the pre-logits come from a 1x1 conv after pooling, and PaddleClas's
+    # downscale_in_infer dropout (p = 0.2) scales the classifier's input by 0.8 at inference.
+    "mobilenet_v3_small_x0_35": Graph("mobilenet_v3_small_x0_35", {}, 1280, (200, 5, 6), pool_is_mean=False, head_scale=0.8),
+    "mobilenet_v3_small_x0_5": Graph("mobilenet_v3_small_x0_5", {}, 1280, (288, 5, 6), pool_is_mean=False, head_scale=0.8),
+    "mobilenet_v3_small_x0_75": Graph("mobilenet_v3_small_x0_75", {}, 1280, (432, 5, 6), pool_is_mean=False, head_scale=0.8),
+    "mobilenet_v3_small_x1_0": Graph("mobilenet_v3_small_x1_0", {}, 1280, (576, 5, 6), pool_is_mean=False, head_scale=0.8),
+    "mobilenet_v3_small_x1_25": Graph("mobilenet_v3_small_x1_25", {}, 1280, (720, 5, 6), pool_is_mean=False, head_scale=0.8),
+    "mobilenet_v3_large_x0_35": Graph("mobilenet_v3_large_x0_35", {}, 1280, (336, 5, 6), pool_is_mean=False, head_scale=0.8),
+    "mobilenet_v3_large_x0_5": Graph("mobilenet_v3_large_x0_5", {}, 1280, (480, 5, 6), pool_is_mean=False, head_scale=0.8),
+    "mobilenet_v3_large_x0_75": Graph("mobilenet_v3_large_x0_75", {}, 1280, (720, 5, 6), pool_is_mean=False, head_scale=0.8),
+    "mobilenet_v3_large_x1_0": Graph("mobilenet_v3_large_x1_0", {}, 1280, (960, 5, 6), pool_is_mean=False, head_scale=0.8),
+    "mobilenet_v3_large_x1_25": Graph("mobilenet_v3_large_x1_25", {}, 1280, (1200, 5, 6), pool_is_mean=False, head_scale=0.8),
 }
 
 # graph -> (input side, (channels, reduction) of each feature_info stage)
@@ -83,6 +95,9 @@ STAGES = {
     "mobilenet_v2-vision": (224, [(16, 2), (24, 4), (32, 8), (96, 16), (1280, 32)]),
     "googlenet": (192, [(64, 2), (192, 4), (480, 8), (832, 16), (1024, 32)]),
     "shufflenet_v2_x1_0": (128, [(24, 2), (116, 8), (232, 16), (464, 32), (1024, 32)]),
+    "mobilenet_v3_large_x1_0": (128, [(16, 2), (24, 4), (40, 8), (112, 16), (160, 32)]),
+    # Block 0 of the small network has stride 2: the stem's output is the stride-2 stage.
+    "mobilenet_v3_small_x1_0": (128, [(16, 2), (16, 4), (24, 8), (48, 16), (96, 32)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -95,6 +110,8 @@ HEADS = [
     "mobilenet_v2-vision",
     "shufflenet_v2_x1_0",
     "shufflenet_v2_swish",
+    "mobilenet_v3_large_x1_0",
+    "mobilenet_v3_small_x0_35",
 ]
 IN_CHANS = [
     "resnet18",
@@ -103,6 +120,7 @@ IN_CHANS = [
     "mobilenet_v2-vision",
     "googlenet",
     "shufflenet_v2_swish",
+    "mobilenet_v3_small_x0_35",
 ]
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
@@ -112,6 +130,10 @@ SIDE_BY_SIDE = {
     "mobilenet": [("mobilenet_v1", {}), ("mobilenet_v1", {}), ("mobilenet_v2", {})],
     "googlenet": [("googlenet", {}), ("googlenet", {})],
     "shufflenet": [("shufflenet_v2_x1_0", {}), ("shufflenet_v2_x1_0", {}), ("shufflenet_v2_swish", {})],
+    "mobile": [
+        ("mobilenet_v3_small_x0_35", {}),
+        ("mobilenet_v3_small_x0_35", {}),
+    ],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -128,6 +150,7 @@ TRAINING = {
     "vgg11": ("vgg11", {}, 2, 32, "sgd", 0.01, 3, "eval"),
     "shufflenet_v2_x1_0": ("shufflenet_v2_x1_0", {}, 4, 64, "momentum", 0.05, 6, "train"),
     "shufflenet_v2_swish": ("shufflenet_v2_swish", {}, 4, 64, "momentum", 0.05, 6, "train"),
+    "mobilenet_v3_small_x0_35": ("mobilenet_v3_small_x0_35", {}, 4, 64, "momentum", 0.05, 6, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives
