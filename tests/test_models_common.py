@@ -70,7 +70,7 @@ GRAPHS = {
     "googlenet": Graph("googlenet", {}, 1024, (1024, 4, 5), head_scale=0.6),
     "shufflenet_v2_x1_0": Graph("shufflenet_v2_x1_0", {}, 1024, (1024, 5, 6)),
     "shufflenet_v2_swish": Graph("shufflenet_v2_swish", {}, 1024, (1024, 5, 6)),
-    # MobileNetV3: the pre-logits come from a 1x1 conv after pooling, and PaddleClas's
+    # MobileNetV3 / PP-LCNet: the pre-logits come from a 1x1 conv after pooling, and PaddleClas's
     # downscale_in_infer dropout (p = 0.2) scales the classifier's input by 0.8 at inference.
     "mobilenet_v3_small_x0_35": Graph("mobilenet_v3_small_x0_35", {}, 1280, (200, 5, 6), pool_is_mean=False, head_scale=0.8),
     "mobilenet_v3_small_x0_5": Graph("mobilenet_v3_small_x0_5", {}, 1280, (288, 5, 6), pool_is_mean=False, head_scale=0.8),
@@ -82,6 +82,14 @@ GRAPHS = {
     "mobilenet_v3_large_x0_75": Graph("mobilenet_v3_large_x0_75", {}, 1280, (720, 5, 6), pool_is_mean=False, head_scale=0.8),
     "mobilenet_v3_large_x1_0": Graph("mobilenet_v3_large_x1_0", {}, 1280, (960, 5, 6), pool_is_mean=False, head_scale=0.8),
     "mobilenet_v3_large_x1_25": Graph("mobilenet_v3_large_x1_25", {}, 1280, (1200, 5, 6), pool_is_mean=False, head_scale=0.8),
+    "pplcnet_x0_25": Graph("pplcnet_x0_25", {}, 1280, (128, 5, 6), pool_is_mean=False, head_scale=0.8),
+    "pplcnet_x0_35": Graph("pplcnet_x0_35", {}, 1280, (176, 5, 6), pool_is_mean=False, head_scale=0.8),
+    "pplcnet_x0_5": Graph("pplcnet_x0_5", {}, 1280, (256, 5, 6), pool_is_mean=False, head_scale=0.8),
+    "pplcnet_x0_75": Graph("pplcnet_x0_75", {}, 1280, (384, 5, 6), pool_is_mean=False, head_scale=0.8),
+    "pplcnet_x1_0": Graph("pplcnet_x1_0", {}, 1280, (512, 5, 6), pool_is_mean=False, head_scale=0.8),
+    "pplcnet_x1_5": Graph("pplcnet_x1_5", {}, 1280, (768, 5, 6), pool_is_mean=False, head_scale=0.8),
+    "pplcnet_x2_0": Graph("pplcnet_x2_0", {}, 1280, (1024, 5, 6), pool_is_mean=False, head_scale=0.8),
+    "pplcnet_x2_5": Graph("pplcnet_x2_5", {}, 1280, (1280, 5, 6), pool_is_mean=False, head_scale=0.8),
 }
 
 # graph -> (input side, (channels, reduction) of each feature_info stage)
@@ -98,6 +106,9 @@ STAGES = {
     "mobilenet_v3_large_x1_0": (128, [(16, 2), (24, 4), (40, 8), (112, 16), (160, 32)]),
     # Block 0 of the small network has stride 2: the stem's output is the stride-2 stage.
     "mobilenet_v3_small_x1_0": (128, [(16, 2), (16, 4), (24, 8), (48, 16), (96, 32)]),
+    "pplcnet_x1_0": (128, [(32, 2), (64, 4), (128, 8), (256, 16), (512, 32)]),
+    # 32 * 0.35 = 11.2 rounds to 8, more than 10% below: 16.
+    "pplcnet_x0_35": (128, [(16, 2), (24, 4), (48, 8), (88, 16), (176, 32)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -112,6 +123,7 @@ HEADS = [
     "shufflenet_v2_swish",
     "mobilenet_v3_large_x1_0",
     "mobilenet_v3_small_x0_35",
+    "pplcnet_x0_25",
 ]
 IN_CHANS = [
     "resnet18",
@@ -121,6 +133,7 @@ IN_CHANS = [
     "googlenet",
     "shufflenet_v2_swish",
     "mobilenet_v3_small_x0_35",
+    "pplcnet_x0_25",
 ]
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
@@ -133,6 +146,7 @@ SIDE_BY_SIDE = {
     "mobile": [
         ("mobilenet_v3_small_x0_35", {}),
         ("mobilenet_v3_small_x0_35", {}),
+        ("pplcnet_x0_25", {}),
     ],
 }
 
@@ -151,6 +165,7 @@ TRAINING = {
     "shufflenet_v2_x1_0": ("shufflenet_v2_x1_0", {}, 4, 64, "momentum", 0.05, 6, "train"),
     "shufflenet_v2_swish": ("shufflenet_v2_swish", {}, 4, 64, "momentum", 0.05, 6, "train"),
     "mobilenet_v3_small_x0_35": ("mobilenet_v3_small_x0_35", {}, 4, 64, "momentum", 0.05, 6, "train"),
+    "pplcnet_x0_25": ("pplcnet_x0_25", {}, 4, 64, "momentum", 0.05, 6, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives
