@@ -38,7 +38,9 @@ def _acc(variant: Optional[Dict[str, Any]]) -> str:
     metrics = (variant or {}).get("metrics")
     if not metrics:
         return "n/a" if variant else ""
-    return f"{metrics['top1']:.2f} / {metrics['top5']:.2f}"
+    # PaddleClas's model tables give top-1 only for most of its zoo: "-" marks the missing top-5.
+    top5 = f"{metrics['top5']:.2f}" if metrics.get("top5") is not None else "-"
+    return f"{metrics['top1']:.2f} / {top5}"
 
 
 def render_table(models: Dict[str, Dict[str, Any]]) -> str:
