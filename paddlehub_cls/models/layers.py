@@ -8,6 +8,8 @@ from typing import Any, Optional
 import paddle
 from paddle import nn
 
+from paddlehub_cls.models._base import ClassifierNet, make_linear
+
 # The 2019 fluid batch_norm defaults; Paddle's nn.BatchNorm2D uses the same values.
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
@@ -177,8 +179,10 @@ class ConvSqueezeExcite(nn.Layer):
         hidden_channels: Optional[int] = None,
     ) -> None:
         super().__init__()
-        if hidden_channels is None:
-            hidden_channels = channels // reduction if divisor is None else make_divisible(channels / reduction, divisor)
+        if hidden_channels is None and divisor is not None:
+            hidden_channels = make_divisible(channels / reduction, divisor)
+        elif hidden_channels is None:
+            hidden_channels = channels // reduction
         self.reduce = nn.Conv2D(channels, hidden_channels, 1)
         self.act = make_act(act)
         self.expand = nn.Conv2D(hidden_channels, channels, 1)
@@ -240,6 +244,33 @@ class PooledConvHead(nn.Layer):
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         return paddle.flatten(self.act(self.conv(nn.functional.adaptive_avg_pool2d(x, 1))), 1)
+
+
+class ConvHeadNet(ClassifierNet):
+    """Base of the networks whose head is :class:`PooledConvHead`, dropout and ``fc``.
+
+    MobileNetV3, PP-LCNet and PP-LCNetV2. A subclass builds its trunk, calls
+    :meth:`_init_head` and implements ``forward_features``.
+    """
+
+    classifier_attrs = ("fc",)
+
+    def _init_head(
+        self, in_channels: int, width: int, act: str, num_classes: int, dropout: float, dropout_mode: str
+    ) -> None:
+        self.head = PooledConvHead(in_channels, width, act)
+        self.drop = make_dropout(dropout, dropout_mode)
+        self.num_features = width
+        self.fc = make_linear(width, num_classes)
+        self.num_classes = num_classes
+
+    def forward_head(self, x: paddle.Tensor, pre_logits: bool = False) -> paddle.Tensor:
+        x = self.head(x)
+        # The inference-time dropout scale belongs to the classifier's input, so pre-logits
+        # (pre_logits, or no classifier) are returned unscaled.
+        if pre_logits or self.num_classes == 0:
+            return x
+        return self.fc(self.drop(x))
 
 
 def make_dropout(p: float, mode: str) -> nn.Layer:

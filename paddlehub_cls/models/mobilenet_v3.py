@@ -23,9 +23,9 @@ from typing import Any, Dict, Sequence, Tuple
 import paddle
 from paddle import nn
 
-from paddlehub_cls.models._base import ClassifierNet, check_num_classes, make_linear
+from paddlehub_cls.models._base import check_num_classes
 from paddlehub_cls.models._registry import register_model
-from paddlehub_cls.models.layers import ConvBNAct, ConvSqueezeExcite, PooledConvHead, make_divisible, make_dropout
+from paddlehub_cls.models.layers import ConvBNAct, ConvHeadNet, ConvSqueezeExcite, make_divisible
 
 # (kernel, expanded width, output width, SE, activation, stride) of each block.
 BlockCfg = Tuple[int, int, int, bool, str, int]
@@ -76,7 +76,14 @@ class InvertedResidual(nn.Layer):
     """
 
     def __init__(
-        self, in_channels: int, mid_channels: int, out_channels: int, kernel: int, stride: int, se: bool, act: str
+        self,
+        in_channels: int,
+        mid_channels: int,
+        out_channels: int,
+        kernel: int,
+        stride: int,
+        se: bool,
+        act: str,
     ) -> None:
         super().__init__()
         self.expand = ConvBNAct(in_channels, mid_channels, 1, act=act)
@@ -97,7 +104,7 @@ class InvertedResidual(nn.Layer):
         return x + y if self.use_residual else y
 
 
-class MobileNetV3(ClassifierNet):
+class MobileNetV3(ConvHeadNet):
     """MobileNetV3 small or large at a width multiplier.
 
     Args:
@@ -110,7 +117,6 @@ class MobileNetV3(ClassifierNet):
             inference) or ``"upscale_in_train"`` (the identity at inference).
     """
 
-    classifier_attrs = ("fc",)
     first_conv = "stem.conv"
 
     def __init__(
@@ -143,22 +149,10 @@ class MobileNetV3(ClassifierNet):
         self.blocks = nn.Sequential(*blocks)
         feature_width = make_divisible(FEATURE_WIDTHS[size] * scale)
         self.conv_feature = ConvBNAct(in_c, feature_width, 1, act="hardswish")
-        self.head = PooledConvHead(feature_width, HEAD_WIDTH, "hardswish")
-        self.drop = make_dropout(dropout, dropout_mode)
-        self.num_features = HEAD_WIDTH
-        self.fc = make_linear(HEAD_WIDTH, num_classes)
-        self.num_classes = num_classes
+        self._init_head(feature_width, HEAD_WIDTH, "hardswish", num_classes, dropout, dropout_mode)
 
     def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
         return self.conv_feature(self.blocks(self.stem(x)))
-
-    def forward_head(self, x: paddle.Tensor, pre_logits: bool = False) -> paddle.Tensor:
-        x = self.head(x)
-        # The inference-time dropout scale belongs to the classifier's input, so pre-logits
-        # (pre_logits, or no classifier) are returned unscaled.
-        if pre_logits or self.num_classes == 0:
-            return x
-        return self.fc(self.drop(x))
 
 
 def _builder(size: str, scale: float) -> Any:

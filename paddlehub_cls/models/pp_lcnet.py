@@ -21,9 +21,9 @@ from typing import Any, Sequence, Tuple
 import paddle
 from paddle import nn
 
-from paddlehub_cls.models._base import ClassifierNet, check_num_classes, make_linear
+from paddlehub_cls.models._base import check_num_classes
 from paddlehub_cls.models._registry import register_model
-from paddlehub_cls.models.layers import ConvBNAct, DepthwiseSeparable, PooledConvHead, make_divisible, make_dropout
+from paddlehub_cls.models.layers import ConvBNAct, ConvHeadNet, DepthwiseSeparable, make_divisible
 
 # Per stage, (kernel, output width, stride, SE) of each block; the input width is the previous output.
 StageCfg = Sequence[Tuple[int, int, int, bool]]
@@ -39,7 +39,7 @@ HEAD_WIDTH = 1280
 ACT = "hardswish"
 
 
-class PPLCNet(ClassifierNet):
+class PPLCNet(ConvHeadNet):
     """PP-LCNet at a width multiplier.
 
     Args:
@@ -51,7 +51,6 @@ class PPLCNet(ClassifierNet):
             inference) or ``"upscale_in_train"`` (the identity at inference).
     """
 
-    classifier_attrs = ("fc",)
     first_conv = "stem.conv"
 
     def __init__(
@@ -72,28 +71,18 @@ class PPLCNet(ClassifierNet):
             blocks = []
             for k, c, stride, se in config:
                 out_c = make_divisible(c * scale)
-                blocks.append(DepthwiseSeparable(in_c, out_c, stride, k, act=ACT, se="hardsigmoid" if se else None))
+                blocks.append(
+                    DepthwiseSeparable(in_c, out_c, stride, k, act=ACT, se="hardsigmoid" if se else None)
+                )
                 reduction *= stride
                 in_c = out_c
             stages.append(nn.Sequential(*blocks))
             self.feature_info.append({"module": f"stages.{s}", "num_chs": in_c, "reduction": reduction})
         self.stages = nn.Sequential(*stages)
-        self.head = PooledConvHead(in_c, HEAD_WIDTH, ACT)
-        self.drop = make_dropout(dropout, dropout_mode)
-        self.num_features = HEAD_WIDTH
-        self.fc = make_linear(HEAD_WIDTH, num_classes)
-        self.num_classes = num_classes
+        self._init_head(in_c, HEAD_WIDTH, ACT, num_classes, dropout, dropout_mode)
 
     def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
         return self.stages(self.stem(x))
-
-    def forward_head(self, x: paddle.Tensor, pre_logits: bool = False) -> paddle.Tensor:
-        x = self.head(x)
-        # The inference-time dropout scale belongs to the classifier's input, so pre-logits
-        # (pre_logits, or no classifier) are returned unscaled.
-        if pre_logits or self.num_classes == 0:
-            return x
-        return self.fc(self.drop(x))
 
 
 def _builder(scale: float) -> Any:
@@ -103,9 +92,7 @@ def _builder(scale: float) -> Any:
         return PPLCNet(scale, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
     build.__name__ = build.__qualname__ = f"pplcnet_x{suffix}"
-    build.__doc__ = (
-        f"PP-LCNet x{scale} (PaddleClas ``PPLCNet_x{suffix}``). Keyword arguments: ``dropout``, ``dropout_mode``."
-    )
+    build.__doc__ = f"PP-LCNet x{scale}, PaddleClas ``PPLCNet_x{suffix}``; kwargs go to :class:`PPLCNet`."
     return register_model(build)
 
 

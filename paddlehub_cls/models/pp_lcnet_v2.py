@@ -29,16 +29,9 @@ from typing import Any, Dict, Sequence, Tuple
 import paddle
 from paddle import nn
 
-from paddlehub_cls.models._base import ClassifierNet, check_num_classes, make_linear
+from paddlehub_cls.models._base import check_num_classes
 from paddlehub_cls.models._registry import register_model
-from paddlehub_cls.models.layers import (
-    ConvBNAct,
-    ConvSqueezeExcite,
-    PooledConvHead,
-    make_act,
-    make_divisible,
-    make_dropout,
-)
+from paddlehub_cls.models.layers import ConvBNAct, ConvHeadNet, ConvSqueezeExcite, make_act, make_divisible
 
 # Per stage: (input width, kernel, split pointwise conv, re-parameterisable, SE, residual).
 STAGES: Sequence[Tuple[int, int, bool, bool, bool, bool]] = (
@@ -83,7 +76,10 @@ class RepDepthwiseSeparable(nn.Layer):
         if rep:
             kernels = [k for k in range(kernel, 0, -2) if k > 1 or stride == 1]
             self.dw_branches = nn.LayerList(
-                [ConvBNAct(in_channels, in_channels, k, stride=stride, groups=in_channels, act=None) for k in kernels]
+                [
+                    ConvBNAct(in_channels, in_channels, k, stride=stride, groups=in_channels, act=None)
+                    for k in kernels
+                ]
             )
             self.dw_fused = nn.Conv2D(
                 in_channels, in_channels, kernel, stride=stride, padding=(kernel - 1) // 2, groups=in_channels
@@ -136,7 +132,7 @@ class RepDepthwiseSeparable(nn.Layer):
         self.fused = True
 
 
-class PPLCNetV2(ClassifierNet):
+class PPLCNetV2(ConvHeadNet):
     """PP-LCNetV2 of a given size.
 
     Args:
@@ -148,7 +144,6 @@ class PPLCNetV2(ClassifierNet):
             inference) or ``"upscale_in_train"`` (the identity at inference).
     """
 
-    classifier_attrs = ("fc",)
     first_conv = "stem.0.conv"
 
     def __init__(
@@ -182,22 +177,10 @@ class PPLCNetV2(ClassifierNet):
             stages.append(nn.Sequential(*blocks))
             self.feature_info.append({"module": f"stages.{s}", "num_chs": out_c, "reduction": reduction})
         self.stages = nn.Sequential(*stages)
-        self.head = PooledConvHead(in_c, HEAD_WIDTH, ACT)
-        self.drop = make_dropout(dropout, dropout_mode)
-        self.num_features = HEAD_WIDTH
-        self.fc = make_linear(HEAD_WIDTH, num_classes)
-        self.num_classes = num_classes
+        self._init_head(in_c, HEAD_WIDTH, ACT, num_classes, dropout, dropout_mode)
 
     def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
         return self.stages(self.stem(x))
-
-    def forward_head(self, x: paddle.Tensor, pre_logits: bool = False) -> paddle.Tensor:
-        x = self.head(x)
-        # The inference-time dropout scale belongs to the classifier's input, so pre-logits
-        # (pre_logits, or no classifier) are returned unscaled.
-        if pre_logits or self.num_classes == 0:
-            return x
-        return self.fc(self.drop(x))
 
     def fuse(self) -> "PPLCNetV2":
         """Fold every re-parameterisable depthwise conv into one biased conv (deploy form); returns self.
@@ -216,9 +199,7 @@ def _builder(size: str) -> Any:
         return PPLCNetV2(size, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
     build.__name__ = build.__qualname__ = f"pplcnet_v2_{size}"
-    build.__doc__ = (
-        f"PP-LCNetV2 {size} (PaddleClas ``PPLCNetV2_{size}``). Keyword arguments: ``dropout``, ``dropout_mode``."
-    )
+    build.__doc__ = f"PP-LCNetV2 {size}, PaddleClas ``PPLCNetV2_{size}``; kwargs go to :class:`PPLCNetV2`."
     return register_model(build)
 
 
