@@ -62,6 +62,7 @@ __all__ = [
     "load_mapped",
     "assert_logits_differ",
     "assert_swap_is_caught",
+    "assert_load_options_work",
 ]
 
 #: the fixed input of every oracle and fidelity comparison
@@ -247,7 +248,7 @@ def load_mapped(model: Any, res: OracleResult, family: str, layout: str) -> Any:
 
 
 def assert_logits_differ(model: Any, res: OracleResult, x: np.ndarray = X224) -> float:
-    """``model``'s logits on ``x`` miss the oracle's by 10x the fidelity tolerance or more; returns the distance.
+    """``model``'s logits on ``x`` miss the oracle's by 10x the fidelity tolerance or more; returns the gap.
 
     A saturated gate (random weights drive most SE inputs past the hardsigmoid's corners)
     moves the logits by well under 1% of their scale, yet far outside what
@@ -287,6 +288,31 @@ def assert_swap_is_caught(
                 load_mapped(model, res, family, layout)
         else:
             assert_logits_differ(load_mapped(model, res, family, layout), res, x)
+
+
+def assert_load_options_work(
+    name: str, tag: str, res: OracleResult, tmp_path: Path, monkeypatch: Any, x: np.ndarray = X224
+) -> None:
+    """``load_model`` of the oracle's file as ``name.tag`` with ``num_classes=10``, ``in_chans=1``
+    and ``features_only=True``: a new head over the same features, a one-channel stem, the stage maps.
+    """
+    full = load_as_variant(name, tag, res.path, tmp_path, monkeypatch)
+    cache = tmp_path / "cache"  # load_as_variant's: the file is cached (and trusted) from here on
+    ten = load_model(name, weights=tag, num_classes=10, cache_dir=cache)
+    assert_new_head_keeps_the_rest(full, ten, full.classifier_keys())
+    gray = load_model(name, weights=tag, in_chans=1, cache_dir=cache)
+    first = f"{full.first_conv}.weight"
+    summed = full.state_dict()[first].numpy().sum(axis=1)
+    np.testing.assert_allclose(gray.state_dict()[first].numpy()[:, 0], summed, rtol=1e-5, atol=1e-6)
+    assert logits_of(gray, x[:, :1]).shape == (1, 1000)
+    feats = load_model(name, weights=tag, features_only=True, cache_dir=cache)
+    feats.eval()
+    with paddle.no_grad():
+        maps = feats(paddle.to_tensor(x))
+    side = x.shape[-1]
+    assert [(m.shape[1], side // m.shape[-1]) for m in maps] == [
+        (i["num_chs"], i["reduction"]) for i in full.feature_info
+    ]
 
 
 # --------------------------------------------------------------------------- generic network checks

@@ -50,6 +50,10 @@ class Graph(NamedTuple):
     head_scale: float = 1.0
 
 
+# MobileNetV3 / PP-LCNet(V2) heads: a 1x1 conv after pooling gives the pre-logits, and PaddleClas's
+# downscale_in_infer dropout (p = 0.2) scales the classifier's input by 0.8 at inference.
+CONV_HEAD = {"pool_is_mean": False, "head_scale": 0.8}
+
 GRAPHS = {
     "resnet18": Graph("resnet18", {}, 512, (512, 5, 6)),
     "resnet34": Graph("resnet34", {}, 512, (512, 5, 6)),
@@ -70,29 +74,27 @@ GRAPHS = {
     "googlenet": Graph("googlenet", {}, 1024, (1024, 4, 5), head_scale=0.6),
     "shufflenet_v2_x1_0": Graph("shufflenet_v2_x1_0", {}, 1024, (1024, 5, 6)),
     "shufflenet_v2_swish": Graph("shufflenet_v2_swish", {}, 1024, (1024, 5, 6)),
-    # MobileNetV3 / PP-LCNet(V2): the pre-logits come from a 1x1 conv after pooling, and PaddleClas's
-    # downscale_in_infer dropout (p = 0.2) scales the classifier's input by 0.8 at inference.
-    "mobilenet_v3_small_x0_35": Graph("mobilenet_v3_small_x0_35", {}, 1280, (200, 5, 6), pool_is_mean=False, head_scale=0.8),
-    "mobilenet_v3_small_x0_5": Graph("mobilenet_v3_small_x0_5", {}, 1280, (288, 5, 6), pool_is_mean=False, head_scale=0.8),
-    "mobilenet_v3_small_x0_75": Graph("mobilenet_v3_small_x0_75", {}, 1280, (432, 5, 6), pool_is_mean=False, head_scale=0.8),
-    "mobilenet_v3_small_x1_0": Graph("mobilenet_v3_small_x1_0", {}, 1280, (576, 5, 6), pool_is_mean=False, head_scale=0.8),
-    "mobilenet_v3_small_x1_25": Graph("mobilenet_v3_small_x1_25", {}, 1280, (720, 5, 6), pool_is_mean=False, head_scale=0.8),
-    "mobilenet_v3_large_x0_35": Graph("mobilenet_v3_large_x0_35", {}, 1280, (336, 5, 6), pool_is_mean=False, head_scale=0.8),
-    "mobilenet_v3_large_x0_5": Graph("mobilenet_v3_large_x0_5", {}, 1280, (480, 5, 6), pool_is_mean=False, head_scale=0.8),
-    "mobilenet_v3_large_x0_75": Graph("mobilenet_v3_large_x0_75", {}, 1280, (720, 5, 6), pool_is_mean=False, head_scale=0.8),
-    "mobilenet_v3_large_x1_0": Graph("mobilenet_v3_large_x1_0", {}, 1280, (960, 5, 6), pool_is_mean=False, head_scale=0.8),
-    "mobilenet_v3_large_x1_25": Graph("mobilenet_v3_large_x1_25", {}, 1280, (1200, 5, 6), pool_is_mean=False, head_scale=0.8),
-    "pplcnet_x0_25": Graph("pplcnet_x0_25", {}, 1280, (128, 5, 6), pool_is_mean=False, head_scale=0.8),
-    "pplcnet_x0_35": Graph("pplcnet_x0_35", {}, 1280, (176, 5, 6), pool_is_mean=False, head_scale=0.8),
-    "pplcnet_x0_5": Graph("pplcnet_x0_5", {}, 1280, (256, 5, 6), pool_is_mean=False, head_scale=0.8),
-    "pplcnet_x0_75": Graph("pplcnet_x0_75", {}, 1280, (384, 5, 6), pool_is_mean=False, head_scale=0.8),
-    "pplcnet_x1_0": Graph("pplcnet_x1_0", {}, 1280, (512, 5, 6), pool_is_mean=False, head_scale=0.8),
-    "pplcnet_x1_5": Graph("pplcnet_x1_5", {}, 1280, (768, 5, 6), pool_is_mean=False, head_scale=0.8),
-    "pplcnet_x2_0": Graph("pplcnet_x2_0", {}, 1280, (1024, 5, 6), pool_is_mean=False, head_scale=0.8),
-    "pplcnet_x2_5": Graph("pplcnet_x2_5", {}, 1280, (1280, 5, 6), pool_is_mean=False, head_scale=0.8),
-    "pplcnet_v2_small": Graph("pplcnet_v2_small", {}, 1280, (768, 5, 6), pool_is_mean=False, head_scale=0.8),
-    "pplcnet_v2_base": Graph("pplcnet_v2_base", {}, 1280, (1024, 5, 6), pool_is_mean=False, head_scale=0.8),
-    "pplcnet_v2_large": Graph("pplcnet_v2_large", {}, 1280, (1280, 5, 6), pool_is_mean=False, head_scale=0.8),
+    "mobilenet_v3_small_x0_35": Graph("mobilenet_v3_small_x0_35", {}, 1280, (200, 5, 6), **CONV_HEAD),
+    "mobilenet_v3_small_x0_5": Graph("mobilenet_v3_small_x0_5", {}, 1280, (288, 5, 6), **CONV_HEAD),
+    "mobilenet_v3_small_x0_75": Graph("mobilenet_v3_small_x0_75", {}, 1280, (432, 5, 6), **CONV_HEAD),
+    "mobilenet_v3_small_x1_0": Graph("mobilenet_v3_small_x1_0", {}, 1280, (576, 5, 6), **CONV_HEAD),
+    "mobilenet_v3_small_x1_25": Graph("mobilenet_v3_small_x1_25", {}, 1280, (720, 5, 6), **CONV_HEAD),
+    "mobilenet_v3_large_x0_35": Graph("mobilenet_v3_large_x0_35", {}, 1280, (336, 5, 6), **CONV_HEAD),
+    "mobilenet_v3_large_x0_5": Graph("mobilenet_v3_large_x0_5", {}, 1280, (480, 5, 6), **CONV_HEAD),
+    "mobilenet_v3_large_x0_75": Graph("mobilenet_v3_large_x0_75", {}, 1280, (720, 5, 6), **CONV_HEAD),
+    "mobilenet_v3_large_x1_0": Graph("mobilenet_v3_large_x1_0", {}, 1280, (960, 5, 6), **CONV_HEAD),
+    "mobilenet_v3_large_x1_25": Graph("mobilenet_v3_large_x1_25", {}, 1280, (1200, 5, 6), **CONV_HEAD),
+    "pplcnet_x0_25": Graph("pplcnet_x0_25", {}, 1280, (128, 5, 6), **CONV_HEAD),
+    "pplcnet_x0_35": Graph("pplcnet_x0_35", {}, 1280, (176, 5, 6), **CONV_HEAD),
+    "pplcnet_x0_5": Graph("pplcnet_x0_5", {}, 1280, (256, 5, 6), **CONV_HEAD),
+    "pplcnet_x0_75": Graph("pplcnet_x0_75", {}, 1280, (384, 5, 6), **CONV_HEAD),
+    "pplcnet_x1_0": Graph("pplcnet_x1_0", {}, 1280, (512, 5, 6), **CONV_HEAD),
+    "pplcnet_x1_5": Graph("pplcnet_x1_5", {}, 1280, (768, 5, 6), **CONV_HEAD),
+    "pplcnet_x2_0": Graph("pplcnet_x2_0", {}, 1280, (1024, 5, 6), **CONV_HEAD),
+    "pplcnet_x2_5": Graph("pplcnet_x2_5", {}, 1280, (1280, 5, 6), **CONV_HEAD),
+    "pplcnet_v2_small": Graph("pplcnet_v2_small", {}, 1280, (768, 5, 6), **CONV_HEAD),
+    "pplcnet_v2_base": Graph("pplcnet_v2_base", {}, 1280, (1024, 5, 6), **CONV_HEAD),
+    "pplcnet_v2_large": Graph("pplcnet_v2_large", {}, 1280, (1280, 5, 6), **CONV_HEAD),
 }
 
 # graph -> (input side, (channels, reduction) of each feature_info stage)

@@ -22,6 +22,7 @@ from _modelcheck import (  # noqa: E402, F401  (cleanup and shared_oracles are f
     REGISTRY,
     X224,
     assert_fidelity,
+    assert_load_options_work,
     assert_logits_differ,
     assert_swap_is_caught,
     cleanup,
@@ -39,6 +40,7 @@ WIDTHS = ("x0_35", "x0_5", "x0_75", "x1_0", "x1_25")
 NAMES = tuple(f"MobileNetV3_{size}_{w}" for size in ("small", "large") for w in WIDTHS)
 SSLD = ("MobileNetV3_large_x1_0", "MobileNetV3_small_x0_35", "MobileNetV3_small_x1_0")
 # The smallest input that keeps every stage non-empty: 64 / 32 = 2x2 at the end.
+LEGENDARY = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/legendary_models/"
 X64 = np.ascontiguousarray(X224[:, :, :64, :64])
 
 
@@ -64,7 +66,8 @@ def test_large_x1_0_follows_the_paper_table():
 
 def test_widths_round_to_multiples_of_8():
     small = lazy("mobilenet_v3_small_x0_35").state_dict()
-    # 16 * 0.35 = 5.6 -> 8; 72 * 0.35 = 25.2 -> 24; 576 * 0.35 = 201.6 -> 200; the SE of block 0 is 8 // 4 = 2 wide.
+    # 16 * 0.35 = 5.6 -> 8; 72 * 0.35 = 25.2 -> 24; 576 * 0.35 = 201.6 -> 200;
+    # the SE of block 0 is 8 // 4 = 2 wide.
     assert small["stem.conv.weight"].shape == [8, 3, 3, 3]
     assert small["blocks.1.expand.conv.weight"].shape == [24, 8, 1, 1]
     assert small["blocks.0.se.reduce.weight"].shape == [2, 8, 1, 1]
@@ -76,7 +79,19 @@ def test_widths_round_to_multiples_of_8():
 
 def test_residual_only_where_the_shape_is_kept():
     model = lazy("mobilenet_v3_small_x1_0")
-    assert [b.use_residual for b in model.blocks] == [False, False, True, False, True, True, False, True, False, True, True]
+    assert [b.use_residual for b in model.blocks] == [
+        False,
+        False,
+        True,
+        False,
+        True,
+        True,
+        False,
+        True,
+        False,
+        True,
+        True,
+    ]
 
 
 def test_se_gate_is_paddleclas_hardsigmoid_slope_0_2():
@@ -117,7 +132,12 @@ def test_every_registry_variant_of_the_family_is_covered():
     assert sorted(variants) == sorted(expected)
     for name in NAMES:
         assert REGISTRY.get(name).default_weights == "paddleclas"
-        assert REGISTRY.resolve(name, "paddleclas")[1].urls[0].endswith(f"/legendary_models/{name}_pretrained.pdparams")
+        for tag in REGISTRY.get(name).weights:
+            ssld = "_ssld" if tag == "paddleclas_ssld" else ""
+            # PaddleClas MODEL_URLS (and use_ssld's _pretrained -> _ssld_pretrained rewrite), Clas@d178931.
+            assert list(REGISTRY.resolve(name, tag)[1].urls) == [
+                f"{LEGENDARY}{name}{ssld}_pretrained.pdparams"
+            ]
 
 
 @pytest.mark.parametrize("name,tag", variant_params(FAMILY))
@@ -125,6 +145,11 @@ def test_fidelity(name, tag, shared_oracles, cleanup, monkeypatch, record_proper
     res = shared_oracles(name, tag, X64)
     model = load_as_variant(name, tag, res.path, cleanup, monkeypatch)
     assert_fidelity(model, res, record_property, x=X64)
+
+
+def test_load_model_with_a_new_head_one_channel_and_features_only(shared_oracles, cleanup, monkeypatch):
+    res = shared_oracles("MobileNetV3_small_x1_0", "paddleclas", X64)
+    assert_load_options_work("MobileNetV3_small_x1_0", "paddleclas", res, cleanup, monkeypatch, X64)
 
 
 def test_a_swapped_tensor_is_caught(shared_oracles, monkeypatch):
@@ -146,5 +171,7 @@ def test_a_wrong_activation_changes_the_logits(shared_oracles):
             block.se.gate = HardSigmoid()
     assert_logits_differ(model, res, X64)
     # No inference-time dropout scale (upscale_in_train) in place of PaddleClas's 0.8.
-    model = load_mapped(get_builder("mobilenet_v3_small_x1_0")(dropout_mode="upscale_in_train"), res, FAMILY, LAYOUT)
+    model = load_mapped(
+        get_builder("mobilenet_v3_small_x1_0")(dropout_mode="upscale_in_train"), res, FAMILY, LAYOUT
+    )
     assert_logits_differ(model, res, X64)

@@ -23,6 +23,7 @@ from _modelcheck import (  # noqa: E402, F401  (cleanup and shared_oracles are f
     REGISTRY,
     X224,
     assert_fidelity,
+    assert_load_options_work,
     assert_logits_differ,
     assert_swap_is_caught,
     cleanup,
@@ -38,6 +39,7 @@ FAMILY = "pp_lcnet"
 LAYOUT = "paddleclas_legendary"
 WIDTHS = ("x0_25", "x0_35", "x0_5", "x0_75", "x1_0", "x1_5", "x2_0", "x2_5")
 SSLD = ("x0_25", "x0_5", "x1_0", "x2_5")
+LEGENDARY = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/legendary_models/"
 X64 = np.ascontiguousarray(X224[:, :, :64, :64])
 
 
@@ -50,7 +52,10 @@ def test_x1_0_follows_the_paddleclas_config():
     assert sd["stages.3.0.dw.conv.weight"].shape == [128, 1, 3, 3]
     assert sd["stages.3.1.dw.conv.weight"].shape == [256, 1, 5, 5]
     # SE only in the last stage, channels // 4 wide.
-    assert [k for k in sd if k.endswith("se.reduce.weight")] == ["stages.4.0.se.reduce.weight", "stages.4.1.se.reduce.weight"]
+    assert [k for k in sd if k.endswith("se.reduce.weight")] == [
+        "stages.4.0.se.reduce.weight",
+        "stages.4.1.se.reduce.weight",
+    ]
     assert sd["stages.4.0.se.reduce.weight"].shape == [64, 256, 1, 1]
     assert sd["head.conv.weight"].shape == [1280, 512, 1, 1]
     assert sd["fc.weight"].shape == [1280, 1000]
@@ -72,10 +77,19 @@ def test_layout_names_follow_paddleclas():
 
 
 def test_every_registry_variant_of_the_family_is_covered():
-    expected = [(f"PPLCNet_{w}", "paddleclas") for w in WIDTHS] + [(f"PPLCNet_{w}", "paddleclas_ssld") for w in SSLD]
+    expected = [(f"PPLCNet_{w}", "paddleclas") for w in WIDTHS] + [
+        (f"PPLCNet_{w}", "paddleclas_ssld") for w in SSLD
+    ]
     assert sorted(family_variants(FAMILY)) == sorted(expected)
     for w in WIDTHS:
-        assert REGISTRY.get(f"PPLCNet_{w}").default_weights == "paddleclas"
+        name = f"PPLCNet_{w}"
+        assert REGISTRY.get(name).default_weights == "paddleclas"
+        for tag in REGISTRY.get(name).weights:
+            ssld = "_ssld" if tag == "paddleclas_ssld" else ""
+            # PaddleClas MODEL_URLS (and use_ssld's _pretrained -> _ssld_pretrained rewrite), Clas@d178931.
+            assert list(REGISTRY.resolve(name, tag)[1].urls) == [
+                f"{LEGENDARY}{name}{ssld}_pretrained.pdparams"
+            ]
 
 
 @pytest.mark.parametrize("name,tag", variant_params(FAMILY))
@@ -83,6 +97,11 @@ def test_fidelity(name, tag, shared_oracles, cleanup, monkeypatch, record_proper
     res = shared_oracles(name, tag, X64)
     model = load_as_variant(name, tag, res.path, cleanup, monkeypatch)
     assert_fidelity(model, res, record_property, x=X64)
+
+
+def test_load_model_with_a_new_head_one_channel_and_features_only(shared_oracles, cleanup, monkeypatch):
+    res = shared_oracles("PPLCNet_x0_25", "paddleclas", X64)
+    assert_load_options_work("PPLCNet_x0_25", "paddleclas", res, cleanup, monkeypatch, X64)
 
 
 def test_a_swapped_tensor_is_caught(shared_oracles, monkeypatch):

@@ -24,6 +24,7 @@ from _modelcheck import (  # noqa: E402, F401  (cleanup and shared_oracles are f
     REGISTRY,
     X224,
     assert_fidelity,
+    assert_load_options_work,
     assert_logits_close,
     assert_logits_differ,
     assert_swap_is_caught,
@@ -39,6 +40,7 @@ from _modelcheck import (  # noqa: E402, F401  (cleanup and shared_oracles are f
 
 FAMILY = "pp_lcnet_v2"
 LAYOUT = "paddleclas_legendary"
+LEGENDARY = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/legendary_models/"
 X64 = np.ascontiguousarray(X224[:, :, :64, :64])
 
 
@@ -96,6 +98,14 @@ def test_layout_names_follow_paddleclas():
 def test_every_registry_variant_of_the_family_is_covered():
     expected = [(f"PPLCNetV2_{s}", "paddleclas") for s in ("small", "base", "large")]
     assert sorted(family_variants(FAMILY)) == sorted(expected + [("PPLCNetV2_base", "paddleclas_ssld")])
+    for name in ("PPLCNetV2_small", "PPLCNetV2_base", "PPLCNetV2_large"):
+        assert REGISTRY.get(name).default_weights == "paddleclas"
+        for tag in REGISTRY.get(name).weights:
+            ssld = "_ssld" if tag == "paddleclas_ssld" else ""
+            # PaddleClas MODEL_URLS (and use_ssld's _pretrained -> _ssld_pretrained rewrite), Clas@d178931.
+            assert list(REGISTRY.resolve(name, tag)[1].urls) == [
+                f"{LEGENDARY}{name}{ssld}_pretrained.pdparams"
+            ]
 
 
 @pytest.mark.parametrize("name,tag", variant_params(FAMILY))
@@ -116,6 +126,11 @@ def test_fused_network_equals_the_unfused_one(shared_oracles):
     assert not np.allclose(model.stages[3][1].dw_fused.weight.numpy(), before)
     assert_logits_close(logits_of(model, X64), unfused)
     assert_logits_close(logits_of(model, X64), res.logits)
+
+
+def test_load_model_with_a_new_head_one_channel_and_features_only(shared_oracles, cleanup, monkeypatch):
+    res = shared_oracles("PPLCNetV2_small", "paddleclas", X64)
+    assert_load_options_work("PPLCNetV2_small", "paddleclas", res, cleanup, monkeypatch, X64)
 
 
 def test_a_swapped_tensor_is_caught(shared_oracles, monkeypatch):

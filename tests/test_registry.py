@@ -273,10 +273,18 @@ def test_schema_meta_validation(name: str) -> None:
     assert not problems, "\n".join(problems)
 
 
+# Families of the PaddleClas zoo (issue 11): their models are checked by tests/test_models_<family>.py
+# (every variant's URL, layout, figures and fidelity), not by the seed tables of this file.
+ZOO_FAMILIES = {"mobilenet_v3", "pp_lcnet", "pp_lcnet_v2"}
+
+
 def test_registry_holds_exactly_the_release_models() -> None:
     assert RAW["schema_version"] == 1
-    assert sorted(RAW["models"]) == sorted(MODELS)
-    assert load_registry().names() == sorted(MODELS, key=registry_mod._natural_key)
+    seed = [n for n, e in RAW["models"].items() if e["family"] not in ZOO_FAMILIES]
+    assert sorted(seed) == sorted(MODELS)
+    names = load_registry().names()
+    assert [n for n in names if n in MODELS] == sorted(MODELS, key=registry_mod._natural_key)
+    assert names == sorted(RAW["models"], key=registry_mod._natural_key)
 
 
 @pytest.mark.parametrize("name", MODELS)
