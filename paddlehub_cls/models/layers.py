@@ -250,7 +250,10 @@ class ConvHeadNet(ClassifierNet):
     """Base of the networks whose head is :class:`PooledConvHead`, dropout and ``fc``.
 
     MobileNetV3, PP-LCNet and PP-LCNetV2. A subclass builds its trunk, calls
-    :meth:`_init_head` and implements ``forward_features``.
+    :meth:`_init_head` and implements ``forward_features``. Their ``dropout`` argument is the
+    probability before the classifier (PaddleClas: 0.2), ``dropout_mode`` either
+    ``"downscale_in_infer"`` (PaddleClas: the classifier sees ``1 - dropout`` times the
+    pre-logits at inference) or ``"upscale_in_train"`` (the identity at inference).
     """
 
     classifier_attrs = ("fc",)

@@ -112,9 +112,7 @@ class MobileNetV3(ConvHeadNet):
         scale: width multiplier (PaddleClas: 0.35, 0.5, 0.75, 1.0, 1.25).
         num_classes: classifier outputs; 0 returns the 1280-d pre-logits.
         in_chans: input channels.
-        dropout: dropout probability before the classifier (PaddleClas: 0.2).
-        dropout_mode: ``"downscale_in_infer"`` (PaddleClas: multiply by ``1 - dropout`` at
-            inference) or ``"upscale_in_train"`` (the identity at inference).
+        dropout, dropout_mode: the dropout before the classifier (:class:`ConvHeadNet`).
     """
 
     first_conv = "stem.conv"

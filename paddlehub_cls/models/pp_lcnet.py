@@ -46,9 +46,7 @@ class PPLCNet(ConvHeadNet):
         scale: width multiplier (PaddleClas: 0.25, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5).
         num_classes: classifier outputs; 0 returns the 1280-d pre-logits.
         in_chans: input channels.
-        dropout: dropout probability before the classifier (PaddleClas: 0.2).
-        dropout_mode: ``"downscale_in_infer"`` (PaddleClas: multiply by ``1 - dropout`` at
-            inference) or ``"upscale_in_train"`` (the identity at inference).
+        dropout, dropout_mode: the dropout before the classifier (:class:`ConvHeadNet`).
     """
 
     first_conv = "stem.conv"

@@ -139,9 +139,7 @@ class PPLCNetV2(ConvHeadNet):
         size: ``"small"``, ``"base"`` or ``"large"``.
         num_classes: classifier outputs; 0 returns the 1280-d pre-logits.
         in_chans: input channels.
-        dropout: dropout probability before the classifier (PaddleClas: 0.2).
-        dropout_mode: ``"downscale_in_infer"`` (PaddleClas: multiply by ``1 - dropout`` at
-            inference) or ``"upscale_in_train"`` (the identity at inference).
+        dropout, dropout_mode: the dropout before the classifier (:class:`ConvHeadNet`).
     """
 
     first_conv = "stem.0.conv"
