@@ -32,6 +32,7 @@ from oracles.fluid import run_fluid_oracle
 from oracles.paddleclas import run_paddleclas
 from oracles.vision import vision_oracle
 from paddlehub_cls import load_model
+from paddlehub_cls.errors import WeightsMismatchError
 from paddlehub_cls.layouts import get_layout, match_layout
 from paddlehub_cls.models import get_builder
 from paddlehub_cls.registry import load_registry
@@ -60,6 +61,10 @@ __all__ = [
     "cleanup",
     "oracles",
     "shared_oracles",
+    "load_mapped",
+    "assert_logits_differ",
+    "assert_swap_is_caught",
+    "assert_load_options_work",
 ]
 
 #: the fixed input of every oracle and fidelity comparison
@@ -274,6 +279,82 @@ def assert_fidelity(
     return diff
 
 
+def load_mapped(model: Any, res: OracleResult, family: str, layout: str) -> Any:
+    """Assign the oracle's file to ``model`` through ``layout`` (no cache, no download); returns ``model``."""
+    tensors = {k: np.asarray(v) for k, v in paddle.load(str(res.path)).items()}
+    match = match_layout(model, tensors, layout, family, origin=str(res.path))
+    model.set_state_dict({k: paddle.to_tensor(v) for k, v in match.arrays.items()})
+    return model
+
+
+def assert_logits_differ(model: Any, res: OracleResult, x: np.ndarray = X224) -> float:
+    """``model``'s logits on ``x`` miss the oracle's by 10x the fidelity tolerance or more; returns the gap.
+
+    A saturated gate (random weights drive most SE inputs past the hardsigmoid's corners)
+    moves the logits by well under 1% of their scale, yet far outside what
+    :func:`assert_logits_close` accepts (1e-4 of the scale).
+    """
+    diff = float(np.abs(logits_of(model, x) - res.logits).max())
+    assert diff > 1e-3 * max(1.0, float(np.abs(res.logits).max())), diff
+    return diff
+
+
+def assert_swap_is_caught(
+    builder: str, res: OracleResult, family: str, layout: str, pair: Tuple[str, str], monkeypatch: Any,
+    x: np.ndarray = X224,
+) -> None:
+    """A layout that maps our keys ``pair`` to each other's source names does not pass unnoticed.
+
+    Different shapes: :class:`WeightsMismatchError` naming a source key. Equal shapes: logits
+    far from the oracle's, while the true layout reproduces them on the same network.
+    """
+    from paddlehub_cls import layouts
+
+    a, b = pair
+    model = load_mapped(get_builder(builder)(), res, family, layout)
+    assert_logits_close(logits_of(model, x), res.logits)
+    true_layout = get_layout(family, layout)
+
+    def swapped(net: Any) -> Dict[str, Any]:
+        mapping = dict(true_layout(net))
+        mapping[a], mapping[b] = mapping[b], mapping[a]
+        return mapping
+
+    shapes = model.state_dict()
+    with monkeypatch.context() as patch:  # undone on return: the next call sees the true layout
+        patch.setitem(layouts._LAYOUTS, (family, layout), swapped)
+        if shapes[a].shape != shapes[b].shape:
+            with pytest.raises(WeightsMismatchError, match="mis-shaped"):
+                load_mapped(model, res, family, layout)
+        else:
+            assert_logits_differ(load_mapped(model, res, family, layout), res, x)
+
+
+def assert_load_options_work(
+    name: str, tag: str, res: OracleResult, tmp_path: Path, monkeypatch: Any, x: np.ndarray = X224
+) -> None:
+    """``load_model`` of the oracle's file as ``name.tag`` with ``num_classes=10``, ``in_chans=1``
+    and ``features_only=True``: a new head over the same features, a one-channel stem, the stage maps.
+    """
+    full = load_as_variant(name, tag, res.path, tmp_path, monkeypatch)
+    cache = tmp_path / "cache"  # load_as_variant's: the file is cached (and trusted) from here on
+    ten = load_model(name, weights=tag, num_classes=10, cache_dir=cache)
+    assert_new_head_keeps_the_rest(full, ten, full.classifier_keys())
+    gray = load_model(name, weights=tag, in_chans=1, cache_dir=cache)
+    first = f"{full.first_conv}.weight"
+    summed = full.state_dict()[first].numpy().sum(axis=1)
+    np.testing.assert_allclose(gray.state_dict()[first].numpy()[:, 0], summed, rtol=1e-5, atol=1e-6)
+    assert logits_of(gray, x[:, :1]).shape == (1, 1000)
+    feats = load_model(name, weights=tag, features_only=True, cache_dir=cache)
+    feats.eval()
+    with paddle.no_grad():
+        maps = feats(paddle.to_tensor(x))
+    side = x.shape[-1]
+    assert [(m.shape[1], side // m.shape[-1]) for m in maps] == [
+        (i["num_chs"], i["reduction"]) for i in full.feature_info
+    ]
+
+
 # --------------------------------------------------------------------------- generic network checks
 
 
@@ -438,6 +519,29 @@ def oracles(tmp_path_factory: Any):
         key = (*oracle_identity(name, tag), x.shape, hashlib.sha256(x.tobytes()).hexdigest())
         if key not in done:
             done[key] = run_variant_oracle(name, tag, root / f"{name}.{tag}.{len(done)}", x)
+        return done[key]
+
+    yield get
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def shared_oracles(tmp_path_factory: Any):
+    """``get(name, tag, x)``: one oracle run per architecture and input, shared by its weight variants.
+
+    The variants of one graph (``paddleclas``, ``paddleclas_ssld``, ...) differ only in their
+    values, and the oracle writes random values anyway: the key is the layout, the builder,
+    its kwargs and the input shape, so CI builds each PaddleClas graph once per module.
+    """
+    root = tmp_path_factory.mktemp("shared_oracles")
+    done: Dict[Tuple[Any, ...], OracleResult] = {}
+
+    def get(name: str, tag: str, x: np.ndarray = X224) -> OracleResult:
+        info, variant = REGISTRY.resolve(name, tag)
+        kwargs = json.dumps(info.build_kwargs(tag), sort_keys=True)
+        key = (variant.layout, info.architecture, kwargs, x.shape)
+        if key not in done:
+            done[key] = run_variant_oracle(name, tag, root / f"{name}.{len(done)}", x)
         return done[key]
 
     yield get
