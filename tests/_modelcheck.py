@@ -83,6 +83,8 @@ FLUID_KWARGS: Dict[str, Dict[str, Any]] = {
 }
 #: PaddleClas builders not named like the registry model
 PADDLECLAS_BUILDERS = {"ShuffleNetV2": "ShuffleNetV2_x1_0"}
+#: registry model -> (module, builder) of an oracle that fixes a PaddleClas class which cannot run
+PADDLECLAS_FIXED = {"SE_ResNeXt152_64x4d": ("oracles.paddleclas_fixes", "SE_ResNeXt152_64x4d")}
 _PADDLECLAS_PACKAGES = {
     "paddleclas_legendary": "ppcls.arch.backbone.legendary_models",
     "paddleclas_model_zoo": "ppcls.arch.backbone.model_zoo",
@@ -153,6 +155,8 @@ def oracle_source(name: str, tag: str) -> Tuple[str, ...]:
     """
     info, variant = REGISTRY.resolve(name, tag)
     if variant.layout in _PADDLECLAS_PACKAGES:
+        if name in PADDLECLAS_FIXED:
+            return PADDLECLAS_FIXED[name]
         return (f"{_PADDLECLAS_PACKAGES[variant.layout]}.{info.family}", PADDLECLAS_BUILDERS.get(name, name))
     return (name, tag)
 

@@ -76,6 +76,7 @@ GRAPHS = {
     "resnext152_vd_64x4d": Graph("resnext152_vd_64x4d", {}, 2048, (2048, 5, 6)),
     "se_resnext50_32x4d": Graph("se_resnext50_32x4d", FLUID_DROPOUT, 2048, (2048, 5, 6), head_scale=0.5),
     "se_resnext101_32x4d": Graph("se_resnext101_32x4d", FLUID_DROPOUT, 2048, (2048, 5, 6), head_scale=0.5),
+    "se_resnext152_64x4d": Graph("se_resnext152_64x4d", {}, 2048, (2048, 5, 6)),
     # The 5x6 map is pooled to the 7x7 that fc6 expects (as paddle.vision does).
     "vgg11": Graph("vgg11", {}, 4096, (512, 5, 6), pool_is_mean=False),
     "vgg13": Graph("vgg13", {}, 4096, (512, 5, 6), pool_is_mean=False),
