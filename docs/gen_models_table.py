@@ -38,7 +38,9 @@ def _acc(variant: Optional[Dict[str, Any]]) -> str:
     metrics = (variant or {}).get("metrics")
     if not metrics:
         return "n/a" if variant else ""
-    return f"{metrics['top1']:.2f} / {metrics['top5']:.2f}"
+    # PaddleClas's model-zoo README gives top-1 only for many files: top-5 is then unknown.
+    top5 = metrics.get("top5")
+    return f"{metrics['top1']:.2f} / " + (f"{top5:.2f}" if top5 is not None else "n/p")
 
 
 def render_table(models: Dict[str, Dict[str, Any]]) -> str:
