@@ -161,9 +161,12 @@ def _variant_lines(v: WeightVariant, is_default: bool) -> list[str]:
     if v.arch_kwargs:
         out.append(f"      kwargs    {json.dumps(dict(v.arch_kwargs))}")
     if v.metrics:
+        # PaddleClas publishes top-1 only for many files (the schema makes top5 optional).
+        top5 = v.metrics.get("top5")
         out.append(
-            f"      accuracy  top-1 {v.metrics['top1']}%, top-5 {v.metrics['top5']}%; "
-            f"source: {v.metrics['source']}"
+            f"      accuracy  top-1 {v.metrics['top1']}%"
+            + (f", top-5 {top5}%" if top5 is not None else "")
+            + f"; source: {v.metrics['source']}"
         )
     if v.source:
         out.append(f"      source    {v.source}")

@@ -19,19 +19,52 @@ from paddlehub_cls.registry import ENV_REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = json.loads((ROOT / "registry.json").read_text(encoding="utf-8"))["models"]
+# Natural order: digit runs compare as numbers (x0_5 before x0_25, ResNet50 before ResNet101).
 ALL_NAMES = [
     "GoogLeNet",
     "MobileNetV1",
+    "MobileNetV1_x0_5",
+    "MobileNetV1_x0_25",
+    "MobileNetV1_x0_75",
     "MobileNetV2",
+    "MobileNetV2_x0_5",
+    "MobileNetV2_x0_25",
+    "MobileNetV2_x0_75",
+    "MobileNetV2_x1_5",
+    "MobileNetV2_x2_0",
     "ResNet18",
+    "ResNet18_vd",
     "ResNet34",
+    "ResNet34_vd",
     "ResNet50",
+    "ResNet50_vd",
     "ResNet101",
+    "ResNet101_vd",
     "ResNet152",
+    "ResNet152_vd",
+    "ResNet200_vd",
+    "ResNeXt50_32x4d",
+    "ResNeXt50_64x4d",
+    "ResNeXt50_vd_32x4d",
+    "ResNeXt50_vd_64x4d",
+    "ResNeXt101_32x4d",
+    "ResNeXt101_64x4d",
+    "ResNeXt101_vd_32x4d",
+    "ResNeXt101_vd_64x4d",
+    "ResNeXt152_32x4d",
+    "ResNeXt152_64x4d",
+    "ResNeXt152_vd_32x4d",
+    "ResNeXt152_vd_64x4d",
     "SE_ResNeXt50_32x4d",
     "SE_ResNeXt101_32x4d",
+    "SE_ResNeXt152_64x4d",
     "ShuffleNetV2",
     "ShuffleNetV2_swish",
+    "ShuffleNetV2_x0_5",
+    "ShuffleNetV2_x0_25",
+    "ShuffleNetV2_x0_33",
+    "ShuffleNetV2_x1_5",
+    "ShuffleNetV2_x2_0",
     "VGG11",
     "VGG13",
     "VGG16",
@@ -76,10 +109,10 @@ def test_list_prints_every_model_one_per_line(capsys: pytest.CaptureFixture[str]
 
 
 def test_list_pattern_is_case_insensitive_fnmatch(capsys: pytest.CaptureFixture[str]) -> None:
-    rc, out, _ = _run(capsys, "list", "RESNET1*")
-    assert rc == 0 and out.splitlines() == ["ResNet18", "ResNet101", "ResNet152"]
-    rc, out, _ = _run(capsys, "list", "*net?2*")
-    assert rc == 0 and out.splitlines() == ["MobileNetV2", "ShuffleNetV2", "ShuffleNetV2_swish"]
+    rc, out, _ = _run(capsys, "list", "RESNET1??")
+    assert rc == 0 and out.splitlines() == ["ResNet101", "ResNet152"]
+    rc, out, _ = _run(capsys, "list", "*net?2_s*")
+    assert rc == 0 and out.splitlines() == ["ShuffleNetV2_swish"]
 
 
 def test_list_json_summarises_each_model(capsys: pytest.CaptureFixture[str]) -> None:
@@ -120,7 +153,7 @@ def test_list_pretrained_filters_models_without_weights(
     assert rc == 1 and out == ""
     assert (
         err == "paddlehub-cls: error: no pretrained model matches 'bare*'; "
-        "run `paddlehub-cls list` to see all 17 models\n"
+        f"run `paddlehub-cls list` to see all {len(ALL_NAMES) + 1} models\n"
     )
 
 
@@ -141,6 +174,11 @@ def test_info_shows_every_variant(capsys: pytest.CaptureFixture[str]) -> None:
     assert "  weights       default paddle_vision" in lines
     assert "    paddle_vision (default): pdparams, layout paddle_vision" in lines
     assert "      checksum  md5:0340af0a901346c8d46f4529882fb63d" in lines
+    # PaddleClas gives the SSLD file a top-1 only.
+    assert (
+        "      accuracy  top-1 76.7%; source: PaddleClas docs/zh_CN/models/ImageNet1k/README.md:111 (Clas@d178931)"
+        in lines
+    )
     assert (
         "      url       https://paddle-imagenet-models-name.bj.bcebos.com/MobileNetV2_pretrained.tar"
         in lines
