@@ -46,7 +46,8 @@ __all__ = [
     "assert_logits_close",
     "family_variants",
     "variant_params",
-    "oracle_source",
+    "family_input",
+    "oracle_identity",
     "run_variant_oracle",
     "load_as_variant",
     "assert_fidelity",
@@ -58,6 +59,7 @@ __all__ = [
     "train_losses",
     "cleanup",
     "oracles",
+    "shared_oracles",
 ]
 
 #: the fixed input of every oracle and fidelity comparison
@@ -85,6 +87,18 @@ FLUID_KWARGS: Dict[str, Dict[str, Any]] = {
 PADDLECLAS_BUILDERS = {"ShuffleNetV2": "ShuffleNetV2_x1_0"}
 #: registry model -> (module, builder) of an oracle that fixes a PaddleClas class which cannot run
 PADDLECLAS_FIXED = {"SE_ResNeXt152_64x4d": ("oracles.paddleclas_fixes", "SE_ResNeXt152_64x4d")}
+#: families whose PaddleClas constructors read their fresh weights, so cannot build under LazyGuard
+PADDLECLAS_EAGER = {"convnext"}
+#: MODEL_URLS entries a PaddleClas constructor reads but its module lacks (ZOO_FACTS 1.2); with
+#: use_ssld=True PaddleClas would turn this into the real ..._ssld_pretrained.pdparams URL
+PADDLECLAS_MODEL_URLS = {
+    "SE_HRNet_W64_C": {
+        "SE_HRNet_W64_C": "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/legendary_models/"
+        "SE_HRNet_W64_C_pretrained.pdparams"
+    },
+}
+#: oracle input side per family where the architecture takes less than 224 (CI time)
+ORACLE_SIDE = {"convnext": 64, "hrnet": 64}
 _PADDLECLAS_PACKAGES = {
     "paddleclas_legendary": "ppcls.arch.backbone.legendary_models",
     "paddleclas_model_zoo": "ppcls.arch.backbone.model_zoo",
@@ -147,33 +161,47 @@ def variant_params(family: str, marks: Sequence[Any] = ()) -> List[Any]:
     return params
 
 
-def oracle_source(name: str, tag: str) -> Tuple[str, ...]:
-    """What the oracle of a variant builds: variants that share it (base, ssld, ...) share one run.
+def family_input(family: str) -> np.ndarray:
+    """The oracle input of ``family``: ``X224``, or its top-left corner of ``ORACLE_SIDE[family]``."""
+    side = ORACLE_SIDE.get(family, 224)
+    return X224[:, :, :side, :side]
 
-    PaddleClas variants of one model build the same class with the same arguments, so
-    their key is ``(module, builder)``; other sources differ per variant.
-    """
+
+def oracle_identity(name: str, tag: str) -> Tuple[Any, ...]:
+    """What an oracle run depends on: variants with equal identities (a model's base and SSLD
+    weights) can share one run."""
     info, variant = REGISTRY.resolve(name, tag)
-    if variant.layout in _PADDLECLAS_PACKAGES:
-        if name in PADDLECLAS_FIXED:
-            return PADDLECLAS_FIXED[name]
-        return (f"{_PADDLECLAS_PACKAGES[variant.layout]}.{info.family}", PADDLECLAS_BUILDERS.get(name, name))
-    return (name, tag)
+    builder = PADDLECLAS_BUILDERS.get(name, name) if variant.layout in _PADDLECLAS_PACKAGES else info.architecture
+    kwargs = json.dumps(info.build_kwargs(tag), sort_keys=True)
+    return (variant.layout, info.family, builder, kwargs, variant.archive_root)
 
 
-def run_variant_oracle(name: str, tag: str, out_dir: Path, x: np.ndarray = X224) -> OracleResult:
-    """The oracle of a registry variant, by its layout: its weight file and logits on ``x``.
+def run_variant_oracle(name: str, tag: str, out_dir: Path, x: Optional[np.ndarray] = None) -> OracleResult:
+    """The oracle of a registry variant, by its layout: its weight file and logits on ``x``
+    (default: :func:`family_input` of its family).
 
     paddle.vision builders and PaddleClas modules are named like our architectures
     and families; the 2019 static builder is ``oracles.fluid_<family>.build``.
     """
     info, variant = REGISTRY.resolve(name, tag)
     layout = variant.layout
+    if x is None:
+        x = family_input(info.family)
     if layout == "paddle_vision":
         return vision_oracle(info.architecture, {}, out_dir, x, name=name)
     if layout in _PADDLECLAS_PACKAGES:
-        module, builder = oracle_source(name, tag)
-        return run_paddleclas(module, builder, {}, out_dir, x)
+        module, builder = PADDLECLAS_FIXED.get(
+            name, (f"{_PADDLECLAS_PACKAGES[layout]}.{info.family}", PADDLECLAS_BUILDERS.get(name, name))
+        )
+        return run_paddleclas(
+            module,
+            builder,
+            {},
+            out_dir,
+            x,
+            lazy=info.family not in PADDLECLAS_EAGER,
+            model_urls=PADDLECLAS_MODEL_URLS.get(name),
+        )
     if layout == "fluid2019":
         # The tar's top folder must be the registry's archive_root, "<release>_pretrained".
         release = variant.archive_root[: -len("_pretrained")]
@@ -378,16 +406,40 @@ def cleanup(tmp_path: Path):
 
 
 @pytest.fixture(scope="module")
+def shared_oracles(tmp_path_factory: Any):
+    """``shared_oracles(name, tag)``: one oracle run for all variants of one :func:`oracle_identity`
+    (base, ssld, ... weights of one architecture).
+
+    Only the latest run is kept: registry order puts a model's variants next to each other,
+    and the large networks' files (up to ~800 MB) must not pile up.
+    """
+    root = tmp_path_factory.mktemp("shared_oracles")
+    last: Dict[str, Any] = {}
+
+    def get(name: str, tag: str) -> OracleResult:
+        key = oracle_identity(name, tag)
+        if last.get("key") != key:
+            if "dir" in last:
+                shutil.rmtree(last["dir"], ignore_errors=True)
+            out_dir = root / f"{name}.{tag}"
+            last.update(key=key, dir=out_dir, result=run_variant_oracle(name, tag, out_dir))
+        return last["result"]
+
+    yield get
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
 def oracles(tmp_path_factory: Any):
     """``oracles(name, tag, x=X224)``: each oracle runs once per module and input; its files go at the end.
 
-    Variants with the same :func:`oracle_source` (a model's base and SSLD weights) share the run.
+    Variants with the same :func:`oracle_identity` (a model's base and SSLD weights) share the run.
     """
     root = tmp_path_factory.mktemp("oracles")
     done: Dict[Tuple[Any, ...], OracleResult] = {}
 
     def get(name: str, tag: str, x: np.ndarray = X224) -> OracleResult:
-        key = (*oracle_source(name, tag), x.shape, hashlib.sha256(x.tobytes()).hexdigest())
+        key = (*oracle_identity(name, tag), x.shape, hashlib.sha256(x.tobytes()).hexdigest())
         if key not in done:
             done[key] = run_variant_oracle(name, tag, root / f"{name}.{tag}.{len(done)}", x)
         return done[key]

@@ -78,19 +78,34 @@ def make_shortcut(in_chs: int, out_chs: int, stride: int, project: bool, avg_dow
 
 
 class BasicBlock(nn.Layer):
-    """Two 3x3 conv-BN layers (stride on the first) plus the shortcut."""
+    """Two 3x3 conv-BN layers (stride on the first), optional SE, plus the shortcut.
+
+    ``se_reduction`` (0: none) adds squeeze-excitation before the sum, as in SE-HRNet.
+    """
 
     def __init__(
-        self, in_chs: int, width: int, out_chs: int, stride: int, project: bool, avg_down: bool = False
+        self,
+        in_chs: int,
+        width: int,
+        out_chs: int,
+        stride: int,
+        project: bool,
+        *,
+        avg_down: bool = False,
+        se_reduction: int = 0,
     ) -> None:
         super().__init__()
         self.conv1 = ConvBNAct(in_chs, width, 3, stride=stride)
         self.conv2 = ConvBNAct(width, out_chs, 3, act=None)
+        self.se = SqueezeExcite(out_chs, se_reduction) if se_reduction else None
         self.shortcut = make_shortcut(in_chs, out_chs, stride, project, avg_down)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        out = self.conv2(self.conv1(x))
+        if self.se is not None:
+            out = self.se(out)
         short = x if self.shortcut is None else self.shortcut(x)
-        return nn.functional.relu(self.conv2(self.conv1(x)) + short)
+        return nn.functional.relu(out + short)
 
 
 class Bottleneck(nn.Layer):
