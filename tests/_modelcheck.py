@@ -90,6 +90,8 @@ FLUID_KWARGS: Dict[str, Dict[str, Any]] = {
 }
 #: PaddleClas builders not named like the registry model
 PADDLECLAS_BUILDERS = {"ShuffleNetV2": "ShuffleNetV2_x1_0"}
+#: registry model -> (module, builder) of an oracle that fixes a PaddleClas class which cannot run
+PADDLECLAS_FIXED = {"SE_ResNeXt152_64x4d": ("oracles.paddleclas_fixes", "SE_ResNeXt152_64x4d")}
 #: families whose PaddleClas constructors read their fresh weights, so cannot build under LazyGuard
 PADDLECLAS_EAGER = {"convnext"}
 #: MODEL_URLS entries a PaddleClas constructor reads but its module lacks (ZOO_FACTS 1.2); with
@@ -193,10 +195,12 @@ def run_variant_oracle(name: str, tag: str, out_dir: Path, x: Optional[np.ndarra
     if layout == "paddle_vision":
         return vision_oracle(info.architecture, {}, out_dir, x, name=name)
     if layout in _PADDLECLAS_PACKAGES:
-        module = f"{_PADDLECLAS_PACKAGES[layout]}.{info.family}"
+        module, builder = PADDLECLAS_FIXED.get(
+            name, (f"{_PADDLECLAS_PACKAGES[layout]}.{info.family}", PADDLECLAS_BUILDERS.get(name, name))
+        )
         return run_paddleclas(
             module,
-            PADDLECLAS_BUILDERS.get(name, name),
+            builder,
             {},
             out_dir,
             x,
