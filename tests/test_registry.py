@@ -42,6 +42,8 @@ MODELS = [
     "ShuffleNetV2",
     "ShuffleNetV2_swish",
 ]
+# Families added from PaddleClas's tier 1 (issue 11), checked by their own test files.
+TIER1_FAMILIES = {"distilled_vision_transformer", "swin_transformer", "vision_transformer"}
 ARCH = {
     "MobileNetV1": ("mobilenet_v1", "mobilenet_v1"),
     "ResNet18": ("resnet18", "resnet"),
@@ -275,8 +277,11 @@ def test_schema_meta_validation(name: str) -> None:
 
 def test_registry_holds_exactly_the_release_models() -> None:
     assert RAW["schema_version"] == 1
-    assert sorted(RAW["models"]) == sorted(MODELS)
-    assert load_registry().names() == sorted(MODELS, key=registry_mod._natural_key)
+    # The PaddleClas tier-1 families (issue 11) add models; each family's test file
+    # (tests/test_models_<family>.py) checks that its registry variants are exactly its own.
+    tier1 = {n for n, m in RAW["models"].items() if m["family"] in TIER1_FAMILIES}
+    assert sorted(set(RAW["models"]) - tier1) == sorted(MODELS)
+    assert load_registry().names() == sorted(RAW["models"], key=registry_mod._natural_key)
 
 
 @pytest.mark.parametrize("name", MODELS)
