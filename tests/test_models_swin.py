@@ -17,6 +17,7 @@ import numpy as np
 import paddle
 import pytest
 
+from paddlehub_cls import load_model
 from paddlehub_cls.errors import WeightsMismatchError
 from paddlehub_cls.layouts import get_layout, match_layout
 from paddlehub_cls.models import get_builder
@@ -28,6 +29,7 @@ from _modelcheck import (  # noqa: E402, F401  (shared_oracle is a fixture)
     REGISTRY,
     X224,
     assert_fidelity,
+    assert_new_head_keeps_the_rest,
     family_variants,
     lazy,
     load_as_variant,
@@ -183,3 +185,11 @@ def test_a_swapped_tensor_a_lost_shift_or_a_wrong_activation_changes_the_logits(
         for block in stage.blocks:
             block.mlp.act = paddle.nn.ReLU()
     assert off(model) > detectable
+
+
+def test_ten_classes_reset_the_head_and_keep_every_other_weight(shared_oracle, tmp_path, monkeypatch):
+    name = "SwinTransformer_tiny_patch4_window7_224"
+    res = shared_oracle(name, "paddleclas")
+    full = load_as_variant(name, "paddleclas", res.path, tmp_path, monkeypatch)
+    ten = load_model(name, weights="paddleclas", num_classes=10, cache_dir=tmp_path / "cache")
+    assert_new_head_keeps_the_rest(full, ten, ["head.weight", "head.bias"])

@@ -16,6 +16,7 @@ import numpy as np
 import paddle
 import pytest
 
+from paddlehub_cls import load_model
 from paddlehub_cls.errors import WeightsMismatchError
 from paddlehub_cls.layouts import get_layout, match_layout
 from paddlehub_cls.models import get_builder
@@ -25,6 +26,7 @@ pytest.register_assert_rewrite("_modelcheck")
 from _modelcheck import (  # noqa: E402, F401  (shared_oracle is a fixture)
     REGISTRY,
     assert_fidelity,
+    assert_new_head_keeps_the_rest,
     family_variants,
     lazy,
     load_as_variant,
@@ -192,3 +194,15 @@ def test_a_swapped_tensor_or_a_wrong_activation_changes_the_logits(
     for block in model.blocks:
         block.mlp.act = paddle.nn.ReLU()
     assert float(np.abs(logits_of(model, x) - res.logits).max()) > scale
+
+
+def test_ten_classes_reset_both_distilled_heads_and_keep_every_other_weight(
+    shared_oracle, tmp_path, monkeypatch
+):
+    name = "DeiT_tiny_distilled_patch16_224"
+    res = shared_oracle(name, "paddleclas")
+    full = load_as_variant(name, "paddleclas", res.path, tmp_path, monkeypatch)
+    ten = load_model(name, weights="paddleclas", num_classes=10, cache_dir=tmp_path / "cache")
+    assert_new_head_keeps_the_rest(
+        full, ten, ["head.weight", "head.bias", "head_dist.weight", "head_dist.bias"]
+    )
