@@ -40,6 +40,7 @@ from paddlehub_cls.registry import load_registry
 __all__ = [
     "X224",
     "REGISTRY",
+    "oracle_input",
     "numel",
     "trainable",
     "lazy",
@@ -61,6 +62,7 @@ __all__ = [
     "cleanup",
     "oracles",
     "shared_oracles",
+    "oracle_input",
     "load_mapped",
     "assert_logits_differ",
     "assert_swap_is_caught",
@@ -69,6 +71,16 @@ __all__ = [
 
 #: the fixed input of every oracle and fidelity comparison
 X224 = np.random.default_rng(2019).standard_normal((1, 3, 224, 224)).astype("float32")
+#: oracle input side of the registry models that do not run at 224: a fixed position table
+#: (ViT, DeiT at 384) only takes its native size
+ORACLE_SIDES: Dict[str, int] = {
+    "DeiT_base_distilled_patch16_384": 384,
+    "DeiT_base_patch16_384": 384,
+    "ViT_base_patch16_384": 384,
+    "ViT_base_patch32_384": 384,
+    "ViT_large_patch16_384": 384,
+    "ViT_large_patch32_384": 384,
+}
 
 REGISTRY = load_registry()
 
@@ -172,6 +184,15 @@ def family_input(family: str) -> np.ndarray:
     return X224[:, :, :side, :side]
 
 
+def oracle_input(name: str) -> np.ndarray:
+    """The fixed input of ``name``'s oracle: the same kind of draw as :data:`X224` at its
+    ``ORACLE_SIDES`` side (fixed position tables), else :func:`family_input` of its family."""
+    side = ORACLE_SIDES.get(name)
+    if side is None:
+        return family_input(REGISTRY.get(name).family)
+    return np.random.default_rng(2019).standard_normal((1, 3, side, side)).astype("float32")
+
+
 def oracle_identity(name: str, tag: str) -> Tuple[Any, ...]:
     """What an oracle run depends on: variants with equal identities (a model's base and SSLD
     weights) can share one run."""
@@ -183,7 +204,7 @@ def oracle_identity(name: str, tag: str) -> Tuple[Any, ...]:
 
 def run_variant_oracle(name: str, tag: str, out_dir: Path, x: Optional[np.ndarray] = None) -> OracleResult:
     """The oracle of a registry variant, by its layout: its weight file and logits on ``x``
-    (default: :func:`family_input` of its family).
+    (default: :func:`oracle_input` of the model).
 
     paddle.vision builders and PaddleClas modules are named like our architectures
     and families; the 2019 static builder is ``oracles.fluid_<family>.build``.
@@ -191,7 +212,7 @@ def run_variant_oracle(name: str, tag: str, out_dir: Path, x: Optional[np.ndarra
     info, variant = REGISTRY.resolve(name, tag)
     layout = variant.layout
     if x is None:
-        x = family_input(info.family)
+        x = oracle_input(name)
     if layout == "paddle_vision":
         return vision_oracle(info.architecture, {}, out_dir, x, name=name)
     if layout in _PADDLECLAS_PACKAGES:
@@ -486,67 +507,43 @@ def cleanup(tmp_path: Path):
     gc.collect()
 
 
+def _oracle_runs(root: Path, keep: int) -> Callable[..., OracleResult]:
+    """``get(name, tag, x=None)``: the oracle of a variant on ``x`` (default :func:`oracle_input`),
+    run once for every variant of one :func:`oracle_identity` and input (a model's base, SSLD,
+    22k->1k weights share one graph, and the oracle writes random values anyway).
+
+    Only the ``keep`` latest runs keep their files: a ViT-L file is 1.2 GB, and the registry
+    lists a model's variants one after another, so an evicted run is rarely needed again.
+    """
+    done: Dict[Tuple[Any, ...], Tuple[Path, OracleResult]] = {}
+
+    def get(name: str, tag: str, x: Optional[np.ndarray] = None) -> OracleResult:
+        x = oracle_input(name) if x is None else x
+        key = (*oracle_identity(name, tag), x.shape, hashlib.sha256(x.tobytes()).hexdigest())
+        if key in done:
+            done[key] = done.pop(key)  # most recently used last
+        else:
+            while len(done) >= keep:
+                old_dir, _ = done.pop(next(iter(done)))
+                shutil.rmtree(old_dir, ignore_errors=True)
+            out_dir = root / f"{name}.{tag}.{hashlib.sha1(repr(key).encode()).hexdigest()[:8]}"
+            done[key] = (out_dir, run_variant_oracle(name, tag, out_dir, x))
+        return done[key][1]
+
+    return get
+
+
 @pytest.fixture(scope="module")
 def shared_oracles(tmp_path_factory: Any):
-    """``shared_oracles(name, tag)``: one oracle run for all variants of one :func:`oracle_identity`
-    (base, ssld, ... weights of one architecture).
-
-    Only the latest run is kept: registry order puts a model's variants next to each other,
-    and the large networks' files (up to ~800 MB) must not pile up.
-    """
+    """``shared_oracles(name, tag, x=None)``: see :func:`_oracle_runs`; files of the 3 latest runs kept."""
     root = tmp_path_factory.mktemp("shared_oracles")
-    last: Dict[str, Any] = {}
-
-    def get(name: str, tag: str) -> OracleResult:
-        key = oracle_identity(name, tag)
-        if last.get("key") != key:
-            if "dir" in last:
-                shutil.rmtree(last["dir"], ignore_errors=True)
-            out_dir = root / f"{name}.{tag}"
-            last.update(key=key, dir=out_dir, result=run_variant_oracle(name, tag, out_dir))
-        return last["result"]
-
-    yield get
+    yield _oracle_runs(root, keep=3)
     shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def oracles(tmp_path_factory: Any):
-    """``oracles(name, tag, x=X224)``: each oracle runs once per module and input; its files go at the end.
-
-    Variants with the same :func:`oracle_identity` (a model's base and SSLD weights) share the run.
-    """
+    """``oracles(name, tag, x=None)``: as :func:`shared_oracles`, every run's files kept until the module ends."""
     root = tmp_path_factory.mktemp("oracles")
-    done: Dict[Tuple[Any, ...], OracleResult] = {}
-
-    def get(name: str, tag: str, x: np.ndarray = X224) -> OracleResult:
-        key = (*oracle_identity(name, tag), x.shape, hashlib.sha256(x.tobytes()).hexdigest())
-        if key not in done:
-            done[key] = run_variant_oracle(name, tag, root / f"{name}.{tag}.{len(done)}", x)
-        return done[key]
-
-    yield get
-    shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def shared_oracles(tmp_path_factory: Any):
-    """``get(name, tag, x)``: one oracle run per architecture and input, shared by its weight variants.
-
-    The variants of one graph (``paddleclas``, ``paddleclas_ssld``, ...) differ only in their
-    values, and the oracle writes random values anyway: the key is the layout, the builder,
-    its kwargs and the input shape, so CI builds each PaddleClas graph once per module.
-    """
-    root = tmp_path_factory.mktemp("shared_oracles")
-    done: Dict[Tuple[Any, ...], OracleResult] = {}
-
-    def get(name: str, tag: str, x: np.ndarray = X224) -> OracleResult:
-        info, variant = REGISTRY.resolve(name, tag)
-        kwargs = json.dumps(info.build_kwargs(tag), sort_keys=True)
-        key = (variant.layout, info.architecture, kwargs, x.shape)
-        if key not in done:
-            done[key] = run_variant_oracle(name, tag, root / f"{name}.{len(done)}", x)
-        return done[key]
-
-    yield get
+    yield _oracle_runs(root, keep=10**6)
     shutil.rmtree(root, ignore_errors=True)

@@ -42,8 +42,8 @@ class Graph(NamedTuple):
     builder: str
     kwargs: Dict[str, Any]
     num_features: int
-    #: forward_features of a 160x192 input: channels, height, width
-    map_160x192: Tuple[int, int, int]
+    #: forward_features of a 160x192 input: channels, height, width (ViT/DeiT: tokens, width)
+    map_160x192: Tuple[int, ...]
     #: pooled features are the global mean of the last map (VGG's are fc7's output)
     pool_is_mean: bool = True
     #: inference-time dropout factor between the pooled features and the classifier
@@ -128,6 +128,38 @@ GRAPHS = {
     "shufflenet_v2_x1_5": Graph("shufflenet_v2_x1_5", {}, 1024, (1024, 5, 6)),
     "shufflenet_v2_x2_0": Graph("shufflenet_v2_x2_0", {}, 2048, (2048, 5, 6)),
 }
+# ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
+# patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
+# class token. Swin pads every grid to whole windows and returns an NCHW map.
+_TOKENS = {
+    "vit_small_patch16_224": (768, 1),
+    "vit_base_patch16_224": (768, 1),
+    "vit_base_patch16_384": (768, 1),
+    "vit_base_patch32_384": (768, 1),
+    "vit_large_patch16_224": (1024, 1),
+    "vit_large_patch16_384": (1024, 1),
+    "vit_large_patch32_384": (1024, 1),
+    "deit_tiny_patch16_224": (192, 1),
+    "deit_small_patch16_224": (384, 1),
+    "deit_base_patch16_224": (768, 1),
+    "deit_base_patch16_384": (768, 1),
+    "deit_tiny_distilled_patch16_224": (192, 2),
+    "deit_small_distilled_patch16_224": (384, 2),
+    "deit_base_distilled_patch16_224": (768, 2),
+    "deit_base_distilled_patch16_384": (768, 2),
+}
+for _b, (_width, _prefix) in _TOKENS.items():
+    _patches = 30 if "patch32" in _b else 120
+    GRAPHS[_b] = Graph(_b, {}, _width, (_prefix + _patches, _width), pool_is_mean=False)
+for _b, _width in (
+    ("swin_tiny_patch4_window7_224", 768),
+    ("swin_small_patch4_window7_224", 768),
+    ("swin_base_patch4_window7_224", 1024),
+    ("swin_base_patch4_window12_384", 1024),
+    ("swin_large_patch4_window7_224", 1536),
+    ("swin_large_patch4_window12_384", 1536),
+):
+    GRAPHS[_b] = Graph(_b, {}, _width, (_width, 5, 6))
 
 # graph -> (input side, (channels, reduction) of each feature_info stage)
 STAGES = {
@@ -144,6 +176,7 @@ STAGES = {
     "mobilenet_v2-vision": (224, [(16, 2), (24, 4), (32, 8), (96, 16), (1280, 32)]),
     "googlenet": (192, [(64, 2), (192, 4), (480, 8), (832, 16), (1024, 32)]),
     "shufflenet_v2_x1_0": (128, [(24, 2), (116, 8), (232, 16), (464, 32), (1024, 32)]),
+<<<<<<< HEAD
     "mobilenet_v3_large_x1_0": (128, [(16, 2), (24, 4), (40, 8), (112, 16), (160, 32)]),
     # Block 0 of the small network has stride 2: the stem's output is the stride-2 stage.
     "mobilenet_v3_small_x1_0": (128, [(16, 2), (16, 4), (24, 8), (48, 16), (96, 32)]),
@@ -154,6 +187,12 @@ STAGES = {
     "shufflenet_v2_x0_33": (128, [(24, 2), (32, 8), (64, 16), (128, 32), (512, 32)]),
     "mobilenet_v1_x0_75": (224, [(48, 2), (96, 4), (192, 8), (384, 16), (768, 32)]),
     "mobilenet_v2_x1_5": (224, [(24, 2), (36, 4), (48, 8), (144, 16), (1920, 32)]),
+=======
+    # a plain ViT keeps one grid: its stages are token maps after the 3rd, 6th, 9th block and the final norm
+    "deit_tiny_distilled_patch16_224": (224, [(192, 16)] * 4),
+    "vit_base_patch32_384": (384, [(768, 32)] * 4),
+    "swin_tiny_patch4_window7_224": (224, [(96, 4), (192, 8), (384, 16), (768, 32)]),
+>>>>>>> zoo-transformers
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -169,11 +208,16 @@ HEADS = [
     "mobilenet_v2_x0_25",
     "shufflenet_v2_x1_0",
     "shufflenet_v2_swish",
+<<<<<<< HEAD
     "mobilenet_v3_large_x1_0",
     "mobilenet_v3_small_x0_35",
     "pplcnet_x0_25",
     "pplcnet_v2_small",
     "shufflenet_v2_x2_0",
+=======
+    "deit_tiny_patch16_224",
+    "swin_tiny_patch4_window7_224",
+>>>>>>> zoo-transformers
 ]
 IN_CHANS = [
     "resnet18",
@@ -183,11 +227,16 @@ IN_CHANS = [
     "mobilenet_v2-vision",
     "googlenet",
     "shufflenet_v2_swish",
+<<<<<<< HEAD
     "mobilenet_v3_small_x0_35",
     "pplcnet_x0_25",
     "pplcnet_v2_small",
     "mobilenet_v1_x0_5",
     "shufflenet_v2_x0_25",
+=======
+    "deit_tiny_distilled_patch16_224",
+    "swin_tiny_patch4_window7_224",
+>>>>>>> zoo-transformers
 ]
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
@@ -197,11 +246,18 @@ SIDE_BY_SIDE = {
     "mobilenet": [("mobilenet_v1", {}), ("mobilenet_v1", {}), ("mobilenet_v2", {})],
     "googlenet": [("googlenet", {}), ("googlenet", {})],
     "shufflenet": [("shufflenet_v2_x1_0", {}), ("shufflenet_v2_x1_0", {}), ("shufflenet_v2_swish", {})],
+<<<<<<< HEAD
     "mobile": [
         ("mobilenet_v3_small_x0_35", {}),
         ("mobilenet_v3_small_x0_35", {}),
         ("pplcnet_x0_25", {}),
         ("pplcnet_v2_small", {}),
+=======
+    "transformers": [
+        ("deit_tiny_patch16_224", {}),
+        ("deit_tiny_distilled_patch16_224", {}),
+        ("swin_tiny_patch4_window7_224", {}),
+>>>>>>> zoo-transformers
     ],
 }
 
@@ -220,10 +276,15 @@ TRAINING = {
     "vgg11": ("vgg11", {}, 2, 32, "sgd", 0.01, 3, "eval"),
     "shufflenet_v2_x1_0": ("shufflenet_v2_x1_0", {}, 4, 64, "momentum", 0.05, 6, "train"),
     "shufflenet_v2_swish": ("shufflenet_v2_swish", {}, 4, 64, "momentum", 0.05, 6, "train"),
+<<<<<<< HEAD
     "mobilenet_v3_small_x0_35": ("mobilenet_v3_small_x0_35", {}, 4, 64, "momentum", 0.05, 6, "train"),
     "pplcnet_x0_25": ("pplcnet_x0_25", {}, 4, 64, "momentum", 0.05, 6, "train"),
     # Its 2x2 last stage on 64x64 with batch 4 makes momentum 0.05 diverge; plain SGD at 0.01 descends.
     "pplcnet_v2_small": ("pplcnet_v2_small", {}, 4, 64, "sgd", 0.01, 6, "train"),
+=======
+    "deit_tiny_distilled_patch16_224": ("deit_tiny_distilled_patch16_224", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    "swin_tiny_patch4_window7_224": ("swin_tiny_patch4_window7_224", {}, 2, 64, "momentum", 0.01, 5, "train"),
+>>>>>>> zoo-transformers
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives
@@ -292,7 +353,8 @@ def test_num_classes_zero_and_reset_classifier(gid):
             )
         model.reset_classifier(10)
         model.eval()
-        assert model.num_classes == 10 and model.classifier_keys() == ["fc.weight", "fc.bias"]
+        head_name = model.classifier_attrs[0]
+        assert model.num_classes == 10 and model.classifier_keys() == [f"{head_name}.weight", f"{head_name}.bias"]
         assert model.get_classifier().weight.shape == [graph.num_features, 10]
         out = model(x)
         assert out.shape == [1, 10]
