@@ -33,6 +33,7 @@ from oracles.paddleclas import run_paddleclas
 from oracles.vision import vision_oracle
 from paddlehub_cls import load_model
 from paddlehub_cls.errors import WeightsMismatchError
+from paddlehub_cls.formats import read_weights
 from paddlehub_cls.layouts import get_layout, match_layout
 from paddlehub_cls.models import get_builder
 from paddlehub_cls.registry import load_registry
@@ -53,6 +54,7 @@ __all__ = [
     "run_variant_oracle",
     "load_as_variant",
     "assert_fidelity",
+    "logits_from_file",
     "assert_new_head_keeps_the_rest",
     "assert_params_independent",
     "stage_outputs",
@@ -115,7 +117,7 @@ PADDLECLAS_MODEL_URLS = {
     },
 }
 #: oracle input side per family where the architecture takes less than 224 (CI time)
-ORACLE_SIDE = {"convnext": 64, "hrnet": 64}
+ORACLE_SIDE = {"convnext": 64, "efficientnet": 64, "hrnet": 64, "pp_hgnet": 64, "pp_hgnet_v2": 64}
 _PADDLECLAS_PACKAGES = {
     "paddleclas_legendary": "ppcls.arch.backbone.legendary_models",
     "paddleclas_model_zoo": "ppcls.arch.backbone.model_zoo",
@@ -378,6 +380,31 @@ def assert_load_options_work(
     assert [(m.shape[1], side // m.shape[-1]) for m in maps] == [
         (i["num_chs"], i["reduction"]) for i in full.feature_info
     ]
+
+
+def logits_from_file(
+    name: str,
+    tag: str,
+    weights_file: Path,
+    x: np.ndarray,
+    edit: Optional[Callable[[Dict[str, np.ndarray]], None]] = None,
+    alter: Optional[Callable[[Any], None]] = None,
+) -> np.ndarray:
+    """Eval logits of our network for ``name.tag`` filled from ``weights_file`` through the variant's
+    strict layout, after ``edit(tensors)`` changed the file's tensors and ``alter(model)`` the network.
+
+    For the checks that a wrong mapping or a wrong activation would not go unnoticed.
+    """
+    info, variant = REGISTRY.resolve(name, tag)
+    tensors = dict(read_weights(weights_file).tensors)
+    if edit is not None:
+        edit(tensors)
+    model = get_builder(info.architecture)(**info.build_kwargs(tag))
+    match = match_layout(model, tensors, variant.layout, info.family, origin=str(weights_file))
+    model.set_state_dict({k: paddle.to_tensor(np.ascontiguousarray(v)) for k, v in match.arrays.items()})
+    if alter is not None:
+        alter(model)
+    return logits_of(model, x)
 
 
 # --------------------------------------------------------------------------- generic network checks
