@@ -70,6 +70,20 @@ GRAPHS = {
     "googlenet": Graph("googlenet", {}, 1024, (1024, 4, 5), head_scale=0.6),
     "shufflenet_v2_x1_0": Graph("shufflenet_v2_x1_0", {}, 1024, (1024, 5, 6)),
     "shufflenet_v2_swish": Graph("shufflenet_v2_swish", {}, 1024, (1024, 5, 6)),
+    # HRNet's forward_features is its head's 2048-channel map at 1/32.
+    "hrnet_w18_c": Graph("hrnet_w18_c", {}, 2048, (2048, 5, 6)),
+    "hrnet_w30_c": Graph("hrnet_w30_c", {}, 2048, (2048, 5, 6)),
+    "hrnet_w32_c": Graph("hrnet_w32_c", {}, 2048, (2048, 5, 6)),
+    "hrnet_w40_c": Graph("hrnet_w40_c", {}, 2048, (2048, 5, 6)),
+    "hrnet_w44_c": Graph("hrnet_w44_c", {}, 2048, (2048, 5, 6)),
+    "hrnet_w48_c": Graph("hrnet_w48_c", {}, 2048, (2048, 5, 6)),
+    "hrnet_w64_c": Graph("hrnet_w64_c", {}, 2048, (2048, 5, 6)),
+    "se_hrnet_w64_c": Graph("se_hrnet_w64_c", {}, 2048, (2048, 5, 6)),
+    # ConvNeXt layer-normalises the pooled vector before the classifier.
+    "convnext_tiny": Graph("convnext_tiny", {}, 768, (768, 5, 6), pool_is_mean=False),
+    "convnext_small": Graph("convnext_small", {}, 768, (768, 5, 6), pool_is_mean=False),
+    "convnext_base": Graph("convnext_base", {}, 1024, (1024, 5, 6), pool_is_mean=False),
+    "convnext_large": Graph("convnext_large", {}, 1536, (1536, 5, 6), pool_is_mean=False),
 }
 
 # graph -> (input side, (channels, reduction) of each feature_info stage)
@@ -83,6 +97,8 @@ STAGES = {
     "mobilenet_v2-vision": (224, [(16, 2), (24, 4), (32, 8), (96, 16), (1280, 32)]),
     "googlenet": (192, [(64, 2), (192, 4), (480, 8), (832, 16), (1024, 32)]),
     "shufflenet_v2_x1_0": (128, [(24, 2), (116, 8), (232, 16), (464, 32), (1024, 32)]),
+    "hrnet_w18_c": (64, [(18, 4), (36, 8), (72, 16), (144, 32)]),
+    "convnext_tiny": (64, [(96, 4), (192, 8), (384, 16), (768, 32)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -95,6 +111,8 @@ HEADS = [
     "mobilenet_v2-vision",
     "shufflenet_v2_x1_0",
     "shufflenet_v2_swish",
+    "hrnet_w18_c",
+    "convnext_tiny",
 ]
 IN_CHANS = [
     "resnet18",
@@ -103,6 +121,8 @@ IN_CHANS = [
     "mobilenet_v2-vision",
     "googlenet",
     "shufflenet_v2_swish",
+    "hrnet_w18_c",
+    "convnext_tiny",
 ]
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
@@ -112,6 +132,8 @@ SIDE_BY_SIDE = {
     "mobilenet": [("mobilenet_v1", {}), ("mobilenet_v1", {}), ("mobilenet_v2", {})],
     "googlenet": [("googlenet", {}), ("googlenet", {})],
     "shufflenet": [("shufflenet_v2_x1_0", {}), ("shufflenet_v2_x1_0", {}), ("shufflenet_v2_swish", {})],
+    "hrnet": [("hrnet_w18_c", {}), ("hrnet_w18_c", {}), ("hrnet_w30_c", {})],
+    "convnext": [("convnext_tiny", {}), ("convnext_tiny", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -128,6 +150,8 @@ TRAINING = {
     "vgg11": ("vgg11", {}, 2, 32, "sgd", 0.01, 3, "eval"),
     "shufflenet_v2_x1_0": ("shufflenet_v2_x1_0", {}, 4, 64, "momentum", 0.05, 6, "train"),
     "shufflenet_v2_swish": ("shufflenet_v2_swish", {}, 4, 64, "momentum", 0.05, 6, "train"),
+    "hrnet_w18_c": ("hrnet_w18_c", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    "convnext_tiny": ("convnext_tiny", {}, 2, 64, "momentum", 0.01, 5, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives
