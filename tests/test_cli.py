@@ -20,7 +20,20 @@ from paddlehub_cls.registry import ENV_REGISTRY
 ROOT = Path(__file__).resolve().parents[1]
 RAW = json.loads((ROOT / "registry.json").read_text(encoding="utf-8"))["models"]
 ALL_NAMES = [
+    "ConvNeXt_base_224",
+    "ConvNeXt_base_384",
+    "ConvNeXt_large_224",
+    "ConvNeXt_large_384",
+    "ConvNeXt_small",
+    "ConvNeXt_tiny",
     "GoogLeNet",
+    "HRNet_W18_C",
+    "HRNet_W30_C",
+    "HRNet_W32_C",
+    "HRNet_W40_C",
+    "HRNet_W44_C",
+    "HRNet_W48_C",
+    "HRNet_W64_C",
     "MobileNetV1",
     "MobileNetV2",
     "ResNet18",
@@ -28,6 +41,7 @@ ALL_NAMES = [
     "ResNet50",
     "ResNet101",
     "ResNet152",
+    "SE_HRNet_W64_C",
     "SE_ResNeXt50_32x4d",
     "SE_ResNeXt101_32x4d",
     "ShuffleNetV2",
@@ -120,7 +134,7 @@ def test_list_pretrained_filters_models_without_weights(
     assert rc == 1 and out == ""
     assert (
         err == "paddlehub-cls: error: no pretrained model matches 'bare*'; "
-        "run `paddlehub-cls list` to see all 17 models\n"
+        f"run `paddlehub-cls list` to see all {len(ALL_NAMES) + 1} models\n"
     )
 
 

@@ -42,6 +42,27 @@ MODELS = [
     "ShuffleNetV2",
     "ShuffleNetV2_swish",
 ]
+# PaddleClas tier-1 zoo models (issue 11), by family; tests/test_models_<family>.py checks their variants.
+ZOO_MODELS = {
+    "convnext": [
+        "ConvNeXt_tiny",
+        "ConvNeXt_small",
+        "ConvNeXt_base_224",
+        "ConvNeXt_base_384",
+        "ConvNeXt_large_224",
+        "ConvNeXt_large_384",
+    ],
+    "hrnet": [
+        "HRNet_W18_C",
+        "HRNet_W30_C",
+        "HRNet_W32_C",
+        "HRNet_W40_C",
+        "HRNet_W44_C",
+        "HRNet_W48_C",
+        "HRNet_W64_C",
+        "SE_HRNet_W64_C",
+    ],
+}
 ARCH = {
     "MobileNetV1": ("mobilenet_v1", "mobilenet_v1"),
     "ResNet18": ("resnet18", "resnet"),
@@ -275,8 +296,11 @@ def test_schema_meta_validation(name: str) -> None:
 
 def test_registry_holds_exactly_the_release_models() -> None:
     assert RAW["schema_version"] == 1
-    assert sorted(RAW["models"]) == sorted(MODELS)
-    assert load_registry().names() == sorted(MODELS, key=registry_mod._natural_key)
+    everything = MODELS + [n for names in ZOO_MODELS.values() for n in names]
+    assert sorted(RAW["models"]) == sorted(everything)
+    assert load_registry().names() == sorted(everything, key=registry_mod._natural_key)
+    for family, names in ZOO_MODELS.items():
+        assert {RAW["models"][n]["family"] for n in names} == {family}
 
 
 @pytest.mark.parametrize("name", MODELS)
