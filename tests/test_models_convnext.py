@@ -17,7 +17,6 @@ import numpy as np
 import paddle
 import pytest
 
-from paddlehub_cls import load_model
 from paddlehub_cls.layouts import get_layout
 from paddlehub_cls.models import get_builder
 from paddlehub_cls.models.layers import LayerNorm2d, make_act
@@ -28,7 +27,8 @@ from _modelcheck import (  # noqa: E402, F401  (cleanup and shared_oracles are f
     REGISTRY,
     assert_fidelity,
     assert_logits_close,
-    assert_new_head_keeps_the_rest,
+    assert_loaded_weights_adapt,
+    assert_predictor_matches,
     cleanup,
     family_variants,
     lazy,
@@ -36,6 +36,7 @@ from _modelcheck import (  # noqa: E402, F401  (cleanup and shared_oracles are f
     logits_of,
     oracle_input,
     shared_oracles,
+    swapped_copy,
     variant_params,
 )
 
@@ -44,7 +45,14 @@ LAYOUT = "paddleclas_model_zoo"
 # ZOO_FACTS table 1 rows 2-7.
 VARIANTS = [
     (n, "paddleclas")
-    for n in ("ConvNeXt_tiny", "ConvNeXt_small", "ConvNeXt_base_224", "ConvNeXt_base_384", "ConvNeXt_large_224", "ConvNeXt_large_384")
+    for n in (
+        "ConvNeXt_tiny",
+        "ConvNeXt_small",
+        "ConvNeXt_base_224",
+        "ConvNeXt_base_384",
+        "ConvNeXt_large_224",
+        "ConvNeXt_large_384",
+    )
 ]
 X = oracle_input(FAMILY)
 
@@ -61,7 +69,11 @@ def test_stages_blocks_and_widths_follow_paddleclas():
     assert sd["stages.0.blocks.0.pwconv1.weight"].shape == [96, 384]
     assert sd["stages.3.blocks.2.gamma"].shape == [768]
     assert not any(k.startswith("stages.0.downsample") for k in sd)
-    for builder, depths, width in (("convnext_small", 27, 768), ("convnext_base", 27, 1024), ("convnext_large", 27, 1536)):
+    for builder, depths, width in (
+        ("convnext_small", 27, 768),
+        ("convnext_base", 27, 1024),
+        ("convnext_large", 27, 1536),
+    ):
         model = lazy(builder)
         assert len(model.stages[2].blocks) == depths and model.num_features == width
 
@@ -127,19 +139,12 @@ def test_every_registry_variant_of_the_family_is_covered():
     assert {n for n, s in sizes.items() if s == (3, 384, 384)} == {"ConvNeXt_base_384", "ConvNeXt_large_384"}
 
 
-def _swap(path, out, a, b):
-    state = paddle.load(str(path))
-    state[a], state[b] = state[b], state[a]
-    paddle.save(state, str(out))
-    return out
-
-
 def test_a_wrong_mapping_or_activation_changes_the_logits(shared_oracles, cleanup, monkeypatch):
     res = shared_oracles("ConvNeXt_tiny", "paddleclas")
     # Ten times the fidelity tolerance (1e-4 of the logits' scale).
     far = 1e-3 * max(1.0, float(np.abs(res.logits).max()))
     # The layer scales of two blocks swapped in the file: it still loads, but the logits differ.
-    swapped = _swap(res.path, cleanup / "swapped.pdparams", "stages.2.3.gamma", "stages.2.4.gamma")
+    swapped = swapped_copy(res.path, cleanup / "swapped.pdparams", "stages.2.3.gamma", "stages.2.4.gamma")
     model = load_as_variant("ConvNeXt_tiny", "paddleclas", swapped, cleanup / "a", monkeypatch)
     assert float(np.abs(logits_of(model, X) - res.logits).max()) > far
     # The right file, with one block's GELU replaced by ReLU.
@@ -159,16 +164,24 @@ def test_fidelity(name, tag, shared_oracles, cleanup, monkeypatch, record_proper
     assert abs(res.extra["num_trainable"] - published) / published < 0.02
 
 
-def test_new_head_and_one_input_channel_keep_the_loaded_weights(shared_oracles, cleanup, monkeypatch):
+def test_new_head_one_input_channel_and_features_keep_the_loaded_weights(
+    shared_oracles, cleanup, monkeypatch
+):
     res = shared_oracles("ConvNeXt_tiny", "paddleclas")
     full = load_as_variant("ConvNeXt_tiny", "paddleclas", res.path, cleanup, monkeypatch)
     # Same cache: the file is now known (its sha256 was recorded on first use).
-    ten = load_model("ConvNeXt_tiny", weights="paddleclas", num_classes=10, cache_dir=cleanup / "cache")
-    assert_new_head_keeps_the_rest(full, ten, ["fc.weight", "fc.bias"])
-    gray = load_model("ConvNeXt_tiny", weights="paddleclas", in_chans=1, cache_dir=cleanup / "cache")
-    rgb_sum = full.state_dict()["stem.0.weight"].numpy().sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(gray.state_dict()["stem.0.weight"].numpy(), rgb_sum, rtol=1e-6)
-    feats = load_model("ConvNeXt_tiny", weights="paddleclas", features_only=True, cache_dir=cleanup / "cache")
-    with paddle.no_grad():
-        maps = feats(paddle.to_tensor(X))
-    assert [list(m.shape) for m in maps] == [[1, 96, 16, 16], [1, 192, 8, 8], [1, 384, 4, 4], [1, 768, 2, 2]]
+    assert_loaded_weights_adapt(
+        "ConvNeXt_tiny",
+        "paddleclas",
+        full,
+        cleanup / "cache",
+        X,
+        [[1, 96, 16, 16], [1, 192, 8, 8], [1, 384, 4, 4], [1, 768, 2, 2]],
+    )
+
+
+def test_exported_program_runs_in_paddle_inference(shared_oracles, cleanup, monkeypatch):
+    # Guards its channels-first layer norm (oneDNN got PaddleClas's mean(1) form wrong).
+    res = shared_oracles("ConvNeXt_tiny", "paddleclas")
+    model = load_as_variant("ConvNeXt_tiny", "paddleclas", res.path, cleanup, monkeypatch)
+    assert_predictor_matches(model, cleanup / "export")
