@@ -72,7 +72,8 @@ class FuseOutput(nn.Layer):
         out = xs[self.i]
         for j, (path, x) in enumerate(zip(self.paths, xs)):
             if j > self.i:
-                out = out + nn.functional.interpolate(path(x), scale_factor=2 ** (j - self.i), mode="nearest")
+                # size, not scale_factor: paddle2onnx 2.1 cannot convert an integer scale attribute
+                out = out + nn.functional.interpolate(path(x), size=out.shape[2:], mode="nearest")
             elif j < self.i:
                 out = out + path(x)
         return nn.functional.relu(out)
