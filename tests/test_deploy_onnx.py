@@ -44,21 +44,29 @@ def test_every_family_has_a_representative():
     assert {reg.get(n).family for n in picked} == families and len(picked) == len(families)
 
 
+#: families checked at their registry size although a 64x64 dygraph forward works: VGG's adaptive
+#: pooling then upsamples 2x2 to 7x7, which paddle2onnx turns into an AveragePool of stride 0 (export
+#: raises ExportError); Swin's padded windows run in dygraph but not in the exported programs.
+FULL_SIZE_FAMILIES = ("vgg", "swin_transformer")
+
+
 def _cheapest_side(name: str) -> int:
-    """SMALL_SIDE when the architecture accepts it (convolutional nets), else its registry input size
-    (position embeddings, fixed windows and flattening heads need their own size)."""
+    """SMALL_SIDE when the architecture accepts it, else its registry input size (position
+    embeddings and fixed windows need their own size)."""
     import paddle
 
-    model = load_model(name, pretrained=False)
-    model.eval()
-    try:
-        with paddle.no_grad():
-            out = model(paddle.to_tensor(oracle_input(1, SMALL_SIDE, SMALL_SIDE)))
-        if tuple(out.shape) == (1, model.num_classes):
-            return SMALL_SIDE
-    except (ValueError, RuntimeError, AssertionError):  # paddle reports a shape mismatch as one of these
-        pass
-    return int(load_registry().get(name).input_size[1])
+    info = load_registry().get(name)
+    if info.family not in FULL_SIZE_FAMILIES:
+        model = load_model(name, pretrained=False)
+        model.eval()
+        try:
+            with paddle.no_grad():
+                out = model(paddle.to_tensor(oracle_input(1, SMALL_SIDE, SMALL_SIDE)))
+            if tuple(out.shape) == (1, model.num_classes):
+                return SMALL_SIDE
+        except (ValueError, RuntimeError, AssertionError):  # how paddle reports a shape mismatch
+            pass
+    return int(info.input_size[1])
 
 
 @pytest.mark.parametrize("name", family_representatives())

@@ -57,8 +57,8 @@ def export_onnx(
         ``out_dir``, holding ``inference.onnx`` and ``paddlehub_cls.json``.
 
     Raises:
-        MissingExtraError: paddle2onnx is not installed (the ``[onnx]`` extra).
-        ExportError: paddle2onnx failed to convert the program.
+        MissingExtraError: paddle2onnx or onnxruntime is not installed (the ``[onnx]`` extra).
+        ExportError: paddle2onnx failed to convert the program, or onnxruntime cannot load the result.
         ValueError, TypeError, UnknownModelError, DownloadError, OSError: as :func:`paddlehub_cls.export`.
     """
     p2o = require("paddle2onnx", EXTRA, "ONNX export")
@@ -80,7 +80,9 @@ def export_onnx(
                 str(program), str(params), save_file=None, opset_version=opset, auto_upgrade_opset=True,
                 enable_onnx_checker=True, enable_optimize=True,
             )
-        except Exception as exc:  # paddle2onnx logs its error and then fails with whatever it hit
+        # paddle2onnx logs its error and then fails with whatever it hit; on some unsupported
+        # attributes its C++ parser even calls exit(-1), which arrives as SystemExit.
+        except (Exception, SystemExit) as exc:
             raise ExportError(
                 f"paddle2onnx {getattr(p2o, '__version__', '?')} could not convert {config['model']} "
                 f"({program.name}): {type(exc).__name__}: {exc}; export format='paddle' instead, or report "
@@ -91,6 +93,7 @@ def export_onnx(
                 f"paddle2onnx {getattr(p2o, '__version__', '?')} returned no model for {config['model']} "
                 f"({program.name}); export format='paddle' instead"
             )
+        _check_loads(data, config["model"], getattr(p2o, "__version__", "?"))
         (tmp / ONNX_NAME).write_bytes(data)
         config["format"] = "onnx"
         config["onnx"] = {"opset_min": opset, "converter": f"paddle2onnx {getattr(p2o, '__version__', '?')}"}
@@ -99,6 +102,25 @@ def export_onnx(
         shutil.rmtree(tmp, ignore_errors=True)
     logger.info("exported %s as ONNX (input %s) to %s", config["model"], config["input"]["shape"], out)
     return out
+
+
+def _check_loads(data: bytes, model: str, converter: str) -> None:
+    """Load the converted graph in ONNX Runtime, so that an export it would refuse fails here.
+
+    paddle2onnx's own checker passes graphs that ONNX Runtime's shape inference refuses (an
+    adaptive pooling that upsamples becomes an AveragePool of stride 0); failing at export names
+    the model and the remedy. (onnx's strict shape inference dies of SIGFPE on that graph.)
+    """
+    ort = require("onnxruntime", EXTRA, "ONNX export")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+        raise ExportError(
+            f"paddle2onnx {converter} converted {model} into an ONNX graph that onnxruntime {ort.__version__} "
+            f"cannot load: {exc}; export at the model's own input size (input_size=None), or use format='paddle'"
+        ) from exc
 
 
 class OnnxRuntimeEngine:
