@@ -131,8 +131,7 @@ def _want_gpu(use_gpu: Optional[bool]) -> bool:
 class _PaddleEngine:
     """Paddle Inference on a ``paddle.jit.save`` program: oneDNN on CPU, or a CUDA device."""
 
-    def __init__(self, folder: Path, threads: int, use_gpu: Optional[bool], gpu_id: int) -> None:
-        program, params = _paddle_files(folder)
+    def __init__(self, program: Path, params: Path, threads: int, use_gpu: Optional[bool], gpu_id: int) -> None:
         import paddle.inference as pi
 
         cfg = pi.Config(str(program), str(params))
@@ -212,6 +211,9 @@ class Predictor:
                              f"got {backend!r}")
         config_path = _locate(path_or_dir)
         self.path = config_path.parent
+        self.backend = _choose_backend(self.path, backend)
+        # The engine's files are checked before the JSON is read: a missing program is the likelier fault.
+        files = _paddle_files(self.path) if self.backend == "paddle" else None
         self.config = _read_config(config_path)
         self.pretrained_cfg: Dict[str, Any] = self.config["pretrained_cfg"]
         shape = list(self.config["input"]["shape"])
@@ -220,14 +222,13 @@ class Predictor:
         self.batch_size = self.fixed_batch or batch_size
         self.num_classes = int(self.config["output"]["num_classes"])
         self.threads = threads or default_threads()
-        self.backend = _choose_backend(self.path, backend)
         self._engine: Any
-        if self.backend == "onnxruntime":
+        if files is None:
             from paddlehub_cls.deploy.onnx import OnnxRuntimeEngine
 
             self._engine = OnnxRuntimeEngine(self.path / ONNX_NAME, self.threads, use_gpu, gpu_id)
         else:
-            self._engine = _PaddleEngine(self.path, self.threads, use_gpu, gpu_id)
+            self._engine = _PaddleEngine(*files, self.threads, use_gpu, gpu_id)
         self.device: str = self._engine.device
         self._transform: Any = None
         logger.debug("Predictor for %s: %s on %s (%d threads)", self.path, self.backend, self.device, self.threads)
