@@ -61,7 +61,9 @@ def bench_engines(name: str, work: Path, threads: int, repeats: int) -> List[Dic
     model.eval()
     side = model.pretrained_cfg["input_size"][1]
     engines = {
-        "onnxruntime": Predictor(export(model, work / f"{name}-onnx", format="onnx"), threads=threads, use_gpu=False),
+        "onnxruntime": Predictor(
+            export(model, work / f"{name}-onnx", format="onnx"), threads=threads, use_gpu=False
+        ),
         "paddle": Predictor(export(model, work / f"{name}-paddle"), threads=threads, use_gpu=False),
     }
     rows = []
@@ -77,7 +79,9 @@ def bench_engines(name: str, work: Path, threads: int, repeats: int) -> List[Dic
         rows.append({"model": name, "batch": batch, "engine": "dygraph", "s_per_batch": base, "speedup": 1.0})
         for engine, predictor in engines.items():
             s = per_batch(lambda: predictor.run(x), repeats)
-            rows.append({"model": name, "batch": batch, "engine": engine, "s_per_batch": s, "speedup": base / s})
+            rows.append(
+                {"model": name, "batch": batch, "engine": engine, "s_per_batch": s, "speedup": base / s}
+            )
     return rows
 
 
@@ -108,7 +112,12 @@ def load(fn: Callable[[], Any], clients: int, seconds: float) -> Dict[str, float
             f.result()
     wall = time.perf_counter() - start
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
-    return {"requests": len(latencies), "per_s": len(latencies) / wall, "p50_ms": 1e3 * q[49], "p99_ms": 1e3 * q[98]}
+    return {
+        "requests": len(latencies),
+        "per_s": len(latencies) / wall,
+        "p50_ms": 1e3 * q[49],
+        "p99_ms": 1e3 * q[98],
+    }
 
 
 def bench_serve(name: str, work: Path, threads: int, seconds: float, backend: str) -> List[Dict[str, Any]]:
@@ -118,10 +127,26 @@ def bench_serve(name: str, work: Path, threads: int, seconds: float, backend: st
 
     folder = work / f"{name}-{'onnx' if backend == 'onnxruntime' else 'paddle'}"
     direct = Predictor(folder, threads=threads, use_gpu=False)
-    rows = [{"clients": 1, "how": "Predictor.predict in-process", **load(lambda: direct.predict(PHOTO), 1, seconds)}]
+    rows = [
+        {
+            "clients": 1,
+            "how": "Predictor.predict in-process",
+            **load(lambda: direct.predict(PHOTO), 1, seconds),
+        }
+    ]
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS=str(threads), NO_PROXY="127.0.0.1")
-    cmd = [sys.executable, "-m", "paddlehub_cls", "serve", str(folder), "--port", str(port), "--threads", str(threads)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "paddlehub_cls",
+        "serve",
+        str(folder),
+        "--port",
+        str(port),
+        "--threads",
+        str(threads),
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     body = PHOTO.read_bytes()
@@ -133,7 +158,9 @@ def bench_serve(name: str, work: Path, threads: int, seconds: float, backend: st
             except requests.ConnectionError:
                 time.sleep(0.1)
         else:
-            raise RuntimeError(f"the server did not start: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+            raise RuntimeError(
+                f"the server did not start: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}"
+            )
 
         def post() -> None:
             r = requests.post(url + "/predict", files={"file": ("c.png", body, "image/png")}, timeout=120)
@@ -154,7 +181,9 @@ def main(argv: Any = None) -> int:
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="registry names")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of every engine (default 1)")
     parser.add_argument("--repeats", type=int, default=5, help="timed batches per engine figure (median)")
-    parser.add_argument("--serve-seconds", type=float, default=10.0, help="load duration per concurrency level")
+    parser.add_argument(
+        "--serve-seconds", type=float, default=10.0, help="load duration per concurrency level"
+    )
     parser.add_argument("--serve-backend", choices=("paddle", "onnxruntime"), default="onnxruntime")
     parser.add_argument("--json", default=str(REPO / "bench" / "deploy_results.json"), help="results file")
     args = parser.parse_args(argv)
@@ -176,18 +205,29 @@ def main(argv: Any = None) -> int:
         served = next((m for m in args.models if m in reg), None)
         if served:
             serve = bench_serve(served, Path(tmp), args.threads, args.serve_seconds, args.serve_backend)
-    print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}; threads {args.threads}")
+    print(
+        f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}; threads {args.threads}"
+    )
     print("\n| model | batch | engine | ms per batch | speed-up vs dygraph |\n|---|---|---|---|---|")
     for r in engines:
-        print(f"| {r['model']} | {r['batch']} | {r['engine']} | {1e3 * r['s_per_batch']:.1f} | {r['speedup']:.2f}x |")
+        print(
+            f"| {r['model']} | {r['batch']} | {r['engine']} | {1e3 * r['s_per_batch']:.1f} "
+            f"| {r['speedup']:.2f}x |"
+        )
     if serve:
         base = serve[0]["per_s"]
         print(f"\n{served}, one photo per request\n")
-        print("| clients | how | requests | per s | vs direct | p50 ms | p99 ms |\n|---|---|---|---|---|---|---|")
+        print(
+            "| clients | how | requests | per s | vs direct | p50 ms | p99 ms |\n"
+            "|---|---|---|---|---|---|---|"
+        )
         for r in serve:
-            print(f"| {r['clients']} | {r['how']} | {r['requests']} | {r['per_s']:.2f} | {r['per_s'] / base:.2f}x "
-                  f"| {r['p50_ms']:.0f} | {r['p99_ms']:.0f} |")
+            print(
+                f"| {r['clients']} | {r['how']} | {r['requests']} | {r['per_s']:.2f} "
+                f"| {r['per_s'] / base:.2f}x "
+                f"| {r['p50_ms']:.0f} | {r['p99_ms']:.0f} |"
+            )
     Path(args.json).write_text(json.dumps({"engines": engines, "serve": serve}, indent=1) + "\n")
     return 0
 

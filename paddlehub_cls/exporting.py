@@ -239,7 +239,8 @@ def add_parsers(subparsers: Any) -> None:
         "--format",
         choices=FORMATS,
         default="paddle",
-        help="paddle: Paddle Inference (default); onnx: inference.onnx for ONNX Runtime (needs paddlehub_cls[onnx])",
+        help="paddle: Paddle Inference (default); onnx: inference.onnx for ONNX Runtime "
+        "(needs paddlehub_cls[onnx])",
     )
     p.set_defaults(handler=run_export)
 

@@ -131,7 +131,9 @@ def _want_gpu(use_gpu: Optional[bool]) -> bool:
 class _PaddleEngine:
     """Paddle Inference on a ``paddle.jit.save`` program: oneDNN on CPU, or a CUDA device."""
 
-    def __init__(self, program: Path, params: Path, threads: int, use_gpu: Optional[bool], gpu_id: int) -> None:
+    def __init__(
+        self, program: Path, params: Path, threads: int, use_gpu: Optional[bool], gpu_id: int
+    ) -> None:
         import paddle.inference as pi
 
         cfg = pi.Config(str(program), str(params))
@@ -207,8 +209,10 @@ class Predictor:
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be None (automatic) or a positive int, got {threads!r}")
         if backend is not None and backend not in BACKENDS:
-            raise ValueError(f"backend must be None (chosen by the export's files) or one of {list(BACKENDS)}, "
-                             f"got {backend!r}")
+            raise ValueError(
+                f"backend must be None (chosen by the export's files) or one of {list(BACKENDS)}, "
+                f"got {backend!r}"
+            )
         config_path = _locate(path_or_dir)
         self.path = config_path.parent
         self.backend = _choose_backend(self.path, backend)
@@ -231,7 +235,9 @@ class Predictor:
             self._engine = _PaddleEngine(*files, self.threads, use_gpu, gpu_id)
         self.device: str = self._engine.device
         self._transform: Any = None
-        logger.debug("Predictor for %s: %s on %s (%d threads)", self.path, self.backend, self.device, self.threads)
+        logger.debug(
+            "Predictor for %s: %s on %s (%d threads)", self.path, self.backend, self.device, self.threads
+        )
 
     def __repr__(self) -> str:
         return (

@@ -34,7 +34,10 @@ def family_representatives() -> list:
         size = info.num_params["value"] if info.num_params else float("inf")
         if info.family not in best or (size, name) < best[info.family][:2]:
             best[info.family] = (size, name, info.family)
-    return [pytest.param(name, id=f"{family}-{name}") for _, name, family in sorted(best.values(), key=lambda t: t[2])]
+    return [
+        pytest.param(name, id=f"{family}-{name}")
+        for _, name, family in sorted(best.values(), key=lambda t: t[2])
+    ]
 
 
 def test_every_family_has_a_representative():
@@ -85,7 +88,11 @@ def test_onnxruntime_equals_dygraph_for_each_family(name, tmp_path):
 def mobilenet_exports(tmp_path_factory):
     model = random_net("MobileNetV1", seed=4, size=96)
     root = tmp_path_factory.mktemp("both")
-    return model, export(model, root / "onnx", input_size=96, format="onnx"), export(model, root / "paddle", input_size=96)
+    return (
+        model,
+        export(model, root / "onnx", input_size=96, format="onnx"),
+        export(model, root / "paddle", input_size=96),
+    )
 
 
 def test_onnx_export_holds_the_same_metadata_as_the_paddle_export(mobilenet_exports):
@@ -129,7 +136,9 @@ def test_backends_are_chosen_by_the_files_and_agree(mobilenet_exports):
 
 def test_backend_errors_name_the_problem(mobilenet_exports, tmp_path):
     _, onnx_dir, paddle_dir = mobilenet_exports
-    with pytest.raises(ExportedModelError, match=r"backend='onnxruntime' needs inference.onnx .*--format onnx"):
+    with pytest.raises(
+        ExportedModelError, match=r"backend='onnxruntime' needs inference.onnx .*--format onnx"
+    ):
         Predictor(paddle_dir, backend="onnxruntime")
     with pytest.raises(ExportedModelError, match="lacks inference.json/.pdmodel or inference.pdiparams"):
         Predictor(onnx_dir, backend="paddle")
@@ -146,17 +155,29 @@ def test_backend_errors_name_the_problem(mobilenet_exports, tmp_path):
 def test_missing_extras_name_the_extra(monkeypatch, tmp_path):
     net = load_model("MobileNetV1", pretrained=False)
     monkeypatch.setitem(sys.modules, "paddle2onnx", None)  # import now raises ImportError
-    with pytest.raises(MissingExtraError, match=r"ONNX export needs .*'paddle2onnx'.*paddlehub_cls\[onnx\]") as info:
+    with pytest.raises(
+        MissingExtraError, match=r"ONNX export needs .*'paddle2onnx'.*paddlehub_cls\[onnx\]"
+    ) as info:
         export(net, tmp_path / "x", input_size=32, format="onnx")
     assert info.value.extra == "onnx"
     assert isinstance(info.value, PaddleHubClsError) and isinstance(info.value, ImportError)
     out = tmp_path / "y"
     out.mkdir()
-    (out / "paddlehub_cls.json").write_text(json.dumps({"format_version": 1, "pretrained_cfg": {}, "input": {
-        "shape": [-1, 3, 32, 32]}, "output": {"num_classes": 1000}}))
+    (out / "paddlehub_cls.json").write_text(
+        json.dumps(
+            {
+                "format_version": 1,
+                "pretrained_cfg": {},
+                "input": {"shape": [-1, 3, 32, 32]},
+                "output": {"num_classes": 1000},
+            }
+        )
+    )
     (out / "inference.onnx").write_bytes(b"x")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    with pytest.raises(MissingExtraError, match=r"backend='onnxruntime'.*'onnxruntime'.*paddlehub_cls\[onnx\]"):
+    with pytest.raises(
+        MissingExtraError, match=r"backend='onnxruntime'.*'onnxruntime'.*paddlehub_cls\[onnx\]"
+    ):
         Predictor(out)
     with pytest.raises(ValueError, match=r"format must be one of \['paddle', 'onnx'\], got 'tflite'"):
         export(net, tmp_path / "z", format="tflite")
@@ -167,7 +188,9 @@ def test_cli_export_format_onnx_replaces_a_paddle_export(tmp_path, cache_env, ca
     assert cli_main(["export", "ShuffleNetV2", str(out), "--random", "--input-size", "64"]) == 0
     assert (out / "inference.pdiparams").is_file()
     capsys.readouterr()
-    code = cli_main(["export", "ShuffleNetV2", str(out), "--random", "--input-size", "64", "--format", "onnx"])
+    code = cli_main(
+        ["export", "ShuffleNetV2", str(out), "--random", "--input-size", "64", "--format", "onnx"]
+    )
     assert code == 0, capsys.readouterr().err
     assert capsys.readouterr().out.split() == [str(out / "inference.onnx"), str(out / "paddlehub_cls.json")]
     assert sorted(p.name for p in Path(out).iterdir()) == ["inference.onnx", "paddlehub_cls.json"]

@@ -102,8 +102,19 @@ def server_env(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(weights, server_env, tmp_path_factory):
     log = tmp_path_factory.mktemp("log") / "server.log"
-    args = [MODEL, "--weights", str(weights), "--threads", "1", "--max-batch", "8", "--max-wait-ms", "50",
-            "--max-upload-mb", str(UPLOAD_MB)]
+    args = [
+        MODEL,
+        "--weights",
+        str(weights),
+        "--threads",
+        "1",
+        "--max-batch",
+        "8",
+        "--max-wait-ms",
+        "50",
+        "--max-upload-mb",
+        str(UPLOAD_MB),
+    ]
     srv = Server(args, server_env, log)
     yield srv
     srv.stop()
@@ -126,10 +137,14 @@ def test_predict_multipart_json_and_raw_agree_with_the_predictor(server, referen
     assert r.status_code == 200, r.text
     assert r.json()["model"] == MODEL
     assert_same_top(r.json()["predictions"], want)
-    r = requests.post(server.url + "/predict", json={"image": base64.b64encode(data).decode(), "topk": 3}, timeout=60)
+    r = requests.post(
+        server.url + "/predict", json={"image": base64.b64encode(data).decode(), "topk": 3}, timeout=60
+    )
     assert r.status_code == 200, r.text
     assert_same_top(r.json()["predictions"], want[:3])
-    r = requests.post(server.url + "/predict?topk=2", data=data, headers={"Content-Type": "image/png"}, timeout=60)
+    r = requests.post(
+        server.url + "/predict?topk=2", data=data, headers={"Content-Type": "image/png"}, timeout=60
+    )
     assert_same_top(r.json()["predictions"], want[:2])
 
 
@@ -160,7 +175,9 @@ def test_32_concurrent_clients_are_batched_without_error(server, reference):
     def client(i):
         body = png(images[i])
         barrier.wait()
-        return requests.post(server.url + "/predict", files={"file": (f"{i}.png", body, "image/png")}, timeout=120)
+        return requests.post(
+            server.url + "/predict", files={"file": (f"{i}.png", body, "image/png")}, timeout=120
+        )
 
     with ThreadPoolExecutor(32) as pool:
         answers = list(pool.map(client, range(32)))
@@ -176,14 +193,25 @@ def test_32_concurrent_clients_are_batched_without_error(server, reference):
 @pytest.mark.parametrize(
     "kwargs, status, message",
     [
-        ({"files": {"file": ("x.png", b"this is not an image", "image/png")}}, 400, "is not an image that PIL can decode"),
+        (
+            {"files": {"file": ("x.png", b"this is not an image", "image/png")}},
+            400,
+            "is not an image that PIL can decode",
+        ),
         ({"files": {"other": ("x.png", b"", "image/png")}}, 400, "the uploaded file 'x.png' is empty"),
         ({"data": {"field": "value"}, "files": {}}, 415, "unsupported Content-Type"),
         ({"json": {"image": "@@not base64@@"}}, 400, "not valid base64"),
         ({"json": {"picture": "x"}}, 400, "must be an object"),
-        ({"data": b"\x89PNG", "headers": {"Content-Type": "text/plain"}}, 415, "unsupported Content-Type 'text/plain'"),
-        ({"data": b"x" * (UPLOAD_MB * 2**20 + 1), "headers": {"Content-Type": "image/png"}}, 413,
-         f"upload limit of {UPLOAD_MB * 2**20} bytes"),
+        (
+            {"data": b"\x89PNG", "headers": {"Content-Type": "text/plain"}},
+            415,
+            "unsupported Content-Type 'text/plain'",
+        ),
+        (
+            {"data": b"x" * (UPLOAD_MB * 2**20 + 1), "headers": {"Content-Type": "image/png"}},
+            413,
+            f"upload limit of {UPLOAD_MB * 2**20} bytes",
+        ),
     ],
     ids=["non-image", "empty-file", "urlencoded", "bad-base64", "json-without-image", "text", "oversized"],
 )
@@ -198,23 +226,32 @@ def test_oversized_chunked_upload_is_cut_off(server):
         for _ in range(UPLOAD_MB * 4 + 1):  # 256 KiB more than the limit, with no Content-Length
             yield b"\0" * 2**18
 
-    r = requests.post(server.url + "/predict", data=chunks(), headers={"Content-Type": "image/png"}, timeout=60)
+    r = requests.post(
+        server.url + "/predict", data=chunks(), headers={"Content-Type": "image/png"}, timeout=60
+    )
     assert r.status_code == 413 and "upload limit" in r.json()["detail"]
-    r = requests.post(server.url + "/predict?topk=zero", files={"file": ("c.png", CAT.read_bytes())}, timeout=60)
+    r = requests.post(
+        server.url + "/predict?topk=zero", files={"file": ("c.png", CAT.read_bytes())}, timeout=60
+    )
     assert r.status_code == 400 and "topk must be a positive integer, got 'zero'" in r.json()["detail"]
 
 
 def test_sigterm_finishes_in_flight_requests_under_load(weights, server_env, tmp_path, reference):
     out = export(MODEL, tmp_path / "onnx", weights=weights, format="onnx")
     # A long batch wait keeps requests in flight while the signal arrives.
-    srv = Server([str(out), "--threads", "1", "--max-batch", "4", "--max-wait-ms", "300"], server_env,
-                 tmp_path / "server.log")
+    srv = Server(
+        [str(out), "--threads", "1", "--max-batch", "4", "--max-wait-ms", "300"],
+        server_env,
+        tmp_path / "server.log",
+    )
     assert requests.get(srv.url + "/health", timeout=10).json()["backend"] == "onnxruntime"
     want = expected(reference, CAT)
     body = CAT.read_bytes()
     with ThreadPoolExecutor(12) as pool:
-        futures = [pool.submit(requests.post, srv.url + "/predict", files={"file": ("c.png", body)}, timeout=120)
-                   for _ in range(12)]
+        futures = [
+            pool.submit(requests.post, srv.url + "/predict", files={"file": ("c.png", body)}, timeout=120)
+            for _ in range(12)
+        ]
         deadline = time.monotonic() + 60
         while requests.get(srv.url + "/health", timeout=10).json()["in_flight"] < 12:
             assert time.monotonic() < deadline, "the 12 requests never were in flight together"
@@ -233,7 +270,10 @@ def test_sigterm_finishes_in_flight_requests_under_load(weights, server_env, tmp
 def test_cli_serve_errors(server_env, tmp_path):
     run = subprocess.run(
         [sys.executable, "-m", "paddlehub_cls", "serve", str(tmp_path), "--max-batch", "0"],
-        env=server_env, capture_output=True, text=True, timeout=120,
+        env=server_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert run.returncode == 1 and "--max-batch must be >= 1" in run.stderr
 
@@ -248,7 +288,9 @@ def test_page_shows_the_top5_in_a_headless_browser(server, reference):
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
         options.add_argument(flag)
     browser, driver_exe = shutil.which("chromium"), shutil.which("chromedriver")
-    assert browser and driver_exe, "needs Debian's chromium and chromium-driver (.ci/run installs them with apt-get)"
+    assert (
+        browser and driver_exe
+    ), "needs Debian's chromium and chromium-driver (.ci/run installs them with apt-get)"
     options.binary_location = browser
     driver = webdriver.Chrome(service=Service(driver_exe), options=options)
     try:
@@ -257,7 +299,9 @@ def test_page_shows_the_top5_in_a_headless_browser(server, reference):
         driver.find_element(By.ID, "file").send_keys(str(CAT))
         WebDriverWait(driver, 120).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#top5 li")) == 5)
         items = driver.find_elements(By.CSS_SELECTOR, "#top5 li")
-        shown = [(li.get_attribute("data-label"), float(li.get_attribute("data-probability"))) for li in items]
+        shown = [
+            (li.get_attribute("data-label"), float(li.get_attribute("data-probability"))) for li in items
+        ]
         texts = [li.text for li in items]
     finally:
         driver.quit()

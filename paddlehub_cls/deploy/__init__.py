@@ -25,6 +25,6 @@ def require(module: str, extra: str, feature: str) -> ModuleType:
     except ImportError as exc:
         raise MissingExtraError(
             f"{feature} needs the Python package {module!r}, which is not installed or cannot be imported "
-            f"({exc}); install it with: pip install \"paddlehub_cls[{extra}]\"",
+            f'({exc}); install it with: pip install "paddlehub_cls[{extra}]"',
             extra,
         ) from exc

@@ -67,7 +67,11 @@ def export_onnx(
     tmp = Path(tempfile.mkdtemp(prefix=".export-onnx-", dir=out))
     try:
         paddle_dir = export(
-            model_or_name, tmp / "paddle", input_size=input_size, batch_size=batch_size, weights=weights,
+            model_or_name,
+            tmp / "paddle",
+            input_size=input_size,
+            batch_size=batch_size,
+            weights=weights,
             pretrained=pretrained,
         )
         config = json.loads((paddle_dir / CONFIG_NAME).read_text(encoding="utf-8"))
@@ -77,8 +81,13 @@ def export_onnx(
             # save_file=None returns the bytes before paddle2onnx's optional Polygraphy pass, which
             # would pip-install packages at run time; its own graph optimiser still runs.
             data = p2o.export(
-                str(program), str(params), save_file=None, opset_version=opset, auto_upgrade_opset=True,
-                enable_onnx_checker=True, enable_optimize=True,
+                str(program),
+                str(params),
+                save_file=None,
+                opset_version=opset,
+                auto_upgrade_opset=True,
+                enable_onnx_checker=True,
+                enable_optimize=True,
             )
         # paddle2onnx logs its error and then fails with whatever it hit; on some unsupported
         # attributes its C++ parser even calls exit(-1), which arrives as SystemExit.
@@ -118,8 +127,9 @@ def _check_loads(data: bytes, model: str, converter: str) -> None:
         ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
         raise ExportError(
-            f"paddle2onnx {converter} converted {model} into an ONNX graph that onnxruntime {ort.__version__} "
-            f"cannot load: {exc}; export at the model's own input size (input_size=None), or use format='paddle'"
+            f"paddle2onnx {converter} converted {model} into an ONNX graph that onnxruntime "
+            f"{ort.__version__} cannot load: {exc}; export at the model's own input size "
+            "(input_size=None), or use format='paddle'"
         ) from exc
 
 

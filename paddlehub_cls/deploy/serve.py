@@ -106,8 +106,10 @@ class MicroBatcher:
             while len(items) < self.max_batch:
                 timeout = deadline - loop.time()
                 try:
-                    item = self._queue.get_nowait() if timeout <= 0 else await asyncio.wait_for(
-                        self._queue.get(), timeout
+                    item = (
+                        self._queue.get_nowait()
+                        if timeout <= 0
+                        else await asyncio.wait_for(self._queue.get(), timeout)
                     )
                 except (asyncio.QueueEmpty, asyncio.TimeoutError):
                     break
@@ -117,7 +119,9 @@ class MicroBatcher:
                 items.append(item)
             await self._run(loop, items)
 
-    async def _run(self, loop: asyncio.AbstractEventLoop, items: List[Tuple[Any, "asyncio.Future[Any]"]]) -> None:
+    async def _run(
+        self, loop: asyncio.AbstractEventLoop, items: List[Tuple[Any, "asyncio.Future[Any]"]]
+    ) -> None:
         import numpy as np
 
         batch = np.stack([image for image, _ in items])
@@ -198,12 +202,16 @@ async def _image_bytes(request: Any, body: bytes, limit: int) -> Tuple[bytes, st
             yield body
 
         try:
-            form = await MultiPartParser(request.headers, once(), max_files=4, max_fields=8, max_part_size=limit).parse()
+            form = await MultiPartParser(
+                request.headers, once(), max_files=4, max_fields=8, max_part_size=limit
+            ).parse()
         except MultiPartException as exc:
             raise HTTPProblem(400, f"the multipart body cannot be parsed: {exc.message}") from exc
         files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
         if not files:
-            raise HTTPProblem(400, f"the multipart body has no file (fields: {sorted(form.keys())}); send it as 'file'")
+            raise HTTPProblem(
+                400, f"the multipart body has no file (fields: {sorted(form.keys())}); send it as 'file'"
+            )
         return await files[0].read(), f"uploaded file {files[0].filename!r}", form.get("topk")
     if ctype == "application/json":
         try:
@@ -211,8 +219,12 @@ async def _image_bytes(request: Any, body: bytes, limit: int) -> Tuple[bytes, st
         except ValueError as exc:
             raise HTTPProblem(400, f"the JSON body cannot be parsed: {exc}") from exc
         if not isinstance(payload, dict) or not isinstance(payload.get("image"), str):
-            raise HTTPProblem(400, 'the JSON body must be an object {"image": "<base64 of the file>", "topk": 5}')
-        text = payload["image"].split(",", 1)[-1] if payload["image"].startswith("data:") else payload["image"]
+            raise HTTPProblem(
+                400, 'the JSON body must be an object {"image": "<base64 of the file>", "topk": 5}'
+            )
+        text = (
+            payload["image"].split(",", 1)[-1] if payload["image"].startswith("data:") else payload["image"]
+        )
         try:
             return base64.b64decode(text, validate=True), "base64 image", payload.get("topk")
         except (binascii.Error, ValueError) as exc:
@@ -293,20 +305,31 @@ def create_app(
     @app.get("/health")
     async def health() -> Dict[str, Any]:
         return {
-            "status": "ok", "model": name, "backend": predictor.backend, "device": predictor.device,
-            "in_flight": state["in_flight"], "batches": batcher.batches, "images": batcher.images,
-            "largest_batch": batcher.largest, "max_batch": batcher.max_batch,
+            "status": "ok",
+            "model": name,
+            "backend": predictor.backend,
+            "device": predictor.device,
+            "in_flight": state["in_flight"],
+            "batches": batcher.batches,
+            "images": batcher.images,
+            "largest_batch": batcher.largest,
+            "max_batch": batcher.max_batch,
         }
 
     @app.get("/models")
     async def models() -> List[Dict[str, Any]]:
         cfg = predictor.pretrained_cfg
-        return [{
-            "name": name, "backend": predictor.backend, "device": predictor.device,
-            "input_size": list(predictor.input_size), "num_classes": predictor.num_classes,
-            "labels": predictor.config.get("labels"),
-            "preprocessing": {k: cfg.get(k) for k in ("interpolation", "crop_pct", "mean", "std")},
-        }]
+        return [
+            {
+                "name": name,
+                "backend": predictor.backend,
+                "device": predictor.device,
+                "input_size": list(predictor.input_size),
+                "num_classes": predictor.num_classes,
+                "labels": predictor.config.get("labels"),
+                "preprocessing": {k: cfg.get(k) for k in ("interpolation", "crop_pct", "mean", "std")},
+            }
+        ]
 
     page = resources.files("paddlehub_cls.deploy").joinpath("page.html").read_text(encoding="utf-8")
 
@@ -326,14 +349,20 @@ def add_parsers(subparsers: Any) -> None:
         "serve",
         help="serve a model over HTTP (needs paddlehub_cls[serve])",
         description=(
-            "Classify images over HTTP: POST /predict (multipart file, JSON base64 or raw bytes), GET /health, "
+            "Classify images over HTTP: POST /predict (multipart file, JSON base64 or raw bytes), "
+            "GET /health, "
             "GET /models, and a page at / to drop an image on. NAME is a model name (exported at start) or a "
-            "directory written by `paddlehub-cls export`. SIGTERM/SIGINT finish in-flight requests, then exit."
+            "directory written by `paddlehub-cls export`. SIGTERM/SIGINT finish in-flight requests, "
+            "then exit."
         ),
     )
     p.add_argument("name", metavar="NAME", help="model name (e.g. ResNet50) or an export directory")
-    p.add_argument("--weights", default=None, metavar="TAG_OR_PATH", help="weight variant tag or a local checkpoint")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument(
+        "--weights", default=None, metavar="TAG_OR_PATH", help="weight variant tag or a local checkpoint"
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)"
+    )
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
     p.add_argument(
         "--backend",
@@ -342,12 +371,16 @@ def add_parsers(subparsers: Any) -> None:
         help="engine (default: paddle for a model name, the export's own for a directory); "
         "onnxruntime needs paddlehub_cls[onnx]",
     )
-    p.add_argument("--threads", type=int, default=None, help="CPU threads of the engine (default: all allowed)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="CPU threads of the engine (default: all allowed)"
+    )
     p.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="images per batch, at most")
     p.add_argument(
         "--max-wait-ms", type=float, default=DEFAULT_MAX_WAIT_MS, help="how long a batch waits to fill (ms)"
     )
-    p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB, help="largest request body (MiB)")
+    p.add_argument(
+        "--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB, help="largest request body (MiB)"
+    )
     p.set_defaults(handler=run_serve)
 
 
@@ -380,13 +413,21 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         predictor = _predictor_for(args, workdir)
         app = create_app(
-            predictor, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+            predictor,
+            max_batch=args.max_batch,
+            max_wait_ms=args.max_wait_ms,
             max_upload_bytes=int(args.max_upload_mb * 2**20),
         )
         config = uvicorn.Config(
-            app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=GRACEFUL_SECONDS
+            app,
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            timeout_graceful_shutdown=GRACEFUL_SECONDS,
         )
-        logger.warning("serving %s on http://%s:%d (backend %s)", args.name, args.host, args.port, predictor.backend)
+        logger.warning(
+            "serving %s on http://%s:%d (backend %s)", args.name, args.host, args.port, predictor.backend
+        )
         # uvicorn stops accepting on SIGTERM/SIGINT, waits for in-flight requests, runs the lifespan
         # shutdown (the batcher drains), then re-raises the signal so the exit status tells it.
         uvicorn.Server(config).run()
