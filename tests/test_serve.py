@@ -309,3 +309,14 @@ def test_page_shows_the_top5_in_a_headless_browser(server, reference):
     assert [label for label, _ in shown] == [p["label"] for p in want]
     np.testing.assert_allclose([p for _, p in shown], [p["probability"] for p in want], atol=1e-5)
     assert texts[0].startswith(f"{want[0]['label']} ({100 * want[0]['probability']:.2f}%)")
+
+
+def test_sigint_stops_the_server_like_ctrl_c(server_env, tmp_path):
+    from paddlehub_cls import load_model
+
+    out = export(load_model("MobileNetV1", pretrained=False), tmp_path / "m", input_size=64)
+    srv = Server([str(out), "--threads", "1"], server_env, tmp_path / "server.log")
+    assert requests.get(srv.url + "/models", timeout=10).json()[0]["input_size"] == [3, 64, 64]
+    srv.proc.send_signal(signal.SIGINT)
+    assert srv.proc.wait(60) == 130
+    assert "paddlehub-cls: error: interrupted" in (tmp_path / "server.log").read_text()
