@@ -32,6 +32,7 @@ from oracles.fluid import run_fluid_oracle
 from oracles.paddleclas import run_paddleclas
 from oracles.vision import vision_oracle
 from paddlehub_cls import load_model
+from paddlehub_cls.formats import read_weights
 from paddlehub_cls.layouts import get_layout, match_layout
 from paddlehub_cls.models import get_builder
 from paddlehub_cls.registry import load_registry
@@ -39,6 +40,7 @@ from paddlehub_cls.registry import load_registry
 __all__ = [
     "X224",
     "REGISTRY",
+    "oracle_input",
     "numel",
     "trainable",
     "lazy",
@@ -49,6 +51,9 @@ __all__ = [
     "run_variant_oracle",
     "load_as_variant",
     "assert_fidelity",
+    "logits_from_file",
+    "swap_tensors",
+    "assert_logits_far",
     "assert_new_head_keeps_the_rest",
     "assert_params_independent",
     "stage_outputs",
@@ -82,6 +87,13 @@ FLUID_KWARGS: Dict[str, Dict[str, Any]] = {
 }
 #: PaddleClas builders not named like the registry model
 PADDLECLAS_BUILDERS = {"ShuffleNetV2": "ShuffleNetV2_x1_0"}
+#: input side of the oracle runs of a family where a fully convolutional network takes less
+#: than 224 (CI time); the fidelity check feeds our network the same crop of ``X224``
+ORACLE_SIDE: Dict[str, int] = {
+    "efficientnet": 64,
+    "pp_hgnet": 64,
+    "pp_hgnet_v2": 64,
+}
 _PADDLECLAS_PACKAGES = {
     "paddleclas_legendary": "ppcls.arch.backbone.legendary_models",
     "paddleclas_model_zoo": "ppcls.arch.backbone.model_zoo",
@@ -144,8 +156,26 @@ def variant_params(family: str, marks: Sequence[Any] = ()) -> List[Any]:
     return params
 
 
+def oracle_input(name: str) -> np.ndarray:
+    """The input of ``name``'s oracle runs: ``X224``, or its top-left crop (``ORACLE_SIDE``)."""
+    side = ORACLE_SIDE.get(REGISTRY.get(name).family, 224)
+    return X224[:, :, :side, :side]
+
+
+def oracle_key(name: str, tag: str) -> Tuple[str, ...]:
+    """What a variant's oracle depends on: variants with one key share one oracle run.
+
+    A PaddleClas oracle is its class with random weights, the same for every weight variant of
+    the architecture (base, ssld, stage-1, 22k->1k); the other oracles write the variant's own format.
+    """
+    info, variant = REGISTRY.resolve(name, tag)
+    if variant.layout in _PADDLECLAS_PACKAGES:
+        return (variant.layout, info.family, PADDLECLAS_BUILDERS.get(name, name))
+    return (name, tag)
+
+
 def run_variant_oracle(name: str, tag: str, out_dir: Path) -> OracleResult:
-    """The oracle of a registry variant, by its layout: its weight file and logits on ``X224``.
+    """The oracle of a registry variant, by its layout: its weight file and logits on :func:`oracle_input`.
 
     paddle.vision builders and PaddleClas modules are named like our architectures
     and families; the 2019 static builder is ``oracles.fluid_<family>.build``.
@@ -156,7 +186,7 @@ def run_variant_oracle(name: str, tag: str, out_dir: Path) -> OracleResult:
         return vision_oracle(info.architecture, {}, out_dir, X224, name=name)
     if layout in _PADDLECLAS_PACKAGES:
         module = f"{_PADDLECLAS_PACKAGES[layout]}.{info.family}"
-        return run_paddleclas(module, PADDLECLAS_BUILDERS.get(name, name), {}, out_dir, X224)
+        return run_paddleclas(module, PADDLECLAS_BUILDERS.get(name, name), {}, out_dir, oracle_input(name))
     if layout == "fluid2019":
         # The tar's top folder must be the registry's archive_root, "<release>_pretrained".
         release = variant.archive_root[: -len("_pretrained")]
@@ -215,8 +245,11 @@ def load_as_variant(
     return model
 
 
-def assert_fidelity(model: Any, res: OracleResult, record_property: Optional[Callable] = None) -> float:
-    """A loaded network against its oracle: same counts, every key from the file, same logits.
+def assert_fidelity(
+    model: Any, res: OracleResult, record_property: Optional[Callable] = None, x: np.ndarray = X224
+) -> float:
+    """A loaded network against its oracle: same counts, every key from the file, same logits on ``x``
+    (the oracle's input: :func:`oracle_input`).
 
     Returns the max abs logits difference (also recorded as a junit property).
     """
@@ -224,11 +257,51 @@ def assert_fidelity(model: Any, res: OracleResult, record_property: Optional[Cal
     assert trainable(model) == res.extra["num_trainable"]
     assert len(model.state_dict()) == res.num_keys
     assert not model.load_report.filled
-    diff = assert_logits_close(logits_of(model), res.logits)
+    diff = assert_logits_close(logits_of(model, x), res.logits)
     if record_property is not None:
         record_property("max_abs_diff", diff)
         record_property("logits_scale", float(np.abs(res.logits).max()))
     return diff
+
+
+def logits_from_file(
+    name: str,
+    tag: str,
+    weights_file: Path,
+    x: np.ndarray,
+    edit: Optional[Callable[[Dict[str, np.ndarray]], None]] = None,
+    alter: Optional[Callable[[Any], None]] = None,
+) -> np.ndarray:
+    """Eval logits of our network for ``name.tag`` filled from ``weights_file`` through the variant's
+    strict layout, after ``edit(tensors)`` changed the file's tensors and ``alter(model)`` the network.
+
+    For the checks that a wrong mapping or a wrong activation would not go unnoticed.
+    """
+    info, variant = REGISTRY.resolve(name, tag)
+    tensors = dict(read_weights(weights_file).tensors)
+    if edit is not None:
+        edit(tensors)
+    model = get_builder(info.architecture)(**info.build_kwargs(tag))
+    match = match_layout(model, tensors, variant.layout, info.family, origin=str(weights_file))
+    model.set_state_dict({k: paddle.to_tensor(np.ascontiguousarray(v)) for k, v in match.arrays.items()})
+    if alter is not None:
+        alter(model)
+    return logits_of(model, x)
+
+
+def swap_tensors(a: str, b: str) -> Callable[[Dict[str, np.ndarray]], None]:
+    """An ``edit`` for :func:`logits_from_file` that swaps the source tensors ``a`` and ``b``."""
+
+    def edit(tensors: Dict[str, np.ndarray]) -> None:
+        tensors[a], tensors[b] = tensors[b], tensors[a]
+
+    return edit
+
+
+def assert_logits_far(ours: np.ndarray, ref: np.ndarray) -> None:
+    """max |ours - ref| is at least 1e-2 of the reference's scale: 100x the fidelity tolerance."""
+    diff, scale = float(np.abs(ours - ref).max()), max(1.0, float(np.abs(ref).max()))
+    assert diff > 1e-2 * scale, f"max abs diff {diff:.3g} at logit scale {scale:.3g}: the change went unnoticed"
 
 
 # --------------------------------------------------------------------------- generic network checks
@@ -360,14 +433,16 @@ def cleanup(tmp_path: Path):
 
 @pytest.fixture(scope="module")
 def oracles(tmp_path_factory: Any):
-    """``oracles(name, tag)``: each variant's oracle runs once per module; its files go at the end."""
+    """``oracles(name, tag)``: each oracle runs once per module (variants with one :func:`oracle_key`
+    share it); its files go at the end."""
     root = tmp_path_factory.mktemp("oracles")
-    done: Dict[Tuple[str, str], OracleResult] = {}
+    done: Dict[Tuple[str, ...], OracleResult] = {}
 
     def get(name: str, tag: str) -> OracleResult:
-        if (name, tag) not in done:
-            done[name, tag] = run_variant_oracle(name, tag, root / f"{name}.{tag}")
-        return done[name, tag]
+        key = oracle_key(name, tag)
+        if key not in done:
+            done[key] = run_variant_oracle(name, tag, root / f"{name}.{tag}")
+        return done[key]
 
     yield get
     shutil.rmtree(root, ignore_errors=True)

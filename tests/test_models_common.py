@@ -70,6 +70,21 @@ GRAPHS = {
     "googlenet": Graph("googlenet", {}, 1024, (1024, 4, 5), head_scale=0.6),
     "shufflenet_v2_x1_0": Graph("shufflenet_v2_x1_0", {}, 1024, (1024, 5, 6)),
     "shufflenet_v2_swish": Graph("shufflenet_v2_swish", {}, 1024, (1024, 5, 6)),
+    # PP-HGNet(V2): pooled features go through a 1x1 conv to 2048 before the classifier;
+    # PPHGNet_base's dropout scales them by 0.8 at inference.
+    "pphgnet_tiny": Graph("pphgnet_tiny", {}, 2048, (768, 5, 6), pool_is_mean=False),
+    "pphgnet_small": Graph("pphgnet_small", {}, 2048, (1024, 5, 6), pool_is_mean=False),
+    "pphgnet_base": Graph("pphgnet_base", {}, 2048, (1280, 5, 6), pool_is_mean=False, head_scale=0.8),
+    **{
+        f"pphgnetv2_b{b}": Graph(f"pphgnetv2_b{b}", {}, 2048, (c, 5, 6), pool_is_mean=False)
+        for b, c in enumerate((1024, 1024, 1536, 2048, 2048, 2048, 2048))
+    },
+    # EfficientNet keeps its native-resolution paddings on any input (models/efficientnet.py).
+    "efficientnet_b0_small": Graph("efficientnet_b0_small", {}, 1280, (1280, 5, 6)),
+    **{
+        f"efficientnet_b{b}": Graph(f"efficientnet_b{b}", {}, c, (c, 5, 6))
+        for b, c in enumerate((1280, 1280, 1408, 1536, 1792, 2048, 2304, 2560))
+    },
 }
 
 # graph -> (input side, (channels, reduction) of each feature_info stage)
@@ -83,6 +98,9 @@ STAGES = {
     "mobilenet_v2-vision": (224, [(16, 2), (24, 4), (32, 8), (96, 16), (1280, 32)]),
     "googlenet": (192, [(64, 2), (192, 4), (480, 8), (832, 16), (1024, 32)]),
     "shufflenet_v2_x1_0": (128, [(24, 2), (116, 8), (232, 16), (464, 32), (1024, 32)]),
+    "pphgnet_tiny": (128, [(224, 4), (448, 8), (512, 16), (768, 32)]),
+    "pphgnetv2_b0": (128, [(64, 4), (256, 8), (512, 16), (1024, 32)]),
+    "efficientnet_b3": (128, [(24, 2), (32, 4), (48, 8), (136, 16), (384, 32)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -95,6 +113,9 @@ HEADS = [
     "mobilenet_v2-vision",
     "shufflenet_v2_x1_0",
     "shufflenet_v2_swish",
+    "pphgnet_base",
+    "pphgnetv2_b0",
+    "efficientnet_b0",
 ]
 IN_CHANS = [
     "resnet18",
@@ -103,6 +124,9 @@ IN_CHANS = [
     "mobilenet_v2-vision",
     "googlenet",
     "shufflenet_v2_swish",
+    "pphgnet_tiny",
+    "pphgnetv2_b0",
+    "efficientnet_b0_small",
 ]
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
@@ -112,6 +136,8 @@ SIDE_BY_SIDE = {
     "mobilenet": [("mobilenet_v1", {}), ("mobilenet_v1", {}), ("mobilenet_v2", {})],
     "googlenet": [("googlenet", {}), ("googlenet", {})],
     "shufflenet": [("shufflenet_v2_x1_0", {}), ("shufflenet_v2_x1_0", {}), ("shufflenet_v2_swish", {})],
+    "pp_hgnet": [("pphgnetv2_b0", {}), ("pphgnetv2_b0", {}), ("pphgnet_tiny", {})],
+    "efficientnet": [("efficientnet_b0", {}), ("efficientnet_b0", {}), ("efficientnet_b0_small", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -128,6 +154,9 @@ TRAINING = {
     "vgg11": ("vgg11", {}, 2, 32, "sgd", 0.01, 3, "eval"),
     "shufflenet_v2_x1_0": ("shufflenet_v2_x1_0", {}, 4, 64, "momentum", 0.05, 6, "train"),
     "shufflenet_v2_swish": ("shufflenet_v2_swish", {}, 4, 64, "momentum", 0.05, 6, "train"),
+    "pphgnet_tiny": ("pphgnet_tiny", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    "pphgnetv2_b0": ("pphgnetv2_b0", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    "efficientnet_b0": ("efficientnet_b0", {}, 4, 64, "momentum", 0.05, 6, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives
@@ -239,7 +268,17 @@ def test_invalid_num_classes_is_refused(builder):
 # a fresh MobileNetV1 in eval mode gave pooled features of ~1e-17, MobileNetV2 ~1e-8,
 # ShuffleNetV2 ~1e-5, and such networks did not train from scratch.
 @pytest.mark.parametrize(
-    "name", ["MobileNetV1", "MobileNetV2", "ShuffleNetV2", "ShuffleNetV2_swish", "SE_ResNeXt50_32x4d", "ResNet18"]
+    "name",
+    [
+        "MobileNetV1",
+        "MobileNetV2",
+        "ShuffleNetV2",
+        "ShuffleNetV2_swish",
+        "SE_ResNeXt50_32x4d",
+        "ResNet18",
+        "PPHGNet_tiny",
+        "PPHGNetV2_B0",
+    ],
 )
 def test_a_fresh_network_keeps_its_features_in_eval_mode(name):
     paddle.seed(0)

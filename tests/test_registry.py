@@ -273,10 +273,15 @@ def test_schema_meta_validation(name: str) -> None:
     assert not problems, "\n".join(problems)
 
 
-def test_registry_holds_exactly_the_release_models() -> None:
+def test_registry_holds_the_release_models_and_zoo_families_with_their_own_tests() -> None:
     assert RAW["schema_version"] == 1
-    assert sorted(RAW["models"]) == sorted(MODELS)
-    assert load_registry().names() == sorted(MODELS, key=registry_mod._natural_key)
+    assert set(MODELS) <= set(RAW["models"])
+    # The models beyond the seed release come from the PaddleClas zoo (issue 11): the checks above
+    # are the seed's; each zoo family's entries are checked by its own tests/test_models_<family>.py.
+    for name in sorted(set(RAW["models"]) - set(MODELS)):
+        family = RAW["models"][name]["family"]
+        assert (ROOT / "tests" / f"test_models_{family}.py").is_file(), f"{name}: no tests for family {family}"
+    assert load_registry().names() == sorted(RAW["models"], key=registry_mod._natural_key)
 
 
 @pytest.mark.parametrize("name", MODELS)
