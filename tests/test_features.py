@@ -26,6 +26,9 @@ FAMILY_MODELS = _smallest_per_family()
 # The 2019 GoogLeNet graph max-pools 3x3/2 without padding (112 -> 55 -> 27 -> 13 -> 6), so its
 # maps are one pixel short of 224 / stride; every other family's are exact.
 UNPADDED_POOLS = {"googlenet"}
+# EfficientNet's forward_features ends with its 1x1 head conv-BN-swish (PaddleClas's _conv), which
+# widens the last stage's map before pooling: same size, more channels.
+HEAD_AFTER_STAGES = {"efficientnet"}
 
 
 def test_every_family_is_covered():
@@ -52,6 +55,9 @@ def test_feature_maps_match_feature_info_at_224(name):
         assert (n, c) == (1, ch)
         want = {224 // r, 224 // r - 1} if model_info(name).family in UNPADDED_POOLS else {224 // r}
         assert h in want and w == h, (name, fmap.shape, r)
+    if model_info(name).family in HEAD_AFTER_STAGES:
+        assert last.shape[2:] == maps[-1].shape[2:] and last.shape[1] != maps[-1].shape[1]
+        return
     # The deepest stage is what forward_features returns.
     np.testing.assert_allclose(maps[-1].numpy(), last.numpy(), rtol=1e-5, atol=1e-6)
 
