@@ -25,7 +25,6 @@ from _modelcheck import (  # noqa: E402, F401  (cleanup and oracles are fixtures
     REGISTRY,
     assert_fidelity,
     assert_logits_close,
-    assert_logits_far,
     cleanup,
     family_variants,
     lazy,
@@ -33,12 +32,15 @@ from _modelcheck import (  # noqa: E402, F401  (cleanup and oracles are fixtures
     logits_from_file,
     oracle_input,
     oracles,
-    swap_tensors,
     variant_params,
 )
 
 FAMILY = "efficientnet"
 NAMES = tuple(f"EfficientNetB{i}" for i in range(8)) + ("EfficientNetB0_small",)
+
+
+def _far(ours: np.ndarray, ref: np.ndarray) -> bool:
+    return float(np.abs(ours - ref).max()) > 1e-2 * max(1.0, float(np.abs(ref).max()))
 
 
 # --------------------------------------------------------------------------- scaling and padding
@@ -122,12 +124,8 @@ def test_drop_connect_acts_in_training_only():
         np.testing.assert_allclose(y[i].numpy(), want.numpy(), rtol=1e-4, atol=1e-4)
     block.eval()
     with paddle.no_grad():
-        np.testing.assert_allclose(
-            (block(x) - x).numpy(),
-            block.project(block.se(block.dw(block.expand(x)))).numpy(),
-            rtol=1e-5,
-            atol=1e-5,
-        )
+        np.testing.assert_allclose((block(x) - x).numpy(), block.project(block.se(block.dw(block.expand(x)))).numpy(),
+                                   rtol=1e-5, atol=1e-5)
 
 
 # --------------------------------------------------------------------------- layouts, registry and fidelity
@@ -184,25 +182,20 @@ def test_a_wrong_mapping_or_activation_does_not_reproduce_the_oracle(oracles):
     res, x = oracles(name, tag), oracle_input(name)
     assert_logits_close(logits_from_file(name, tag, res.path, x), res.logits)
 
+    def swap(a, b):
+        def edit(tensors):
+            tensors[a], tensors[b] = tensors[b], tensors[a]
+
+        return edit
+
     # A group's repeat and the next group's first block swapped (the "block." / "_blocks." names):
     # same shapes, other logits.
     repeat, first = "_ef.block.4.._dcn._conv._bn.weight", "_ef._blocks.5.._dcn._conv._bn.weight"
-    assert_logits_far(logits_from_file(name, tag, res.path, x, edit=swap_tensors(first, repeat)), res.logits)
+    assert _far(logits_from_file(name, tag, res.path, x, edit=swap(first, repeat)), res.logits)
     with pytest.raises(WeightsMismatchError, match=r"mis-shaped \(2\)") as err:
-        logits_from_file(
-            name,
-            tag,
-            res.path,
-            x,
-            edit=swap_tensors(
-                "_ef._blocks.0.._se._conv1._conv.weight", "_ef._blocks.0.._se._conv2._conv.weight"
-            ),
-        )
-    assert "_ef._blocks.0.._se._conv1._conv.weight: source [32, 8, 1, 1] vs network [8, 32, 1, 1]" in str(
-        err.value
-    )
+        logits_from_file(name, tag, res.path, x,
+                         edit=swap("_ef._blocks.0.._se._conv1._conv.weight", "_ef._blocks.0.._se._conv2._conv.weight"))
+    assert "_ef._blocks.0.._se._conv1._conv.weight: source [32, 8, 1, 1] vs network [8, 32, 1, 1]" in str(err.value)
     # Swish -> ReLU after the stem changes the logits.
-    assert_logits_far(
-        logits_from_file(name, tag, res.path, x, alter=lambda m: setattr(m.stem, "act", paddle.nn.ReLU())),
-        res.logits,
-    )
+    assert _far(logits_from_file(name, tag, res.path, x, alter=lambda m: setattr(m.stem, "act", paddle.nn.ReLU())),
+                res.logits)

@@ -11,6 +11,7 @@ architecture share one oracle run. The checks every architecture shares are in
 
 from __future__ import annotations
 
+import numpy as np
 import paddle
 import pytest
 
@@ -23,22 +24,24 @@ from _modelcheck import (  # noqa: E402, F401  (cleanup and oracles are fixtures
     REGISTRY,
     assert_fidelity,
     assert_logits_close,
-    assert_logits_far,
     cleanup,
     family_variants,
     lazy,
     load_as_variant,
     logits_from_file,
     oracle_input,
-    oracle_key,
+    oracle_identity,
     oracles,
-    swap_tensors,
     trainable,
     variant_params,
 )
 
 FAMILY = "pp_hgnet_v2"
 NAMES = tuple(f"PPHGNetV2_B{b}" for b in range(7))
+
+
+def _far(ours: np.ndarray, ref: np.ndarray) -> bool:
+    return float(np.abs(ours - ref).max()) > 1e-2 * max(1.0, float(np.abs(ref).max()))
 
 
 # --------------------------------------------------------------------------- graphs
@@ -107,17 +110,16 @@ def test_registry_parameter_counts_are_the_measured_ones():
 
 def test_every_registry_variant_of_the_family_is_covered():
     variants = family_variants(FAMILY)
-    assert sorted(variants) == sorted(
-        (n, t) for n in NAMES for t in ("paddleclas_ssld", "paddleclas_ssld_stage1")
-    )
+    assert sorted(variants) == sorted((n, t) for n in NAMES for t in ("paddleclas_ssld", "paddleclas_ssld_stage1"))
     assert {REGISTRY.resolve(n, t)[1].layout for n, t in variants} == {"paddleclas_legendary"}
     for name in NAMES:
         info = REGISTRY.get(name)
-        assert info.default_weights == "paddleclas_ssld"
+        # PaddleClas's builders pass use_ssld_stage1_pretrained=True, so pretrained=True loads stage 1.
+        assert info.default_weights == "paddleclas_ssld_stage1"
         ssld, stage1 = info.weights["paddleclas_ssld"], info.weights["paddleclas_ssld_stage1"]
         assert ssld.urls[0].endswith(f"/legendary_models/{name}_ssld_pretrained.pdparams")
         assert stage1.urls[0].endswith(f"/legendary_models/{name}_ssld_stage1_pretrained.pdparams")
-        assert oracle_key(name, "paddleclas_ssld") == oracle_key(name, "paddleclas_ssld_stage1")
+        assert oracle_identity(name, "paddleclas_ssld") == oracle_identity(name, "paddleclas_ssld_stage1")
     # The B4 SSLD recipes evaluate at 236, the architecture's own config at 232.
     b4 = REGISTRY.get("PPHGNetV2_B4")
     assert b4.preprocess_for("paddleclas_ssld")["resize_size"] == 236
@@ -136,26 +138,22 @@ def test_a_wrong_mapping_or_activation_does_not_reproduce_the_oracle(oracles):
     res, x = oracles(name, tag), oracle_input(name)
     assert_logits_close(logits_from_file(name, tag, res.path, x), res.logits)
 
+    def swap(a, b):
+        def edit(tensors):
+            tensors[a], tensors[b] = tensors[b], tensors[a]
+
+        return edit
+
     # Two learnable-affine scalars swapped: the strict layout fits, the logits do not.
-    assert_logits_far(
-        logits_from_file(
-            name, tag, res.path, x, edit=swap_tensors("stem.stem1.lab.scale", "stem.stem1.lab.bias")
-        ),
-        res.logits,
-    )
+    assert _far(logits_from_file(name, tag, res.path, x, edit=swap("stem.stem1.lab.scale", "stem.stem1.lab.bias")),
+                res.logits)
     with pytest.raises(WeightsMismatchError, match=r"mis-shaped \(2\)") as err:
-        logits_from_file(
-            name, tag, res.path, x, edit=swap_tensors("stem.stem2a.conv.weight", "stem.stem2b.conv.weight")
-        )
+        logits_from_file(name, tag, res.path, x, edit=swap("stem.stem2a.conv.weight", "stem.stem2b.conv.weight"))
     assert "stem.stem2a.conv.weight: source [16, 8, 2, 2] vs network [8, 16, 2, 2]" in str(err.value)
     # The affine dropped from one layer, or one ReLU replaced by swish, changes the logits.
-    assert_logits_far(
-        logits_from_file(name, tag, res.path, x, alter=lambda m: setattr(m.stem.stem4, "lab", None)),
-        res.logits,
-    )
-    assert_logits_far(
-        logits_from_file(
-            name, tag, res.path, x, alter=lambda m: setattr(m.stem.stem3, "act", paddle.nn.Swish())
-        ),
+    assert _far(logits_from_file(name, tag, res.path, x, alter=lambda m: setattr(m.stem.stem4, "lab", None)),
+                res.logits)
+    assert _far(
+        logits_from_file(name, tag, res.path, x, alter=lambda m: setattr(m.stem.stem3, "act", paddle.nn.Swish())),
         res.logits,
     )
