@@ -30,7 +30,7 @@ UNPADDED_POOLS = {"googlenet"}
 # runs after them, so forward_features returns the head's 2048-channel map, not the last branch.
 # MobileNetV3's forward_features ends with its 1x1 expansion conv (PaddleClas's last_second_conv),
 # which widens the last stage's map before pooling: same size, more channels.
-HEAD_AFTER_STAGES = {"hrnet", "mobilenet_v3"}
+HEAD_AFTER_STAGES = {"efficientnet", "hrnet", "mobilenet_v3"}
 # Plain ViTs keep one token grid, so every stage has the patch stride (16 for the smallest of
 # each family), and forward_features returns the tokens, class token first.
 TOKEN_FAMILIES = {"vision_transformer", "distilled_vision_transformer"}
