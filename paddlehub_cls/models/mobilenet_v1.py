@@ -17,7 +17,7 @@ from paddle import nn
 
 from paddlehub_cls.models._base import ClassifierNet, check_num_classes, make_linear
 from paddlehub_cls.models._registry import register_model
-from paddlehub_cls.models.layers import ConvBNAct, global_pool_flatten
+from paddlehub_cls.models.layers import ConvBNAct, DepthwiseSeparable, global_pool_flatten
 
 STEM_CHANNELS = 32
 # (output channels, stride) of the thirteen depthwise-separable blocks.
@@ -36,18 +36,6 @@ BLOCKS = (
     (1024, 2),
     (1024, 1),
 )
-
-
-class DepthwiseSeparable(nn.Layer):
-    """3x3 depthwise conv-BN-ReLU then 1x1 conv-BN-ReLU. Keys: ``dw.*``, ``pw.*``."""
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
-        super().__init__()
-        self.dw = ConvBNAct(in_channels, in_channels, 3, stride=stride, groups=in_channels)
-        self.pw = ConvBNAct(in_channels, out_channels, 1)
-
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        return self.pw(self.dw(x))
 
 
 class MobileNetV1(ClassifierNet):
