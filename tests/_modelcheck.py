@@ -45,6 +45,9 @@ __all__ = [
     "numel",
     "trainable",
     "lazy",
+    "source_tensors",
+    "swap_sources",
+    "load_via_layout",
     "logits_of",
     "assert_logits_close",
     "family_variants",
@@ -53,6 +56,7 @@ __all__ = [
     "oracle_identity",
     "run_variant_oracle",
     "load_as_variant",
+    "assert_published_count_near",
     "swapped_copy",
     "assert_loaded_weights_adapt",
     "assert_predictor_matches",
@@ -141,6 +145,24 @@ def lazy(builder: str, **kwargs: Any) -> paddle.nn.Layer:
     """A network whose parameters are declared but not initialised (cheap for shape checks)."""
     with paddle.LazyGuard():
         return get_builder(builder)(**kwargs)
+
+
+def source_tensors(path: Path) -> Dict[str, np.ndarray]:
+    """A ``.pdparams`` file's arrays by source name (edit them to test a wrong mapping)."""
+    return {k: v.numpy() for k, v in paddle.load(str(path)).items()}
+
+
+def swap_sources(tensors: Dict[str, np.ndarray], a: str, b: str) -> Dict[str, np.ndarray]:
+    """A copy of ``tensors`` with the arrays of source names ``a`` and ``b`` exchanged."""
+    out = dict(tensors)
+    out[a], out[b] = tensors[b], tensors[a]
+    return out
+
+
+def load_via_layout(model: Any, tensors: Dict[str, np.ndarray], layout: str, family: str) -> Any:
+    """``tensors`` into ``model`` through ``layout``, strictly (``WeightsMismatchError`` if unfit)."""
+    model.set_state_dict(match_layout(model, tensors, layout, family).arrays)
+    return model
 
 
 def logits_of(model: Any, x: np.ndarray = X224) -> np.ndarray:
@@ -290,6 +312,15 @@ def load_as_variant(
         assert server.requests_for(url.netloc + url.path), "the weights were not fetched from the mirror"
     assert model.load_report.layout == variant.layout
     return model
+
+
+def assert_published_count_near(name: str, res: OracleResult) -> None:
+    """The registry's published parameter count is within 2% of the oracle's trainable count,
+    or its note gives that measured count (``"470,072 trainable"``)."""
+    published = REGISTRY.get(name).num_params
+    measured = res.extra["num_trainable"]
+    if abs(published["value"] - measured) > 0.02 * measured:
+        assert f"{measured:,} trainable" in (published.get("note") or ""), (name, published, measured)
 
 
 def assert_fidelity(
