@@ -20,12 +20,12 @@ from paddlehub_cls.models.layers import HardSigmoid
 pytest.register_assert_rewrite("_modelcheck")
 from _modelcheck import (  # noqa: E402, F401  (cleanup and shared_oracles are fixtures)
     REGISTRY,
-    X96,
     assert_fidelity,
     assert_load_options_work,
     assert_logits_differ,
     assert_swap_is_caught,
     cleanup,
+    family_input,
     family_variants,
     lazy,
     load_as_variant,
@@ -36,10 +36,10 @@ from _modelcheck import (  # noqa: E402, F401  (cleanup and shared_oracles are f
 
 FAMILY = "mobilenet_v3"
 LAYOUT = "paddleclas_legendary"
+X96 = family_input(FAMILY)  # 96x96 (tests/_modelcheck.py ORACLE_SIDE says why)
 WIDTHS = ("x0_35", "x0_5", "x0_75", "x1_0", "x1_25")
 NAMES = tuple(f"MobileNetV3_{size}_{w}" for size in ("small", "large") for w in WIDTHS)
 SSLD = ("MobileNetV3_large_x1_0", "MobileNetV3_small_x0_35", "MobileNetV3_small_x1_0")
-# The smallest input that keeps every stage non-empty: 64 / 32 = 2x2 at the end.
 LEGENDARY = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/legendary_models/"
 
 

@@ -21,12 +21,12 @@ from paddlehub_cls.models.layers import HardSigmoid
 pytest.register_assert_rewrite("_modelcheck")
 from _modelcheck import (  # noqa: E402, F401  (cleanup and shared_oracles are fixtures)
     REGISTRY,
-    X96,
     assert_fidelity,
     assert_load_options_work,
     assert_logits_differ,
     assert_swap_is_caught,
     cleanup,
+    family_input,
     family_variants,
     lazy,
     load_as_variant,
@@ -37,6 +37,7 @@ from _modelcheck import (  # noqa: E402, F401  (cleanup and shared_oracles are f
 
 FAMILY = "pp_lcnet"
 LAYOUT = "paddleclas_legendary"
+X96 = family_input(FAMILY)  # 96x96 (tests/_modelcheck.py ORACLE_SIDE says why)
 WIDTHS = ("x0_25", "x0_35", "x0_5", "x0_75", "x1_0", "x1_5", "x2_0", "x2_5")
 SSLD = ("x0_25", "x0_5", "x1_0", "x2_5")
 LEGENDARY = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/legendary_models/"

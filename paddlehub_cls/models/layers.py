@@ -1,9 +1,10 @@
-"""Blocks shared by several families: conv-BN-activation, squeeze-excitation, pooling head."""
+"""Blocks shared by several families: conv-BN-activation, squeeze-excitation, pooling head,
+channels-first layer norm and stochastic depth (drop path)."""
 
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import paddle
 from paddle import nn
@@ -38,6 +39,7 @@ class HardSigmoid(nn.Layer):
 
 
 _ACTIVATIONS = {
+    # The exact (erf) form: PaddleClas's ConvNeXt and transformers use nn.GELU's default.
     "gelu": nn.GELU,
     "hardsigmoid": HardSigmoid,
     "hardswish": nn.Hardswish,
@@ -111,7 +113,9 @@ class ConvBNAct(nn.Layer):
         stride: int = 1,
         groups: int = 1,
         act: Optional[str] = "relu",
-        padding: Optional[int] = None,
+        padding: Optional[Union[int, str]] = None,
+        bn_momentum: float = BN_MOMENTUM,
+        bn_epsilon: float = BN_EPSILON,
     ) -> None:
         super().__init__()
         self.conv = nn.Conv2D(
@@ -124,7 +128,7 @@ class ConvBNAct(nn.Layer):
             weight_attr=conv_weight_attr(out_channels, kernel_size, groups),
             bias_attr=False,
         )
-        self.bn = nn.BatchNorm2D(out_channels, momentum=BN_MOMENTUM, epsilon=BN_EPSILON)
+        self.bn = nn.BatchNorm2D(out_channels, momentum=bn_momentum, epsilon=bn_epsilon)
         self.act = make_act(act)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
@@ -292,3 +296,45 @@ def make_dropout(p: float, mode: str) -> nn.Layer:
 def global_pool_flatten(x: paddle.Tensor) -> paddle.Tensor:
     """Global average pool to (N, C)."""
     return paddle.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+
+
+class LayerNorm2d(nn.Layer):
+    """Layer norm over the channels of an NCHW map (ConvNeXt's "channels_first" norm).
+
+    Normalises each pixel's channel vector with its biased variance, then scales and
+    shifts per channel; the same maths as ``nn.LayerNorm`` on the NHWC view, without
+    the two transposes. Keys: ``weight`` (ones), ``bias`` (zeros).
+    """
+
+    def __init__(self, channels: int, epsilon: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = self.create_parameter([channels], default_initializer=nn.initializer.Constant(1.0))
+        self.bias = self.create_parameter([channels], default_initializer=nn.initializer.Constant(0.0))
+        self.epsilon = epsilon
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        mean = x.mean(1, keepdim=True)
+        var = (x - mean).pow(2).mean(1, keepdim=True)
+        x = (x - mean) / paddle.sqrt(var + self.epsilon)
+        return self.weight[:, None, None] * x + self.bias[:, None, None]
+
+
+class DropPath(nn.Layer):
+    """Stochastic depth: in training, zero a sample's residual branch with probability ``p``
+    and scale the kept ones by ``1 / (1 - p)``; the identity at inference.
+
+    EfficientNet's "drop connect" (PaddleClas ``_drop_connect``) is the same rule. No parameters.
+    """
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+            raise ValueError(f"drop path probability must be in [0, 1), got {p!r}")
+        self.p = float(p)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.p
+        mask = paddle.floor(keep + paddle.rand([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype))
+        return x / keep * mask

@@ -229,13 +229,19 @@ def randomize_layer(model: Any, seed: int = 0) -> Dict[str, np.ndarray]:
     Returns:
         The arrays set, by state_dict key.
 
+    Integer buffers that the constructor computed (Swin's ``relative_position_index``)
+    keep their values and are returned as they are.
+
     Raises:
-        OracleError: a state tensor is not floating point, so it cannot be randomised
-            (and, built lazily, would have no value).
+        OracleError: a state tensor is not floating point and has no value, so it
+            cannot be randomised (built lazily, it would stay empty).
     """
     out: Dict[str, np.ndarray] = {}
     for key, tensor in model.state_dict().items():
         dtype = np.dtype(str(tensor.dtype).replace("paddle.", ""))
+        if not np.issubdtype(dtype, np.floating) and tensor._is_initialized():
+            out[key] = tensor.numpy()
+            continue
         if not np.issubdtype(dtype, np.floating):
             raise OracleError(
                 f"{type(model).__name__}.{key} is {dtype}, not floating point: randomize_layer cannot set it; "
