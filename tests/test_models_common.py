@@ -127,6 +127,35 @@ GRAPHS = {
     "shufflenet_v2_x0_5": Graph("shufflenet_v2_x0_5", {}, 1024, (1024, 5, 6)),
     "shufflenet_v2_x1_5": Graph("shufflenet_v2_x1_5", {}, 1024, (1024, 5, 6)),
     "shufflenet_v2_x2_0": Graph("shufflenet_v2_x2_0", {}, 2048, (2048, 5, 6)),
+    # PP-HGNet(V2): pooled features go through a 1x1 conv to 2048 before the classifier;
+    # PPHGNet_base's dropout scales them by 0.8 at inference.
+    "pphgnet_tiny": Graph("pphgnet_tiny", {}, 2048, (768, 5, 6), pool_is_mean=False),
+    "pphgnet_small": Graph("pphgnet_small", {}, 2048, (1024, 5, 6), pool_is_mean=False),
+    "pphgnet_base": Graph("pphgnet_base", {}, 2048, (1280, 5, 6), pool_is_mean=False, head_scale=0.8),
+    **{
+        f"pphgnetv2_b{b}": Graph(f"pphgnetv2_b{b}", {}, 2048, (c, 5, 6), pool_is_mean=False)
+        for b, c in enumerate((1024, 1024, 1536, 2048, 2048, 2048, 2048))
+    },
+    # EfficientNet keeps its native-resolution paddings on any input (models/efficientnet.py).
+    "efficientnet_b0_small": Graph("efficientnet_b0_small", {}, 1280, (1280, 5, 6)),
+    **{
+        f"efficientnet_b{b}": Graph(f"efficientnet_b{b}", {}, c, (c, 5, 6))
+        for b, c in enumerate((1280, 1280, 1408, 1536, 1792, 2048, 2304, 2560))
+    },
+    # HRNet's forward_features is its head's 2048-channel map at 1/32.
+    "hrnet_w18_c": Graph("hrnet_w18_c", {}, 2048, (2048, 5, 6)),
+    "hrnet_w30_c": Graph("hrnet_w30_c", {}, 2048, (2048, 5, 6)),
+    "hrnet_w32_c": Graph("hrnet_w32_c", {}, 2048, (2048, 5, 6)),
+    "hrnet_w40_c": Graph("hrnet_w40_c", {}, 2048, (2048, 5, 6)),
+    "hrnet_w44_c": Graph("hrnet_w44_c", {}, 2048, (2048, 5, 6)),
+    "hrnet_w48_c": Graph("hrnet_w48_c", {}, 2048, (2048, 5, 6)),
+    "hrnet_w64_c": Graph("hrnet_w64_c", {}, 2048, (2048, 5, 6)),
+    "se_hrnet_w64_c": Graph("se_hrnet_w64_c", {}, 2048, (2048, 5, 6)),
+    # ConvNeXt layer-normalises the pooled vector before the classifier.
+    "convnext_tiny": Graph("convnext_tiny", {}, 768, (768, 5, 6), pool_is_mean=False),
+    "convnext_small": Graph("convnext_small", {}, 768, (768, 5, 6), pool_is_mean=False),
+    "convnext_base": Graph("convnext_base", {}, 1024, (1024, 5, 6), pool_is_mean=False),
+    "convnext_large": Graph("convnext_large", {}, 1536, (1536, 5, 6), pool_is_mean=False),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
@@ -190,6 +219,11 @@ STAGES = {
     "deit_tiny_distilled_patch16_224": (224, [(192, 16)] * 4),
     "vit_base_patch32_384": (384, [(768, 32)] * 4),
     "swin_tiny_patch4_window7_224": (224, [(96, 4), (192, 8), (384, 16), (768, 32)]),
+    "pphgnet_tiny": (128, [(224, 4), (448, 8), (512, 16), (768, 32)]),
+    "pphgnetv2_b0": (128, [(64, 4), (256, 8), (512, 16), (1024, 32)]),
+    "efficientnet_b3": (128, [(24, 2), (32, 4), (48, 8), (136, 16), (384, 32)]),
+    "hrnet_w18_c": (64, [(18, 4), (36, 8), (72, 16), (144, 32)]),
+    "convnext_tiny": (64, [(96, 4), (192, 8), (384, 16), (768, 32)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -212,6 +246,11 @@ HEADS = [
     "shufflenet_v2_x2_0",
     "deit_tiny_patch16_224",
     "swin_tiny_patch4_window7_224",
+    "pphgnet_base",
+    "pphgnetv2_b0",
+    "efficientnet_b0",
+    "hrnet_w18_c",
+    "convnext_tiny",
 ]
 IN_CHANS = [
     "resnet18",
@@ -228,6 +267,11 @@ IN_CHANS = [
     "shufflenet_v2_x0_25",
     "deit_tiny_distilled_patch16_224",
     "swin_tiny_patch4_window7_224",
+    "pphgnet_tiny",
+    "pphgnetv2_b0",
+    "efficientnet_b0_small",
+    "hrnet_w18_c",
+    "convnext_tiny",
 ]
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
@@ -248,6 +292,10 @@ SIDE_BY_SIDE = {
         ("deit_tiny_distilled_patch16_224", {}),
         ("swin_tiny_patch4_window7_224", {}),
     ],
+    "pp_hgnet": [("pphgnetv2_b0", {}), ("pphgnetv2_b0", {}), ("pphgnet_tiny", {})],
+    "efficientnet": [("efficientnet_b0", {}), ("efficientnet_b0", {}), ("efficientnet_b0_small", {})],
+    "hrnet": [("hrnet_w18_c", {}), ("hrnet_w18_c", {}), ("hrnet_w30_c", {})],
+    "convnext": [("convnext_tiny", {}), ("convnext_tiny", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -271,6 +319,11 @@ TRAINING = {
     "pplcnet_v2_small": ("pplcnet_v2_small", {}, 4, 64, "sgd", 0.01, 6, "train"),
     "deit_tiny_distilled_patch16_224": ("deit_tiny_distilled_patch16_224", {}, 2, 64, "momentum", 0.01, 5, "train"),
     "swin_tiny_patch4_window7_224": ("swin_tiny_patch4_window7_224", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    "pphgnet_tiny": ("pphgnet_tiny", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    "pphgnetv2_b0": ("pphgnetv2_b0", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    "efficientnet_b0": ("efficientnet_b0", {}, 4, 64, "momentum", 0.05, 6, "train"),
+    "hrnet_w18_c": ("hrnet_w18_c", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    "convnext_tiny": ("convnext_tiny", {}, 2, 64, "momentum", 0.01, 5, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives
@@ -383,7 +436,17 @@ def test_invalid_num_classes_is_refused(builder):
 # a fresh MobileNetV1 in eval mode gave pooled features of ~1e-17, MobileNetV2 ~1e-8,
 # ShuffleNetV2 ~1e-5, and such networks did not train from scratch.
 @pytest.mark.parametrize(
-    "name", ["MobileNetV1", "MobileNetV2", "ShuffleNetV2", "ShuffleNetV2_swish", "SE_ResNeXt50_32x4d", "ResNet18"]
+    "name",
+    [
+        "MobileNetV1",
+        "MobileNetV2",
+        "ShuffleNetV2",
+        "ShuffleNetV2_swish",
+        "SE_ResNeXt50_32x4d",
+        "ResNet18",
+        "PPHGNet_tiny",
+        "PPHGNetV2_B0",
+    ],
 )
 def test_a_fresh_network_keeps_its_features_in_eval_mode(name):
     paddle.seed(0)
