@@ -124,7 +124,19 @@ PADDLECLAS_MODEL_URLS = {
     },
 }
 #: oracle input side per family where the architecture takes less than 224 (CI time)
-ORACLE_SIDE = {"convnext": 64, "efficientnet": 64, "hrnet": 64, "pp_hgnet": 64, "pp_hgnet_v2": 64}
+# 96 for the mobile CNNs: a 3x3 last stage. At 64 (2x2) the oracle's BN statistics, calibrated on one
+# image, are ill-conditioned (logits ~1e4-1e5) and load_model's rounding reached 91% of the tolerance
+# (MobileNetV3_large_x0_75: 2.0 of 2.2); at 96 the worst of the 29 variants is 15% (1.5e-5 relative).
+ORACLE_SIDE = {
+    "convnext": 64,
+    "efficientnet": 64,
+    "hrnet": 64,
+    "mobilenet_v3": 96,
+    "pp_hgnet": 64,
+    "pp_hgnet_v2": 64,
+    "pp_lcnet": 96,
+    "pp_lcnet_v2": 96,
+}
 _PADDLECLAS_PACKAGES = {
     "paddleclas_legendary": "ppcls.arch.backbone.legendary_models",
     "paddleclas_model_zoo": "ppcls.arch.backbone.model_zoo",
