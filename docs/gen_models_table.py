@@ -48,7 +48,10 @@ def _flops(flops: Optional[Dict[str, Any]]) -> str:
     if not flops:
         return ""
     unit = flops.get("unit", "")
-    macs = re.search(r"multiply-add|MAC|paddle\.flops", unit, re.I) and not re.search(r"2\s*x", unit)
+    # "multiply-adds ..., about half the 2 x ... FLOPs" is a multiply-add count: what the unit
+    # counts is said first; the seed's "FLOPs (..., about 2 x multiply-adds)" is a FLOP count.
+    low = unit.lower()
+    macs = low.startswith(("multiply-add", "mac")) or "about multiply-adds" in low
     return f"{flops['value'] / 1e9:.2f} {'GMACs' if macs else 'GFLOPs'}"
 
 
