@@ -2,6 +2,7 @@
 
     import paddle
     model = paddle.hub.load("path/to/paddlehub_cls", "ResNet50", source="local", pretrained=True)
+    model = paddle.hub.load("path/to/paddlehub_cls", "resnet50", source="local")  # any case
     paddle.hub.list("path/to/paddlehub_cls", source="local")       # every model name
     print(paddle.hub.help("path/to/paddlehub_cls", "ResNet50", source="local"))
 
@@ -56,3 +57,13 @@ def _define_entrypoints():
 
 
 _ENTRYPOINTS = _define_entrypoints()
+_BY_LOWER_NAME = {name.lower(): name for name in _load_registry().names()}
+
+
+def __getattr__(name):
+    # Any spelling of a name, e.g. "resnet50" as torchvision's hub spells it, finds the entry
+    # point; paddle.hub.list() shows each model once, as the registry spells it.
+    canonical = _BY_LOWER_NAME.get(name.lower())
+    if canonical is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return globals().get(canonical) or _make_entrypoint(canonical, _load_registry().get(canonical))

@@ -9,7 +9,9 @@ Modes:
     make-weights DIR              random resnet50/vgg16 state_dicts via paddle.vision + paddle.save
     ours-load NAME                paddlehub_cls.load_model(NAME) (warm or cold: the cache decides)
     vision-load ARCH URL MD5      paddle.vision.models.ARCH(pretrained=True), file already cached
-    floor ARCH FILE               our graph under LazyGuard (with its import) + reading FILE's bytes
+    floor ARCH FILE [KWARGS]      our graph under LazyGuard (with its import) + reading FILE's bytes
+    registry-info NAME            the default weights of NAME: tag, URL, layout, builder (or absent)
+    make-variant NAME FILE        random weights of NAME saved under its default variant's layout names
     cold-wait NAME GO_FILE        import, say ready, wait for GO_FILE, then load_model(NAME)
     fetch URL SHA256 CACHE_DIR    paddlehub_cls.hub.fetch of one file (no paddle import)
     export NAME DIR               paddlehub_cls.export(NAME, DIR, pretrained=False)
@@ -136,18 +138,61 @@ def vision_load(arch: str, url: str, md5: str) -> None:
     del paddle
 
 
-def floor(arch: str, file: str) -> None:
+def floor(arch: str, file: str, kwargs: str = "{}") -> None:
     import paddle
 
     def work() -> None:
         from paddlehub_cls.models import get_builder
 
         with paddle.LazyGuard():
-            get_builder(arch)(num_classes=1000)
+            get_builder(arch)(num_classes=1000, **json.loads(kwargs))
         with open(file, "rb") as f:
             f.read()
 
     _emit(_measure(work))
+
+
+def registry_info(name: str) -> None:
+    from paddlehub_cls.registry import load_registry
+
+    reg = load_registry()
+    if name not in reg or not reg.get(name).default_weights:
+        _emit({"present": False})
+        return
+    info = reg.get(name)
+    variant = info.variant(None)
+    _emit(
+        {
+            "present": True,
+            "tag": variant.tag,
+            "url": variant.urls[0],
+            "layout": variant.layout,
+            "container": variant.container,
+            "architecture": info.architecture,
+            "kwargs": info.build_kwargs(None),
+        }
+    )
+
+
+def make_variant(name: str, file: str) -> None:
+    """Random weights written as the release file would be: its layout's names, ``paddle.save``."""
+    import paddle
+
+    import paddlehub_cls
+    from paddlehub_cls.layouts import Optional as OptionalSource
+    from paddlehub_cls.layouts import get_layout
+    from paddlehub_cls.registry import load_registry
+
+    info = load_registry().get(name)
+    paddle.seed(0)
+    model = paddlehub_cls.load_model(name, pretrained=False)
+    mapping = get_layout(info.family, info.variant(None).layout)(model)
+    state = {}
+    for key, value in model.state_dict().items():
+        src = mapping[key]
+        state[src.key if isinstance(src, OptionalSource) else src] = value
+    paddle.save(state, file)
+    _emit(_digest(Path(file)))
 
 
 def cold_wait(name: str, go_file: str) -> None:
@@ -224,6 +269,8 @@ MODES: Dict[str, Callable[..., None]] = {
     "ours-load": ours_load,
     "vision-load": vision_load,
     "floor": floor,
+    "registry-info": registry_info,
+    "make-variant": make_variant,
     "cold-wait": cold_wait,
     "fetch": fetch,
     "export": export,

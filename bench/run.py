@@ -18,24 +18,25 @@ import os
 import platform
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 if __package__ in (None, ""):  # python bench/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._common import Figure, median  # noqa: E402
 from bench._server import LoopbackServer  # noqa: E402
+from bench._zoo import ZOO, ZooGroup  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).resolve().parent / "_worker.py"
 RESULTS = Path(__file__).resolve().parent / "results.json"
-GROUPS = ("cli", "load", "cold8", "download", "inference")
+GROUPS = ("cli", "load", "cold8", "download", "inference", "zoo")
 # The release URLs the registry names; the mirror serves our random files at HOST/PATH of these.
 RELEASE = {
     "ResNet50": ("resnet50", "https://paddle-hapi.bj.bcebos.com/models/resnet50.pdparams"),
@@ -45,22 +46,6 @@ RELEASE = {
 
 class BenchError(RuntimeError):
     """A worker failed; the message holds its stderr."""
-
-
-@dataclass
-class Figure:
-    group: str
-    name: str
-    value: float
-    unit: str
-    target: str
-    ok: Optional[bool]
-    baseline: Optional[float] = None
-    detail: Dict[str, Any] = field(default_factory=dict)
-
-
-def median(xs: List[float]) -> float:
-    return float(statistics.median(xs))
 
 
 def machine() -> Dict[str, Any]:
@@ -109,7 +94,7 @@ def machine() -> Dict[str, Any]:
     }
 
 
-class Bench:
+class Bench(ZooGroup):
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.repeats = args.repeats
@@ -122,6 +107,7 @@ class Bench:
         self.figures: List[Figure] = []
         self.server = LoopbackServer(self.serve)
         self.weights: Dict[str, Dict[str, Any]] = {}
+        self.registry: Optional[Path] = None  # the private registry that pins the random files
 
     # ------------------------------------------------------------------ processes
     def env(self, **extra: str) -> Dict[str, str]:
@@ -523,6 +509,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     parser.add_argument("--download-mb", type=int, default=500, help="size of the download test file (MiB)")
     parser.add_argument("--infer-seconds", type=float, default=3.0, help="timed seconds per inference sample")
+    parser.add_argument(
+        "--zoo", default=",".join(ZOO), help=f"comma-separated models of the zoo group (default: {','.join(ZOO)})"
+    )
     parser.add_argument("--workdir", default=None, help="where temporary files go (default: system temp)")
     parser.add_argument(
         "--pythonpath", default=None, help="import paddlehub_cls from here (default: this checkout)"

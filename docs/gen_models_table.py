@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -25,7 +26,6 @@ PAGE = ROOT / "docs" / "model_zoo.md"
 PLOT = ROOT / "docs" / "img" / "accuracy_vs_params.png"
 BEGIN = "<!-- BEGIN GENERATED MODEL TABLE: edit registry.json, then run python docs/gen_models_table.py -->"
 END = "<!-- END GENERATED MODEL TABLE -->"
-TAGS = ("fluid2019", "paddleclas", "paddle_vision")
 DIGEST_KEY = "paddlehub_cls-plot-data-sha256"
 
 
@@ -34,40 +34,74 @@ def load_models(path: Path = REGISTRY) -> Dict[str, Dict[str, Any]]:
     return json.loads(path.read_text(encoding="utf-8"))["models"]
 
 
-def _acc(variant: Optional[Dict[str, Any]]) -> str:
-    metrics = (variant or {}).get("metrics")
+def _acc(variant: Dict[str, Any]) -> str:
+    metrics = variant.get("metrics")
     if not metrics:
-        return "n/a" if variant else ""
-    return f"{metrics['top1']:.2f} / {metrics['top5']:.2f}"
+        return "n/a"
+    top5 = metrics.get("top5")
+    return f"{metrics['top1']:.2f} / {top5:.2f}" if top5 is not None else f"{metrics['top1']:.2f}"
+
+
+def _flops(flops: Optional[Dict[str, Any]]) -> str:
+    """GFLOPs in the entry's own convention, named: the seed's are about 2 x multiply-adds,
+    PaddleClas's zh README gives paddle.flops counts (about multiply-adds, "GMACs")."""
+    if not flops:
+        return ""
+    unit = flops.get("unit", "")
+    macs = re.search(r"multiply-add|MAC|paddle\.flops", unit, re.I) and not re.search(r"2\s*x", unit)
+    return f"{flops['value'] / 1e9:.2f} {'GMACs' if macs else 'GFLOPs'}"
+
+
+def _preprocess(m: Dict[str, Any]) -> str:
+    """The default weights' eval recipe in a few words, e.g. ``256 -> 224 cv2 bilinear``."""
+    default = m.get("weights", {}).get(m.get("default_weights") or "", {})
+    pre = default.get("preprocess") or m.get("preprocess")
+    if not pre:
+        return f"{m['crop_pct']:.3f} crop, PIL {m['interpolation']}"
+    size = f"{pre['resize_size']} -> {pre['crop']}" if pre["resize"] == "short" else f"squash {pre['crop']}"
+    extra = "" if pre["channel_order"] == "RGB" else " BGR"
+    return f"{size} {pre['backend']} {pre['interpolation']}{extra}"
+
+
+def _weights(m: Dict[str, Any]) -> str:
+    """Each weight variant with its top-1 / top-5; the default in bold."""
+    cells = []
+    for tag, variant in m.get("weights", {}).items():
+        label = f"**`{tag}`**" if tag == m.get("default_weights") else f"`{tag}`"
+        cells.append(f"{label} {_acc(variant)}")
+    return "<br>".join(cells) or "none"
 
 
 def render_table(models: Dict[str, Dict[str, Any]]) -> str:
-    """The Markdown table (without markers), one row per model, sorted by parameter count."""
-    rows = sorted(models.items(), key=lambda kv: ((kv[1].get("num_params") or {}).get("value") or 0, kv[0]))
-    head = [
-        "| Model | Family | Params (M) | FLOPs (G) | Input | fluid2019 top-1 / top-5 "
-        "| paddleclas top-1 / top-5 "
-        "| paddle_vision top-1 / top-5 | Default weights | Paper |",
-        "|---|---|--:|--:|---|--:|--:|--:|---|---|",
-    ]
-    lines = []
-    for name, m in rows:
-        params = (m.get("num_params") or {}).get("value")
-        flops = (m.get("flops") or {}).get("value")
-        weights = m.get("weights", {})
-        paper = m.get("paper")
-        cells = [
-            f"`{name}`",
-            m["family"],
-            f"{params / 1e6:.2f}" if params else "",
-            f"{flops / 1e9:.2f}" if flops else "",
-            "x".join(str(v) for v in m["input_size"]),
-            *(_acc(weights.get(tag)) for tag in TAGS),
-            f"`{m.get('default_weights')}`" if m.get("default_weights") else "none",
-            f"[{paper['title']}]({paper['url']})" if paper else "",
+    """The Markdown tables (without markers): one per family (families in name order), one row per
+    model sorted by parameter count."""
+    families = sorted({m["family"] for m in models.values()})
+    out = []
+    for family in families:
+        members = [(n, m) for n, m in models.items() if m["family"] == family]
+        members.sort(key=lambda kv: ((kv[1].get("num_params") or {}).get("value") or 0, kv[0]))
+        out += [
+            f"### {family}",
+            "",
+            "| Model | Params (M) | FLOPs | Input | Eval preprocessing (default weights) "
+            "| Weights: top-1 / top-5 (default in bold) | Paper |",
+            "|---|--:|--:|---|---|---|---|",
         ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(head + lines)
+        for name, m in members:
+            params = (m.get("num_params") or {}).get("value")
+            paper = m.get("paper")
+            cells = [
+                f"`{name}`",
+                f"{params / 1e6:.2f}" if params else "",
+                _flops(m.get("flops")),
+                "x".join(str(v) for v in m["input_size"]),
+                _preprocess(m),
+                _weights(m),
+                f"[{paper['title']}]({paper['url']})" if paper else "",
+            ]
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out).rstrip()
 
 
 def update_page(text: str, table: str) -> str:
@@ -82,48 +116,68 @@ def update_page(text: str, table: str) -> str:
     return text[: start + len(BEGIN)] + "\n\n" + table + "\n\n" + text[end:]
 
 
-def plot_points(models: Dict[str, Dict[str, Any]]) -> List[Tuple[str, str, float, float]]:
-    """(name, family, params in millions, reported top-1) for every model with both figures.
+# The variant whose top-1 stands for a model when its default weights have none published.
+_FALLBACK_TAGS = ("paddleclas", "fluid2019")
 
-    The top-1 is the 2019 release's (``fluid2019``) where reported, the default variant's otherwise,
-    so every point comes from one evaluation protocol where possible.
+
+def plot_points(models: Dict[str, Dict[str, Any]]) -> List[Tuple[str, str, float, Optional[float]]]:
+    """(name, family, params in millions, reported top-1 or None) for every model with a parameter count.
+
+    The top-1 is the default weights' (what ``load_model(NAME)`` gives) where published, else the
+    PaddleClas or 2019 file's of the same architecture; None when no variant has one.
     """
     points = []
     for name, m in sorted(models.items()):
         params = (m.get("num_params") or {}).get("value")
         weights = m.get("weights", {})
-        chosen = [weights.get("fluid2019"), weights.get(m.get("default_weights") or "")]
+        chosen = [weights.get(m.get("default_weights") or ""), *(weights.get(t) for t in _FALLBACK_TAGS)]
         top1 = next((v["metrics"]["top1"] for v in chosen if v and v.get("metrics")), None)
-        if params and top1 is not None:
-            points.append((name, m["family"], params / 1e6, float(top1)))
+        if params:
+            points.append((name, m["family"], params / 1e6, float(top1) if top1 is not None else None))
     return points
 
 
-def plot_digest(points: List[Tuple[str, str, float, float]]) -> str:
+def plot_digest(points: List[Tuple[str, str, float, Optional[float]]]) -> str:
     return hashlib.sha256(json.dumps(points, sort_keys=True).encode()).hexdigest()
 
 
-def write_plot(points: List[Tuple[str, str, float, float]], path: Path = PLOT) -> None:
-    """Scatter of top-1 against parameters (log scale), one colour per family."""
+def write_plot(points: List[Tuple[str, str, float, Optional[float]]], path: Path = PLOT) -> None:
+    """Scatter of top-1 against parameters (log scale), one colour and marker per family.
+
+    Models without a published top-1 sit on a strip below the axis range, marked x. With many
+    models only the most accurate of each family is labelled, to keep the labels readable.
+    """
+    from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(9, 5.5), dpi=100)
+    fig = Figure(figsize=(12, 7.5), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     families = sorted({p[1] for p in points})
-    for fam in families:
-        xs = [p[2] for p in points if p[1] == fam]
-        ys = [p[3] for p in points if p[1] == fam]
-        ax.scatter(xs, ys, s=40, label=fam)
-    for name, _, x, y in points:
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    known = [p[3] for p in points if p[3] is not None]
+    floor = (min(known) if known else 60.0) - 2.0
+    colours = colormaps["tab20"]
+    markers = "osD^v<>pPXh*"
+    label_all = len(points) <= 40
+    for i, fam in enumerate(families):
+        mine = [p for p in points if p[1] == fam and p[3] is not None]
+        if mine:
+            ax.scatter([p[2] for p in mine], [p[3] for p in mine], s=36, color=colours(i % 20),
+                       marker=markers[i % len(markers)], label=fam, edgecolors="black", linewidths=0.3)
+        labelled = mine if label_all else sorted(mine, key=lambda p: -p[3])[:1]
+        for name, _, x, y in labelled:
+            ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    missing = [p for p in points if p[3] is None]
+    if missing:
+        ax.scatter([p[2] for p in missing], [floor] * len(missing), s=30, marker="x", color="grey",
+                   label=f"no published top-1 ({len(missing)})")
     ax.set_xscale("log")
     ax.set_xlabel("parameters (millions, log scale)")
     ax.set_ylabel("ImageNet val top-1 (%)")
-    ax.set_title("Reported top-1 (2019 release where listed) vs parameters")
+    ax.set_title(f"Reported top-1 (default weights, else the PaddleClas or 2019 file) vs parameters ({len(points)} models)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), ncol=1 if len(families) <= 30 else 2)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(str(path), format="png", metadata={DIGEST_KEY: plot_digest(points)})

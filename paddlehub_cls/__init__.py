@@ -16,6 +16,7 @@ from paddlehub_cls.predict import predict  # noqa: E402
 __all__ = [
     "__version__",
     "Predictor",
+    "cache_add",
     "create_transform",
     "download",
     "export",
@@ -33,4 +34,8 @@ def __getattr__(name: str) -> object:
         from paddlehub_cls.transforms import create_transform
 
         return create_transform
+    if name == "cache_add":  # the hub's modules are imported only when the cache is used
+        from paddlehub_cls.hub import cache_add
+
+        return cache_add
     raise AttributeError(f"module 'paddlehub_cls' has no attribute {name!r}")

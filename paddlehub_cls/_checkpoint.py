@@ -32,6 +32,7 @@ __all__ = [
     "epoch_callback",
     "is_writer",
     "load_checkpoint",
+    "load_with_sidecar",
     "plot_history",
     "read_checkpoint_meta",
     "save_epoch",
@@ -110,6 +111,24 @@ def load_checkpoint(checkpoint: PathLike, **kwargs: Any) -> "nn.Layer":
         )
     model = load_model(meta["model"], weights=checkpoint, num_classes=len(meta["class_names"]), **kwargs)
     return apply_checkpoint_meta(model, meta)
+
+
+def load_with_sidecar(name: str, weights: Optional[PathLike], **kwargs: Any) -> "nn.Layer":
+    """``load_model(name, weights=weights, **kwargs)``, plus a fine-tuned checkpoint's sidecar.
+
+    When ``weights`` is a local checkpoint with an ``epoch_NNN.json`` beside it, its class
+    names and training image size are attached (:func:`apply_checkpoint_meta`), so every
+    route from a name and a checkpoint (``predict``, ``export``) keeps them.
+    """
+    from paddlehub_cls.api import load_model, local_weights_path
+
+    model = load_model(name, weights=weights, **kwargs)
+    local = local_weights_path(name, weights) if weights is not None else None
+    if local is not None and local.is_file():
+        meta = read_checkpoint_meta(local)
+        if meta is not None:
+            apply_checkpoint_meta(model, meta)
+    return model
 
 
 def _atomic_write_bytes(path: Path, write: Any) -> None:
@@ -210,7 +229,9 @@ def plot_history(history: Sequence[Dict[str, Any]], path: PathLike, *, title: st
         from matplotlib.figure import Figure
         from matplotlib.ticker import MaxNLocator
     except ImportError:
-        logger.warning("matplotlib is not installed, so no curves.png; pip install matplotlib")
+        logger.warning(
+            'matplotlib is not installed, so no curves.png; install the plot extra: pip install "paddlehub_cls[plot]"'
+        )
         return None
     path = Path(os.fspath(path))
     epochs = [r["epoch"] for r in history]

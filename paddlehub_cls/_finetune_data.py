@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+import logging
 import os
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-from paddlehub_cls.errors import DatasetError
+from paddlehub_cls.errors import DatasetError, ImageReadError
 
-__all__ = ["build_datasets"]
+__all__ = ["build_datasets", "find_unreadable"]
+
+logger = logging.getLogger(__name__)
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -40,20 +44,67 @@ def _class_folder_dataset(root: Path, transform: Any) -> Any:
         raise DatasetError(
             f"no image files ({', '.join(IMAGE_SUFFIXES)}) under the class folders of {str(root)!r}"
         ) from err
+    _check_classes(ds, root, skipped=0)
+    return ds
+
+
+def _check_classes(ds: Any, root: Path, skipped: int) -> None:
     counts = [0] * len(ds.classes)
     for _, t in ds.samples:
         counts[t] += 1
     empty = [c for c, n in zip(ds.classes, counts) if n == 0]
     if empty:
+        what = f"readable image ({skipped} unreadable skipped)" if skipped else "image file"
         raise DatasetError(
-            f"class folder(s) {', '.join(repr(c) for c in empty)} under {str(root)!r} hold no image file; "
+            f"class folder(s) {', '.join(repr(c) for c in empty)} under {str(root)!r} hold no {what}; "
             f"remove them or add images"
         )
     if len(ds.classes) < 2:
         raise DatasetError(
             f"{str(root)!r} has one class folder ({ds.classes[0]!r}); a classifier needs at least 2"
         )
-    return ds
+
+
+def find_unreadable(paths: Sequence[str]) -> Dict[str, str]:
+    """Decode every image once and return ``{path: reason}`` for those that cannot be read.
+
+    A file that fails inside a DataLoader worker kills its queue and leaves training blocked,
+    so fine-tuning checks every file before the first step. Decoding releases the GIL, so a
+    few threads share the work.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from paddlehub_cls.predict import read_image
+
+    def reason(path: str) -> Optional[str]:
+        try:
+            read_image(path)
+        except ImageReadError as err:
+            return str(err)
+        return None
+
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        reasons = list(pool.map(reason, paths))
+    return {p: r for p, r in zip(paths, reasons) if r is not None}
+
+
+def _drop_unreadable(datasets: Sequence[Tuple[Any, Path]], skip: bool) -> Dict[str, str]:
+    paths = [p for ds, _ in datasets for p, _ in ds.samples]
+    bad = find_unreadable(paths)
+    if bad and not skip:
+        first, reason = next(iter(bad.items()))
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise ImageReadError(
+            f"{reason}{more}; {len(bad)} of {len(paths)} images cannot be read: fix or delete them, or pass "
+            f"--skip-bad-images (Python: skip_bad_images=True) to train without them"
+        )
+    for path, reason in bad.items():
+        logger.warning("skipping unreadable image: %s", reason)
+    for ds, root in datasets:
+        ds.samples = [s for s in ds.samples if s[0] not in bad]
+        ds.targets = [t for _, t in ds.samples]
+        _check_classes(ds, root, skipped=len(bad))
+    return bad
 
 
 def _stratified_split(targets: Sequence[int], val_split: float, seed: int) -> Tuple[List[int], List[int]]:
@@ -79,8 +130,12 @@ def build_datasets(
     val_split: float = 0.2,
     seed: int = 0,
     image_size: Optional[int] = None,
+    skip_bad_images: bool = False,
 ) -> Tuple[Any, Optional[Any], List[str], str]:
     """Train and validation datasets of an image folder.
+
+    Every image is decoded once here, so a corrupt file stops the run before training starts
+    (a file that fails inside the data loader would leave it blocked).
 
     Args:
         data: ``DIR`` with one sub-folder per class, or with ``train/`` and ``val/``
@@ -90,6 +145,8 @@ def build_datasets(
             ignored when ``DIR/train`` and ``DIR/val`` exist.
         seed: seed of the split (the same seed gives the same split).
         image_size: crop size (default the model's).
+        skip_bad_images: leave out the files that cannot be decoded (each logged as a
+            warning) instead of raising.
 
     Returns:
         ``(train, val or None, class_names, description)``; items are
@@ -97,7 +154,24 @@ def build_datasets(
 
     Raises:
         DatasetError: the folder layout is wrong (the message says what to change).
+        ImageReadError: a file cannot be decoded and ``skip_bad_images`` is False; the
+            message names it.
     """
+    return _build_datasets(
+        data, model_or_cfg, val_split=val_split, seed=seed, image_size=image_size, skip_bad_images=skip_bad_images
+    )[:4]
+
+
+def _build_datasets(
+    data: PathLike,
+    model_or_cfg: Any,
+    *,
+    val_split: float,
+    seed: int,
+    image_size: Optional[int],
+    skip_bad_images: bool,
+) -> Tuple[Any, Optional[Any], List[str], str, Dict[str, str]]:
+    """:func:`build_datasets` plus ``{path: reason}`` of the files skipped."""
     import paddle
 
     from paddlehub_cls.transforms import create_transform
@@ -115,25 +189,33 @@ def build_datasets(
                 f"{root}/train and {root}/val must hold the same class folders; train has {train.classes}, "
                 f"val has {val.classes}"
             )
-        return (
-            train,
-            val,
-            list(train.classes),
-            f"{root}/train ({len(train)} images) and {root}/val ({len(val)})",
-        )
+        bad = _drop_unreadable([(train, root / "train"), (val, root / "val")], skip_bad_images)
+        desc = f"{root}/train ({len(train)} images) and {root}/val ({len(val)})" + _skipped_note(bad)
+        return train, val, list(train.classes), desc, bad
     full_train = _class_folder_dataset(root, train_tf)
+    bad = _drop_unreadable([(full_train, root)], skip_bad_images)
     if val_split == 0:
-        return full_train, None, list(full_train.classes), f"{root} ({len(full_train)} images, no validation)"
-    full_eval = _class_folder_dataset(root, eval_tf)
+        desc = f"{root} ({len(full_train)} images, no validation{_skipped_note(bad, ';')})"
+        return full_train, None, list(full_train.classes), desc, bad
+    # The same files seen through the evaluation transform (a shallow copy shares the sample list).
+    full_eval = copy.copy(full_train)
+    full_eval.transform = eval_tf
     targets = [t for _, t in full_train.samples]
     train_idx, val_idx = _stratified_split(targets, val_split, seed)
     desc = (
         f"{root}: {len(train_idx)} train / {len(val_idx)} val images "
-        f"(val_split {val_split}, seed {seed}, stratified by class)"
+        f"(val_split {val_split}, seed {seed}, stratified by class{_skipped_note(bad, ';')})"
     )
     return (
         paddle.io.Subset(full_train, train_idx),
         paddle.io.Subset(full_eval, val_idx),
         list(full_train.classes),
         desc,
+        bad,
     )
+
+
+def _skipped_note(bad: Dict[str, str], sep: str = ";") -> str:
+    if not bad:
+        return ""
+    return f"{sep} {len(bad)} unreadable image{'s' if len(bad) > 1 else ''} skipped"

@@ -26,18 +26,42 @@ logger = logging.getLogger(__name__)
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def list_models(pattern: str = "*", *, pretrained: Optional[bool] = None) -> List[str]:
-    """Names of the registered models matching ``pattern``.
+def list_models(
+    pattern: str = "*",
+    *,
+    pretrained: Optional[bool] = None,
+    family: Optional[str] = None,
+    tag: Optional[str] = None,
+    sort: Optional[str] = None,
+) -> List[str]:
+    """Names of the registered models matching ``pattern`` and the filters.
 
     Args:
         pattern: fnmatch pattern, matched case-insensitively (``"resnet*"``).
         pretrained: True keeps models with at least one weight variant, False
             those without any, None keeps all.
+        family: keep one family, e.g. ``"resnet"`` (case-insensitive; ``paddlehub-cls list -l``
+            shows each model's).
+        tag: keep models with a weight variant of this tag, e.g. ``"paddleclas_ssld"``.
+        sort: ``"top1"``: highest published ImageNet top-1 first (of the ``tag`` variant when
+            ``tag`` is given, else of the default weights; a variant without its own figure
+            uses the one published for the same file); ``"params"``: fewest parameters first;
+            None: name order. Models without the figure come last.
 
     Returns:
-        Model names in their release spelling, in natural order (ResNet18 before ResNet101).
+        Model names in their release spelling, in natural order (ResNet18 before ResNet101)
+        unless ``sort`` is given.
+
+    Raises:
+        UnknownModelError: no model has that ``family`` or ``tag``; the message lists the known ones.
+        ValueError: ``sort`` is not ``"top1"``, ``"params"`` or None.
+
+    Example:
+        >>> list_models(tag="paddleclas_ssld", sort="top1")[:3]
     """
-    return load_registry().find(pattern, pretrained=pretrained)
+    from paddlehub_cls._listing import find_models
+
+    return find_models(load_registry(), pattern, pretrained=pretrained, family=family, tag=tag, sort=sort)
 
 
 def model_info(name: str) -> ModelInfo:
@@ -125,6 +149,25 @@ class LoadReport:
         return "\n".join(lines)
 
 
+def local_weights_path(name: str, weights: PathLike) -> Optional[Path]:
+    """The file or folder that ``weights`` names, or None when it names a registered variant.
+
+    A tag registered for ``name`` always wins, even over a file or folder of that name in
+    the current directory; any other string is a path when it contains a path separator or
+    exists; an ``os.PathLike`` (``Path(...)``) is always a path.
+
+    Raises:
+        UnknownModelError: ``name`` is not in the registry (for a string ``weights``).
+    """
+    if isinstance(weights, os.PathLike):
+        return Path(os.fspath(weights)).expanduser()
+    if weights.lower() in {tag.lower() for tag in _info(load_registry(), name).weights}:
+        return None
+    local = Path(weights).expanduser()
+    separators = [sep for sep in (os.sep, os.altsep) if sep]
+    return local if any(sep in weights for sep in separators) or local.exists() else None
+
+
 def _resolve_weights(
     name: str, weights: Optional[PathLike], pretrained: bool
 ) -> Tuple[ModelInfo, Optional[WeightVariant], Optional[Path]]:
@@ -140,9 +183,8 @@ def _resolve_weights(
     if weights is not None and not isinstance(weights, (str, os.PathLike)):
         raise TypeError(f"weights must be a variant tag or a path, got {weights!r} ({type(weights).__name__})")
     if weights is not None:
-        local = Path(os.fspath(weights)).expanduser()
-        looks_like_path = isinstance(weights, os.PathLike) or os.sep in str(weights) or local.exists()
-        if looks_like_path:
+        local = local_weights_path(name, weights)
+        if local is not None:
             if not local.exists():
                 raise FileNotFoundError(
                     f"weights path {str(local)!r} for {name} does not exist; pass an existing file or "
@@ -202,6 +244,8 @@ def _pretrained_cfg(info: ModelInfo, variant: Optional[WeightVariant], model: An
     }
     if variant is not None:
         cfg.update(tag=variant.tag, urls=list(variant.urls), layout=variant.layout, checksum=variant.checksum)
+    # The loaded file's own eval pipeline, so create_transform(model) follows it (None: the legacy fields).
+    cfg["preprocess"] = info.preprocess_for(variant.tag) if variant is not None else info.preprocess_for(None)
     return cfg
 
 
@@ -262,6 +306,11 @@ def load_model(
     if weights is not None:
         pretrained = True
     info, variant, local = _resolve_weights(name, weights, pretrained)
+    if pretrained and local is None:
+        from paddlehub_cls import hub
+
+        # Before paddle is imported (seconds): a download that cannot succeed fails at once.
+        path = hub.download_variant(info, variant, cache_dir=cache_dir, progress=progress)
 
     import paddle
 
@@ -283,7 +332,6 @@ def load_model(
     else:
         from paddlehub_cls import hub
 
-        path = hub.download_variant(info, variant, cache_dir=cache_dir, progress=progress)
         checksum, tag = hub.recorded_checksum(path) or variant.checksum, variant.tag
     try:
         source = _read_source(path, checksum, cache_dir)

@@ -1,7 +1,7 @@
 """Cache management (list, verify, remove, export, import) and the CLI subcommands for it.
 
 The functions are usable from Python; :func:`add_parsers` registers
-``download NAME... | --all [--weights TAG]`` and ``cache ls | verify | rm | export | import``
+``download NAME... | --all [--weights TAG]`` and ``cache ls | verify | rm | add | export | import``
 on an argparse subparsers object; each subcommand sets ``handler(args) -> int`` (the
 exit status). Nothing here imports paddle.
 
@@ -38,6 +38,7 @@ from paddlehub_cls._cache import (
     read_ref,
     read_stamp,
 )
+from paddlehub_cls._messages import message_line
 from paddlehub_cls.errors import CacheError, PaddleHubClsError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -388,6 +389,14 @@ def add_parsers(subparsers: Any) -> None:
     rm = sub.add_parser("rm", parents=[common], help="remove a model's files from the user cache")
     rm.add_argument("names", nargs="+", metavar="NAME")
     rm.set_defaults(handler=run_rm)
+    add = sub.add_parser(
+        "add",
+        parents=[common],
+        help="verify a weight file downloaded by hand and store it as a download would",
+    )
+    add.add_argument("name", metavar="NAME[.TAG]", help="the model (and weight variant) the file holds")
+    add.add_argument("file", metavar="FILE", help="the file, as published at the variant's URL")
+    add.set_defaults(handler=run_add)
     ex = sub.add_parser("export", parents=[common], help="write cached artifacts into a bundle (tar)")
     ex.add_argument("bundle", metavar="BUNDLE.tar")
     ex.add_argument("names", nargs="*", metavar="NAME", help="models to export (default: everything)")
@@ -398,8 +407,7 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def _err(msg: str) -> None:
-    # One line, like every paddlehub-cls error, so scripts see the whole message.
-    sys.stderr.write(f"paddlehub-cls: error: {' '.join(str(msg).split())}\n")
+    sys.stderr.write(message_line(msg) + "\n")
 
 
 def run_download(args: argparse.Namespace) -> int:
@@ -485,6 +493,14 @@ def run_rm(args: argparse.Namespace) -> int:
             failed += 1
             _err(str(exc))
     return 1 if failed else 0
+
+
+def run_add(args: argparse.Namespace) -> int:
+    from paddlehub_cls import hub
+
+    path = hub.cache_add(args.name, args.file, cache_dir=args.cache_dir)
+    print(f"added {args.file}\t{path}")
+    return 0
 
 
 def run_export(args: argparse.Namespace) -> int:

@@ -15,12 +15,13 @@ import json
 import logging
 import os
 import sys
+import warnings
 from typing import Any, Callable, Optional, Sequence
 
+from paddlehub_cls._listing import SORT_KEYS, find_models, summary
+from paddlehub_cls._messages import PROG, message_line
 from paddlehub_cls.errors import PaddleHubClsError
 from paddlehub_cls.registry import ModelInfo, WeightVariant, load_registry
-
-PROG = "paddlehub-cls"
 
 logger = logging.getLogger(__name__)
 
@@ -30,59 +31,88 @@ logger = logging.getLogger(__name__)
 
 
 def add_list_parser(subparsers: Any) -> None:
-    """Register ``list [PATTERN] [--pretrained] [--json] [--long]``."""
+    """Register ``list [PATTERN] [--pretrained] [--family F] [--tag T] [--sort KEY] [--names|-l|--json]``."""
     p = subparsers.add_parser(
         "list",
         help="list the registered models",
-        description="List registered model names matching PATTERN (case-insensitive shell wildcards).",
+        description="List registered models matching PATTERN (case-insensitive shell wildcards) as a table: "
+        "name, family, default weights, their top-1, parameters and input size.",
     )
     p.add_argument("pattern", nargs="?", default="*", metavar="PATTERN", help="e.g. 'resnet*' (default: all)")
     p.add_argument("--pretrained", action="store_true", help="only models with pretrained weights")
-    p.add_argument("--json", action="store_true", help="print a JSON array with each model's summary")
+    p.add_argument("--family", metavar="F", help="only this family, e.g. resnet")
+    p.add_argument("--tag", metavar="T", help="only models with weights of this tag, e.g. paddleclas_ssld")
     p.add_argument(
-        "-l", "--long", action="store_true", help="one line per model with weights, params and top-1"
+        "--sort", choices=SORT_KEYS, help="top1: most accurate first (of --tag's weights, else the default's); "
+        "params: smallest first",
+    )
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--names", action="store_true", help="only the names, one per line (for scripts)")
+    out.add_argument("--json", action="store_true", help="print a JSON array with each model's summary")
+    out.add_argument(
+        "-l", "--long", action="store_true", help="one line per model with every weight variant and its top-1"
     )
     p.set_defaults(handler=run_list)
 
 
-def _summary(info: ModelInfo) -> dict[str, Any]:
-    default = info.weights.get(info.default_weights) if info.default_weights else None
-    metrics = default.metrics if default is not None else None
-    return {
-        "name": info.name,
-        "architecture": info.architecture,
-        "family": info.family,
-        "default_weights": info.default_weights,
-        "weights": list(info.weights),
-        "num_params": info.num_params["value"] if info.num_params else None,
-        "top1": metrics["top1"] if metrics else None,
-        "top1_by_weights": {t: (v.metrics["top1"] if v.metrics else None) for t, v in info.weights.items()},
-    }
+def _pct(top1: Optional[float]) -> str:
+    return f"{top1:.2f}%" if top1 is not None else "-"
+
+
+def _table(rows: list[dict[str, Any]]) -> list[str]:
+    header = ("name", "family", "default", "top-1", "params", "input")
+    cells = [
+        (
+            r["name"],
+            r["family"],
+            r["default_weights"] or "-",
+            _pct(r["top1"]),
+            f"{r['num_params'] / 1e6:.2f}M" if r["num_params"] else "-",
+            str(r["input_size"]),
+        )
+        for r in rows
+    ]
+    widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header))]
+    # Text columns left-aligned, figures right-aligned.
+    return [
+        "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        for row in [header, *cells]
+    ]
 
 
 def run_list(args: argparse.Namespace) -> int:
-    """Print the model names matching ``args.pattern``."""
+    """Print the models matching ``args.pattern`` and the filters."""
     reg = load_registry()
-    names = reg.find(args.pattern, pretrained=True if args.pretrained else None)
+    names = find_models(
+        reg, args.pattern, pretrained=True if args.pretrained else None, family=args.family, tag=args.tag,
+        sort=args.sort,
+    )
+    rows = [summary(reg, reg.get(n)) for n in names]
     if args.json:
-        print(json.dumps([_summary(reg.get(n)) for n in names], indent=2))
+        print(json.dumps(rows, indent=2))
+    elif args.names:
+        for name in names:
+            print(name)
     elif args.long:
-        rows = [_summary(reg.get(n)) for n in names]
         width = max((len(r["name"]) for r in rows), default=0)
         for r in rows:
-            # Accuracy belongs to a weight file, so it is shown per variant; * marks the default.
+            # Accuracy belongs to a weight file, so it is shown per variant; * marks the default,
+            # "=Model.tag" a figure published for the same file under another entry.
             tags = ", ".join(
-                t + ("*" if t == r["default_weights"] else "") + (f" {top1:.2f}%" if top1 is not None else "")
+                t
+                + ("*" if t == r["default_weights"] else "")
+                + (f" {top1:.2f}%" if top1 is not None else "")
+                + (f" (={r['top1_from'][t]})" if t in r["top1_from"] else "")
                 for t, top1 in r["top1_by_weights"].items()
             )
             params = f"{r['num_params'] / 1e6:.2f}M" if r["num_params"] else "-"
             print(f"{r['name']:<{width}}  params {params:>8}  weights (top-1): {tags or '-'}")
-    else:
-        for name in names:
-            print(name)
+    elif rows:
+        print("\n".join(_table(rows)))
     if not names:
         what = "pretrained model" if args.pretrained else "model"
-        _error(f"no {what} matches {args.pattern!r}; run `{PROG} list` to see all {len(reg)} models")
+        filters = "".join(f" {k} {v!r}" for k, v in (("in family", args.family), ("with weights", args.tag)) if v)
+        _error(f"no {what} matches {args.pattern!r}{filters}; run `{PROG} list` to see all {len(reg)} models")
         return 1
     return 0
 
@@ -149,7 +179,22 @@ def _info_lines(info: ModelInfo, tags: Sequence[str]) -> list[str]:
         lines.append(f"  weights       default {info.default_weights}")
     for tag in tags:
         lines += _variant_lines(info.weights[tag], tag == info.default_weights)
+        pre = info.preprocess_for(tag)
+        if pre:
+            lines.append(f"      eval      {_describe_preprocess(pre)}")
     return lines
+
+
+def _describe_preprocess(pre: dict[str, Any]) -> str:
+    """A weight file's eval recipe on one line (what ``create_transform`` does for it)."""
+    size = f"short side {pre['resize_size']} -> crop {pre['crop']}" if pre["resize"] == "short" else (
+        f"squash to {pre['resize_size']}"
+    )
+    scale = "1/255" if abs(pre["scale"] - 1 / 255) < 1e-9 else f"{pre['scale']:g}"
+    return (
+        f"{size}, {pre['backend']} {pre['interpolation']}, {pre['channel_order']}, x{scale}, "
+        f"mean {pre['mean']}, std {pre['std']}; source: {pre['source']}"
+    )
 
 
 def _variant_lines(v: WeightVariant, is_default: bool) -> list[str]:
@@ -161,9 +206,11 @@ def _variant_lines(v: WeightVariant, is_default: bool) -> list[str]:
     if v.arch_kwargs:
         out.append(f"      kwargs    {json.dumps(dict(v.arch_kwargs))}")
     if v.metrics:
+        top5 = v.metrics.get("top5")  # many PaddleClas tables publish only top-1
         out.append(
-            f"      accuracy  top-1 {v.metrics['top1']}%, top-5 {v.metrics['top5']}%; "
-            f"source: {v.metrics['source']}"
+            f"      accuracy  top-1 {v.metrics['top1']}%"
+            + (f", top-5 {top5}%" if top5 is not None else "")
+            + f"; source: {v.metrics['source']}"
         )
     if v.source:
         out.append(f"      source    {v.source}")
@@ -207,8 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _error(message: str) -> None:
-    # One line, so scripts and log scrapers see the whole message.
-    print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    print(message_line(message), file=sys.stderr)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -225,6 +271,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2), format="%(levelname)s %(name)s: %(message)s"
     )
+    # paddle warns on import when no ccache is installed, which only matters for compiling C++
+    # extensions; set before any command imports paddle.
+    warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
     try:
         return int(args.handler(args))
     except BrokenPipeError:

@@ -70,9 +70,10 @@ def _check_batch(batch_size: Optional[int]) -> Optional[int]:
 
 def _resolve(model_or_name: Any, weights: Optional[PathLike], pretrained: bool) -> "nn.Layer":
     if isinstance(model_or_name, str):
-        from paddlehub_cls.api import load_model
+        # A fine-tuned checkpoint's sidecar supplies its class names and training image size.
+        from paddlehub_cls._checkpoint import load_with_sidecar
 
-        return load_model(model_or_name, pretrained=pretrained, weights=weights)
+        return load_with_sidecar(model_or_name, weights, pretrained=pretrained)
     if weights is not None:
         raise ValueError("weights= applies to a model name; the network you passed already has its weights")
     if not callable(getattr(model_or_name, "forward", None)) or not hasattr(model_or_name, "state_dict"):
@@ -123,7 +124,8 @@ def export(
         input_size: ``int`` (square side), ``(H, W)`` or ``(C, H, W)``; default the model's
             ``pretrained_cfg["input_size"]``. The exported program accepts only this size.
         batch_size: fixed batch size, or None for any batch size.
-        weights: variant tag or local checkpoint, with a model name only.
+        weights: variant tag or local checkpoint, with a model name only; a fine-tuned
+            checkpoint's sidecar supplies its class names and training image size.
         pretrained: with a model name, False exports random weights (for tests and timing).
 
     Returns:

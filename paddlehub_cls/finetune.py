@@ -44,7 +44,7 @@ from paddlehub_cls._checkpoint import (  # noqa: F401  (re-exported)
     read_checkpoint_meta,
     sidecar_path,
 )
-from paddlehub_cls._finetune_data import build_datasets
+from paddlehub_cls._finetune_data import _build_datasets, build_datasets
 from paddlehub_cls.errors import DatasetError  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
@@ -145,6 +145,7 @@ class FinetuneResult:
         best_checkpoint: the checkpoint with the highest val accuracy (or the last).
         plot: ``curves.png``, or None when matplotlib is missing.
         data: how the data was split.
+        skipped: ``{path: reason}`` of the unreadable images left out (``skip_bad_images``).
     """
 
     output: Path
@@ -154,6 +155,7 @@ class FinetuneResult:
     best_checkpoint: Optional[Path] = None
     plot: Optional[Path] = None
     data: str = ""
+    skipped: Dict[str, str] = field(default_factory=dict)
 
 
 def _check_positive(name: str, value: Any, kind: type = int) -> None:
@@ -180,6 +182,7 @@ def finetune(
     num_workers: int = 0,
     seed: int = 0,
     verbose: int = 1,
+    skip_bad_images: bool = False,
 ) -> FinetuneResult:
     """Fine-tune ``name`` on an image folder with ``paddle.Model``.
 
@@ -203,13 +206,17 @@ def finetune(
         num_workers: DataLoader worker processes.
         seed: seeds the split, the initial head and the shuffling.
         verbose: hapi verbosity (0 silent, 1 progress bars, 2 one line per epoch).
+        skip_bad_images: leave out the images that cannot be decoded (listed in
+            ``FinetuneResult.skipped`` and the sidecar) instead of stopping.
 
     Returns:
         A :class:`FinetuneResult`.
 
     Raises:
-        DatasetError: bad folder layout. ValueError: bad arguments or a resume
-        checkpoint that does not match the model, classes or epochs.
+        DatasetError: bad folder layout. ImageReadError: an image (train or
+        validation) cannot be decoded; raised before anything is written.
+        ValueError: bad arguments or a resume checkpoint that does not match the
+        model, classes or epochs.
     """
     import numpy as np
     import paddle
@@ -224,8 +231,8 @@ def finetune(
     random.seed(seed)
     np.random.seed(seed)
     paddle.seed(seed)
-    train_ds, val_ds, class_names, data_desc = build_datasets(
-        data, info.name, val_split=val_split, seed=seed, image_size=image_size
+    train_ds, val_ds, class_names, data_desc, skipped = _build_datasets(
+        data, info.name, val_split=val_split, seed=seed, image_size=image_size, skip_bad_images=skip_bad_images
     )
     n = len(class_names)
     start_epoch, history, saved_opt = 0, [], None
@@ -314,6 +321,7 @@ def finetune(
             "trainable": trainable,
             "init": init,
             "data": data_desc,
+            "skipped_images": sorted(skipped),
             "batch_size": batch_size,
             "lr": lr,
             "world_size": paddle.distributed.get_world_size(),
@@ -345,7 +353,9 @@ def finetune(
         scored = [(r.get("val_acc", r.get("train_acc", 0.0)), r["epoch"]) for r in history]
         best_epoch = max(scored, key=lambda t: (t[0], t[1]))[1]
         best = out / f"epoch_{best_epoch:03d}.pdparams"
-    return FinetuneResult(out, class_names, history, state["checkpoints"], best, state["plot"], data_desc)
+    return FinetuneResult(
+        out, class_names, history, state["checkpoints"], best, state["plot"], data_desc, dict(skipped)
+    )
 
 
 # ----------------------------------------------------------------------- CLI
@@ -409,6 +419,11 @@ def add_parsers(subparsers: "argparse._SubParsersAction") -> None:
         metavar="N",
         help="seed of the split, head init and shuffling (default 0)",
     )
+    p.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="train without the images that cannot be decoded (listed at the end) instead of stopping",
+    )
     p.add_argument("--quiet", action="store_true", help="one line per epoch instead of progress bars")
     p.set_defaults(handler=run_finetune_command)
 
@@ -432,6 +447,7 @@ def run_finetune_command(args: argparse.Namespace, out: Any = None, err: Any = N
         num_workers=args.num_workers,
         seed=args.seed,
         verbose=2 if args.quiet else 1,
+        skip_bad_images=args.skip_bad_images,
     )
     if not is_writer():
         return 0
@@ -450,4 +466,9 @@ def run_finetune_command(args: argparse.Namespace, out: Any = None, err: Any = N
         )
     if result.plot is not None:
         print(f"curves: {result.plot}", file=out)
+    if result.skipped:
+        n = len(result.skipped)
+        print(f"skipped {n} unreadable image{'s' if n > 1 else ''}:", file=out)
+        for path in sorted(result.skipped):
+            print(f"  {path}: {result.skipped[path]}", file=out)
     return 0

@@ -19,7 +19,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Optional, Sequence, Tuple, Union
 
 from paddlehub_cls import _transfer, archive
 from paddlehub_cls._cache import (
@@ -35,6 +35,8 @@ from paddlehub_cls._cache import (
     local_rank,
     lookup,
     quarantine_blob,
+    read_ref,
+    read_stamp,
     recorded_pin,
     shared_cache_roots,
     user_cache_root,
@@ -49,6 +51,7 @@ logger = logging.getLogger(__name__)
 PathLike = Union[str, "os.PathLike[str]"]
 
 __all__ = [
+    "cache_add",
     "download_variant",
     "fetch",
     "recorded_checksum",
@@ -112,15 +115,8 @@ def download_variant(
         See :func:`fetch`; also UnsafeArchiveError for a hostile archive and
         WeightsFormatError when the archive lacks its ``archive_root``.
     """
-    want = Want.make(
-        variant.urls,
-        variant.checksum,
-        size=variant.size,
-        model=info.name,
-        tag=variant.tag,
-        note=getattr(variant, "checksum_note", None),
-    )
-    hit = obtain(want, cache_dir=cache_dir, progress=progress)
+    want = _variant_want(info, variant)
+    hit = obtain(want, cache_dir=cache_dir, progress=progress, check=readable_check(variant.container))
     if variant.container not in ("fluid-tar", "fluid-zip"):
         return hit.path
     try:
@@ -140,6 +136,109 @@ def download_variant(
     return target
 
 
+def cache_add(
+    name: str, file: PathLike, *, weights: Optional[str] = None, cache_dir: Optional[PathLike] = None
+) -> Path:
+    """Put a weight file obtained by hand (a browser, a USB stick) into the cache as a download would.
+
+    The file is checked against the registry checksum of the variant; a variant without one is
+    trusted on first use (with the usual warning) after it was checked readable, or held to the
+    sha256 this cache recorded for it before. Afterwards ``load_model(name)`` finds it, also with
+    ``PADDLEHUB_CLS_OFFLINE=1``.
+
+    Args:
+        name: model name, optionally ``"Name.tag"``.
+        file: the weight file, as published at the variant's URL.
+        weights: variant tag; default the tag in ``name``, else the model's default variant.
+        cache_dir: user cache root (default ``$PADDLEHUB_CLS_HOME`` or ``~/.cache/paddlehub_cls``).
+
+    Returns:
+        What :func:`download_variant` returns for it: the cached file, or the unpacked directory.
+
+    Raises:
+        UnknownModelError: unknown model or tag.
+        DownloadError: ``file`` is not a readable file, or the variant is unpinned and
+            ``PADDLEHUB_CLS_REQUIRE_CHECKSUM=1``.
+        ChecksumError: the file is not the registry's (the message names both checksums); nothing
+            was cached.
+        UnsafeArchiveError, WeightsFormatError: an unpinned file that cannot be read.
+    """
+    from paddlehub_cls.registry import load_registry
+
+    info, variant = load_registry().resolve(name, weights)
+    src = Path(os.fspath(file)).expanduser()
+    if not src.is_file():
+        raise DownloadError(
+            f"cannot add {str(src)!r} as {info.name}.{variant.tag}: it is not a file; give the path of the "
+            f"weight file downloaded from {variant.urls[0]}"
+        )
+    want = _variant_want(info, variant)
+    if want.algo is None and env_flag("PADDLEHUB_CLS_REQUIRE_CHECKSUM"):
+        raise DownloadError(_strict_message(want, cache_dir))
+    user = CacheRoot(user_cache_root(cache_dir), True)
+    user.prepare()
+    with _locked(user, want.key, f"adding {src}"):
+        _transfer.add_file(want, user, src, readable_check(variant.container))
+    return download_variant(info, variant, cache_dir=cache_dir, progress=False)
+
+
+def _variant_want(info: "ModelInfo", variant: "WeightVariant") -> Want:
+    return Want.make(
+        variant.urls,
+        variant.checksum,
+        size=variant.size,
+        model=info.name,
+        tag=variant.tag,
+        note=getattr(variant, "checksum_note", None),
+    )
+
+
+def readable_check(container: str) -> "_transfer.Check":
+    """How an artifact of ``container`` is checked readable before its first-use sha256 is recorded.
+
+    Archives are listed and checked member by member (nothing is written); a pickle must start
+    with its protocol header and end with its STOP opcode; a safetensors header must parse. A
+    full parse happens at load time, and a file that fails it is quarantined with its first-use
+    record (:func:`reject_artifact`).
+    """
+
+    def check(path: Path) -> None:
+        if container in ("fluid-tar", "fluid-zip"):
+            kind = container.split("-")[1]
+            if not archive.is_archive(path):
+                raise UnsafeArchiveError(f"not a readable {kind} archive")
+            try:
+                archive.check_archive(path)
+            except UnsafeArchiveError as exc:
+                raise UnsafeArchiveError(f"an unsafe {kind} archive ({exc})") from None
+        elif container == "pdparams":
+            head, tail = _ends(path)
+            if len(head) < 2 or head[0] != 0x80 or not 2 <= head[1] <= 5:
+                raise WeightsFormatError("not a readable pdparams file (no pickle protocol 2-5 header)")
+            if tail != b".":
+                raise WeightsFormatError("not a complete pdparams file (no pickle STOP opcode at its end)")
+        elif container == "safetensors":
+            from paddlehub_cls.formats.safetensors_io import read_header
+
+            try:
+                read_header(path)
+            except WeightsFormatError as exc:
+                raise WeightsFormatError(f"not a readable safetensors file ({exc})") from None
+
+    return check
+
+
+def _ends(path: Path) -> Tuple[bytes, bytes]:
+    """The first two bytes and the last byte of a file."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+        f.seek(0, os.SEEK_END)
+        if f.tell() == 0:
+            return head, b""
+        f.seek(-1, os.SEEK_END)
+        return head, f.read(1)
+
+
 def recorded_checksum(path: PathLike) -> Optional[str]:
     """``"sha256:<hex>"`` of the verified artifact behind a path this module returned, else None."""
     path = Path(path)
@@ -154,7 +253,9 @@ def reject_artifact(path: PathLike, reason: str, *, cache_dir: Optional[PathLike
 
     A checksum proves only that the bytes are the ones published; a file that
     then fails to unpack or parse must not stay where a verified artifact is
-    expected. Shared caches are never written: their copies are left alone.
+    expected. A sha256 recorded on first use for it is dropped too, so that the
+    next download can fetch the real file instead of failing against the bad
+    one's checksum. Shared caches are never written: their copies are left alone.
 
     Returns:
         The quarantine path, or None when the artifact is not in the user cache.
@@ -170,7 +271,22 @@ def reject_artifact(path: PathLike, reason: str, *, cache_dir: Optional[PathLike
         shutil.rmtree(user.unpacked(sha), ignore_errors=True)
         if not user.blob(sha).exists():
             return None
-        return quarantine_blob(user, sha, reason)
+        first_use = read_stamp(user.stamp(sha)).get("trust") == "tofu"
+        moved = quarantine_blob(user, sha, reason)
+        if first_use:
+            _drop_first_use_refs(user, sha)
+        return moved
+
+
+def _drop_first_use_refs(root: CacheRoot, sha256: str) -> None:
+    refs = root.path / "refs" / "url"
+    for ref in sorted(refs.iterdir()) if refs.is_dir() else []:
+        if read_ref(ref) == sha256:
+            try:
+                ref.unlink()
+            except FileNotFoundError:
+                pass
+            logger.warning("dropped the sha256 recorded on first use for %s (%s)", sha256, ref)
 
 
 def unpack_local_archive(path: PathLike, *, cache_dir: Optional[PathLike] = None) -> Path:
@@ -240,8 +356,17 @@ class _locked:
         self.lock.release()
 
 
-def obtain(want: Want, *, cache_dir: Optional[PathLike] = None, progress: Optional[bool] = None) -> Hit:
-    """Find ``want`` in a cache or download it; returns the verified hit (used by :func:`fetch`)."""
+def obtain(
+    want: Want,
+    *,
+    cache_dir: Optional[PathLike] = None,
+    progress: Optional[bool] = None,
+    check: Optional["_transfer.Check"] = None,
+) -> Hit:
+    """Find ``want`` in a cache or download it; returns the verified hit (used by :func:`fetch`).
+
+    ``check`` must pass before a first-use sha256 is recorded (see :func:`readable_check`).
+    """
     if want.algo is None and env_flag("PADDLEHUB_CLS_REQUIRE_CHECKSUM"):
         raise DownloadError(_strict_message(want, cache_dir))
     roots = cache_roots(cache_dir)
@@ -260,7 +385,7 @@ def obtain(want: Want, *, cache_dir: Optional[PathLike] = None, progress: Option
         if hit:
             add_source(hit, want)
             return hit
-        return _transfer.download(want, user, progress)
+        return _transfer.download(want, user, progress, check)
 
 
 def _strict_message(want: Want, cache_dir: Optional[PathLike]) -> str:

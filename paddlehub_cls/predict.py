@@ -167,16 +167,9 @@ def class_labels(model: Any) -> List[str]:
 
 def _resolve_model(model_or_name: Any, weights: Optional[Any]) -> "nn.Layer":
     if isinstance(model_or_name, str):
-        from paddlehub_cls.api import load_model
+        from paddlehub_cls._checkpoint import load_with_sidecar
 
-        model = load_model(model_or_name, weights=weights)
-        if weights is not None and os.fspath(weights) and Path(os.fspath(weights)).exists():
-            from paddlehub_cls._checkpoint import apply_checkpoint_meta, read_checkpoint_meta
-
-            meta = read_checkpoint_meta(weights)
-            if meta is not None:
-                apply_checkpoint_meta(model, meta)
-        return model
+        return load_with_sidecar(model_or_name, weights)
     if weights is not None:
         raise ValueError("weights= applies to a model name; the network you passed already has its weights")
     if getattr(model_or_name, "num_classes", None) is None:
@@ -201,13 +194,14 @@ def iter_predictions(
     error and the others are still classified.
     """
     import numpy as np
-    import paddle
 
     if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
         raise ValueError(f"topk must be a positive int, got {topk!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    # Resolved first: a missing or unreachable weight file fails before the slow paddle import.
     model = _resolve_model(model_or_name, weights)
+    import paddle
     if model.num_classes == 0:
         raise ValueError(
             "this network has no classifier (num_classes=0, a feature extractor); "
@@ -346,22 +340,32 @@ def add_parsers(subparsers: "argparse._SubParsersAction") -> None:
     p.add_argument(
         "--batch-size", type=int, default=8, metavar="B", help="images per forward pass (default 8)"
     )
+    p.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="report unreadable images as skipped (a warning each) and exit 0 instead of 1",
+    )
     p.set_defaults(handler=run_predict_command)
 
 
 def run_predict_command(args: argparse.Namespace, out: Any = None, err: Any = None) -> int:
     """Run ``paddlehub-cls predict``; returns the exit status (1 if any image failed)."""
+    from paddlehub_cls.cli import message_line
+
     out = out or sys.stdout
     err = err or sys.stderr
-    failed = 0
+    skip = getattr(args, "skip_bad_images", False)
+    model = _resolve_model(args.name, args.weights)
+    failed: Dict[str, str] = {}
     report: List[Dict[str, Any]] = []
-    for name, res in iter_predictions(
-        args.name, args.images, args.topk, batch_size=args.batch_size, weights=args.weights
-    ):
+    for name, res in iter_predictions(model, args.images, args.topk, batch_size=args.batch_size):
         if isinstance(res, ImageReadError):
-            failed += 1
-            print(f"error: {res}", file=err)
-            report.append({"image": name, "error": str(res)})
+            failed[name] = str(res)
+            if skip:
+                print(message_line(f"skipped {name}: {res}", "warning"), file=err)
+            else:
+                print(message_line(res), file=err)
+                report.append({"image": name, "error": str(res)})
             continue
         report.append({"image": name, "predictions": res})
         if not args.json:
@@ -372,9 +376,19 @@ def run_predict_command(args: argparse.Namespace, out: Any = None, err: Any = No
                 )
             out.flush()
     if args.json:
-        json.dump({"model": args.name, "weights": args.weights, "results": report}, out, indent=2)
+        loaded = getattr(model, "load_report", None)
+        doc: Dict[str, Any] = {
+            "model": model.pretrained_cfg.get("name", args.name),
+            # What was loaded: the variant tag ("paddle_vision"; "local:TAG" or "local" for a file).
+            "weights": loaded.weights if loaded is not None else args.weights,
+            "weights_file": loaded.path if loaded is not None else None,
+            "results": report,
+        }
+        if skip:
+            doc["skipped"] = failed
+        json.dump(doc, out, indent=2)
         out.write("\n")
-    if failed:
-        print(f"error: {failed} of {len(report)} images could not be read (listed above)", file=err)
+    if failed and not skip:
+        print(message_line(f"{len(failed)} of {len(report)} images could not be read (listed above)"), file=err)
         return 1
     return 0

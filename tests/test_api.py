@@ -16,7 +16,13 @@ import pytest
 
 import paddlehub_cls as phc
 from paddlehub_cls import layouts
-from paddlehub_cls.errors import PaddleHubClsError, UnknownModelError, UnsafeWeightsError, WeightsMismatchError
+from paddlehub_cls.errors import (
+    PaddleHubClsError,
+    UnknownModelError,
+    UnsafeWeightsError,
+    WeightsFormatError,
+    WeightsMismatchError,
+)
 from paddlehub_cls.models import get_builder
 
 paddle.set_device("cpu")
@@ -172,7 +178,7 @@ def test_bfloat16_bits_are_not_taken_for_float_weights(tmp_path):
 
 
 def test_list_and_info_match_the_registry():
-    assert phc.list_models("resnet*") == ["ResNet18", "ResNet34", "ResNet50", "ResNet101", "ResNet152"]
+    assert phc.list_models("resnet[0-9]*[0-9]") == ["ResNet18", "ResNet34", "ResNet50", "ResNet101", "ResNet152"]
     assert "ShuffleNetV2_swish" in phc.list_models(pretrained=True)
     assert phc.model_info("resnet50.FLUID2019").name == "ResNet50"
 
@@ -213,3 +219,124 @@ def test_verified_but_hostile_download_is_quarantined_and_nothing_runs(tmp_path,
     assert not marker.exists()
     assert not (cache_env / "blobs" / "sha256" / sha).exists()
     assert [p.name.split(".")[0] for p in (cache_env / "quarantine").glob("*") if p.suffix != ".json"] == [sha]
+
+
+def test_a_registered_tag_wins_over_a_file_of_that_name_and_a_path_object_is_a_path(
+    tmp_path, cache_env, monkeypatch
+):
+    """weights="paddleclas" is the variant even when ./paddleclas exists; Path("paddleclas") is the file."""
+    import hashlib
+    import json
+
+    variant = phc.model_info("ShuffleNetV2").variant("paddleclas")
+    served = tmp_path / "mirror" / variant.urls[0].split("://", 1)[1]
+    served.parent.mkdir(parents=True)
+    ours = write_source_file("ShuffleNetV2", "paddleclas", served)
+    sha = hashlib.sha256(served.read_bytes()).hexdigest()
+    site = tmp_path / "site.json"
+    site.write_text(json.dumps({"schema_version": 1, "models": {
+        "ShuffleNetV2": {"weights": {"paddleclas": {"checksum": f"sha256:{sha}"}}}}}))
+    monkeypatch.setenv("PADDLEHUB_CLS_REGISTRY", str(site))
+    monkeypatch.setenv("PADDLEHUB_CLS_MIRROR", (tmp_path / "mirror").as_uri())
+    monkeypatch.setenv("PADDLEHUB_CLS_OFFLINE", "1")  # only the file:// mirror can serve it
+    work = tmp_path / "work"
+    work.mkdir()
+    # A file in the current directory that happens to carry the tag's name: paddle.vision layout.
+    mine = write_source_file("ShuffleNetV2", "paddle_vision", work / "paddleclas")
+    monkeypatch.chdir(work)
+
+    tagged = phc.load_model("ShuffleNetV2", weights="paddleclas")
+    assert tagged.load_report.weights == "paddleclas" and tagged.load_report.layout == variant.layout
+    assert tagged.load_report.checksum == f"sha256:{sha}"
+    local = phc.load_model("ShuffleNetV2", weights=Path("paddleclas"))
+    assert local.load_report.weights == "local:paddle_vision"
+    for model, want in ((tagged, ours), (local, mine)):
+        got = state(model)
+        key = "fc.weight"
+        np.testing.assert_array_equal(got[key], want[key])
+    # A string that is no tag of the model is still a path.
+    assert phc.load_model("ShuffleNetV2", weights="./paddleclas").load_report.weights == "local:paddle_vision"
+
+
+def _serve_only_from(http_server, monkeypatch, tmp_path, name: str, tag: str) -> str:
+    """Point variant ``name.tag`` at the 127.0.0.1 server alone (still unpinned); returns its URL."""
+    import json
+
+    url = http_server.url(f"/{name}_{tag}.pdparams")
+    site = tmp_path / "site.json"
+    site.write_text(json.dumps({"schema_version": 1, "models": {name: {"weights": {tag: {"urls": [url]}}}}}))
+    monkeypatch.setenv("PADDLEHUB_CLS_REGISTRY", str(site))
+    return url
+
+
+def test_a_captive_portal_page_on_first_use_is_not_pinned(tmp_path, cache_env, http_server, monkeypatch):
+    from httpserver import Fault
+
+    from paddlehub_cls.errors import DownloadError
+
+    url = _serve_only_from(http_server, monkeypatch, tmp_path, "MobileNetV1", "paddleclas")
+    ours = write_source_file("MobileNetV1", "paddleclas", tmp_path / "real.pdparams")
+    path = url.split(http_server.base_url, 1)[1]
+    http_server.set_file(path, (tmp_path / "real.pdparams").read_bytes())
+    http_server.add_fault(path, Fault(body=b"<html><body>Welcome to the hotel wifi</body></html>"))
+    with pytest.raises(DownloadError, match="not a readable pdparams file"):
+        phc.load_model("MobileNetV1", weights="paddleclas")
+    with pytest.warns(UserWarning, match="trusting it on first use"):
+        model = phc.load_model("MobileNetV1", weights="paddleclas")  # no user action in between
+    got = state(model)
+    for key in ours:
+        np.testing.assert_array_equal(got[key], ours[key], err_msg=key)
+
+
+def test_a_truncated_first_use_download_is_dropped_with_its_pin(
+    tmp_path, cache_env, http_server, monkeypatch
+):
+    url = _serve_only_from(http_server, monkeypatch, tmp_path, "MobileNetV1", "paddleclas")
+    ours = write_source_file("MobileNetV1", "paddleclas", tmp_path / "real.pdparams")
+    real = (tmp_path / "real.pdparams").read_bytes()
+    path = url.split(http_server.base_url, 1)[1]
+    # Header and STOP opcode intact, a block of the middle lost: only the full parse notices.
+    http_server.set_file(path, real[:1000] + real[-1000:])
+    with pytest.warns(UserWarning, match="trusting it on first use"):
+        with pytest.raises(WeightsFormatError, match="moved to .*quarantine"):
+            phc.load_model("MobileNetV1", weights="paddleclas")
+    http_server.set_file(path, real)
+    with pytest.warns(UserWarning, match="trusting it on first use"):
+        model = phc.load_model("MobileNetV1", weights="paddleclas")
+    np.testing.assert_array_equal(state(model)["fc.weight"], ours["fc.weight"])
+
+
+def test_cache_add_then_offline_load(tmp_path, cache_env, monkeypatch):
+    ours = write_source_file("MobileNetV1", "paddleclas", tmp_path / "downloaded.pdparams")
+    with pytest.warns(UserWarning, match="trusting it on first use"):
+        phc.cache_add("MobileNetV1.paddleclas", tmp_path / "downloaded.pdparams")
+    monkeypatch.setenv("PADDLEHUB_CLS_OFFLINE", "1")
+    model = phc.load_model("MobileNetV1", weights="paddleclas")
+    assert model.load_report.weights == "paddleclas"
+    np.testing.assert_array_equal(state(model)["fc.weight"], ours["fc.weight"])
+
+
+def test_with_no_network_load_model_fails_before_importing_paddle(tmp_path, subprocess_env):
+    import json
+    import subprocess
+    import sys
+
+    site = tmp_path / "site.json"
+    url = "http://weights.paddlehub-cls.invalid/ResNet50_pretrained.pdparams"  # RFC 2606: never resolves
+    site.write_text(json.dumps({"schema_version": 1, "models": {
+        "ResNet50": {"weights": {"paddleclas": {"urls": [url]}}}}}))
+    code = (
+        "import sys, logging\n"
+        "import paddlehub_cls\n"
+        "from paddlehub_cls.errors import DownloadError\n"
+        "try:\n"
+        "    paddlehub_cls.load_model('ResNet50', weights='paddleclas')\n"
+        "except DownloadError as exc:\n"
+        "    print('paddle' in sys.modules)\n"
+        "    print(str(exc).splitlines()[1])\n"
+    )
+    env = dict(subprocess_env, PADDLEHUB_CLS_REGISTRY=str(site))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    lines = out.stdout.splitlines()
+    assert lines[0] == "False", out.stderr[-2000:]
+    assert lines[1].startswith(f"  {url}: cannot resolve host weights.paddlehub-cls.invalid ("), lines

@@ -17,7 +17,7 @@ from typing import Dict, List, Tuple
 import pytest
 
 from paddlehub_cls import archive, cache_cli, hub
-from paddlehub_cls.errors import CacheError, ChecksumError, UnsafeArchiveError
+from paddlehub_cls.errors import CacheError, ChecksumError, DownloadError, UnsafeArchiveError
 from paddlehub_cls.registry import load_registry
 
 # The first-use warning itself is asserted in test_hub.py.
@@ -542,3 +542,70 @@ def test_bundles_never_carry_converted_files(converted: Dict[str, Path], tmp_pat
     other = tmp_path / "other"
     cache_cli.import_bundle(bundle, cache_dir=other)
     assert not (other / "fastload").exists()
+
+
+def _stored(root: Path) -> Dict[str, object]:
+    """What the cache holds, minus what differs between two stores of the same file (times, source URL)."""
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    stamps = {}
+    for p in sorted((root / "blobs" / "sha256").glob("*.json")):
+        stamp = json.loads(p.read_text())
+        stamps[p.name] = {k: v for k, v in stamp.items() if k not in ("url", "verified_at", "mtime_ns")}
+    return {
+        "files": sorted(str(p.relative_to(root)) for p in files if "locks" not in p.parts),
+        "stamps": stamps,
+        "refs": {str(p.relative_to(root)): p.read_text() for p in files if p.parts[len(root.parts)] == "refs"},
+    }
+
+
+def test_cache_add_stores_a_hand_downloaded_file_as_a_download_would(
+    local_registry: Dict, cache_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    data = local_registry[("ResNet18", "fluid2019")]
+    downloaded = tmp_path / "downloaded"
+    download("ResNet18", "fluid2019", cache_dir=downloaded)  # the reference: a real download
+    browser = tmp_path / "Downloads" / "ResNet18_pretrained (1).tar"
+    browser.parent.mkdir()
+    browser.write_bytes(data)
+    for p in (tmp_path / "files").iterdir():
+        p.unlink()  # nothing can be downloaded any more (offline, sockets blocked, no file)
+    with pytest.warns(UserWarning, match="no published checksum .*; trusting it on first use"):
+        assert run_cli(["cache", "add", "ResNet18.fluid2019", str(browser)]) == 0
+    sha = hashlib.sha256(data).hexdigest()
+    unpacked = cache_env / "unpacked" / sha / "ResNet18_pretrained"
+    assert f"added {browser}\t{unpacked}" in capsys.readouterr().out
+    assert _stored(cache_env) == _stored(downloaded)
+    assert (download("ResNet18", "fluid2019") / "conv1_weights").read_bytes() == b"ResNet18" * 10
+
+
+def test_cache_add_refuses_a_wrong_file_and_caches_nothing(
+    local_registry: Dict, cache_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import paddlehub_cls
+
+    wrong = tmp_path / "resnet34.pdparams"
+    wrong.write_bytes(local_registry[("ResNet18", "paddle_vision")])
+    expected = "sha256:" + hashlib.sha256(local_registry[("ResNet34", "paddle_vision")]).hexdigest()
+    actual = "sha256:" + hashlib.sha256(wrong.read_bytes()).hexdigest()
+    with pytest.raises(ChecksumError) as err:
+        paddlehub_cls.cache_add("ResNet34", wrong, weights="paddle_vision")
+    msg = str(err.value)
+    for part in ("ResNet34 weights 'paddle_vision'", str(wrong), f"expected {expected}", f"got {actual}"):
+        assert part in msg, (part, msg)
+    assert blob_files(cache_env) == [] and list((cache_env / "tmp").iterdir()) == []
+
+    page = tmp_path / "VGG16_pretrained.tar"
+    page.write_bytes(b"<html><body>Sign in to continue</body></html>" * 20)
+    size = len(local_registry[("ResNet18", "fluid2019")])
+    with pytest.raises(ChecksumError, match=f"{len(page.read_bytes())} bytes, expected {size}"):
+        paddlehub_cls.cache_add("ResNet18.fluid2019", page)  # this variant's size is known
+    with pytest.raises(UnsafeArchiveError, match="not a readable tar archive"):
+        paddlehub_cls.cache_add("VGG16.fluid2019", page)  # unpinned, no size: it must be readable
+    assert blob_files(cache_env) == [] and not (cache_env / "refs").exists()
+
+    good = tmp_path / "ResNet18_pretrained.tar"
+    good.write_bytes(local_registry[("ResNet18", "fluid2019")])
+    monkeypatch.setenv("PADDLEHUB_CLS_REQUIRE_CHECKSUM", "1")
+    with pytest.raises(DownloadError, match="PADDLEHUB_CLS_REQUIRE_CHECKSUM=1 refuses unpinned files"):
+        paddlehub_cls.cache_add("ResNet18.fluid2019", good)
+    assert blob_files(cache_env) == []

@@ -40,7 +40,7 @@ def test_model_table_and_plot_are_current():
 def test_generator_notices_a_registry_change():
     models = GEN.load_models()
     changed = copy.deepcopy(models)
-    changed["ResNet50"]["weights"]["fluid2019"]["metrics"]["top1"] = 12.34
+    changed["ResNet50"]["weights"]["paddleclas"]["metrics"]["top1"] = 12.34  # the figure the plot shows
     assert "12.34 / 93.00" in GEN.render_table(changed)
     assert GEN.render_table(changed) != GEN.render_table(models)
     assert GEN.plot_digest(GEN.plot_points(changed)) != GEN.plot_digest(GEN.plot_points(models))
@@ -48,6 +48,48 @@ def test_generator_notices_a_registry_change():
     assert GEN.update_page(page, GEN.render_table(models)) == page
     for name in models:
         assert f"| `{name}` |" in page
+
+
+def test_table_groups_every_model_under_its_family():
+    models = GEN.load_models()
+    table = GEN.render_table(models)
+    sections = table.split("### ")[1:]
+    assert [sec.split("\n", 1)[0] for sec in sections] == sorted({m["family"] for m in models.values()})
+    for sec in sections:
+        family = sec.split("\n", 1)[0]
+        rows = [line.split(" | ")[0][3:-1] for line in sec.splitlines() if line.startswith("| `")]
+        assert sorted(rows) == sorted(n for n, m in models.items() if m["family"] == family)
+
+
+def test_table_names_the_flops_convention():
+    models = GEN.load_models()
+    entry = copy.deepcopy(models["ResNet50"])
+    entry["flops"] = {"value": 4_100_000_000, "unit": "paddle.flops count (about multiply-adds)", "source": "x"}
+    assert "| 4.10 GMACs |" in GEN.render_table({"ResNet50": entry})
+    assert "| 8.19 GFLOPs |" in GEN.render_table({"ResNet50": models["ResNet50"]})  # the 2 x convention
+
+
+def test_plot_takes_every_model_and_scales_to_a_large_zoo(tmp_path):
+    models = GEN.load_models()
+    assert sorted(p[0] for p in GEN.plot_points(models)) == sorted(models)
+    # 170 models in 24 families, a tenth without a published top-1: drawn, not dropped.
+    big = {}
+    for i in range(170):
+        entry = copy.deepcopy(models["ResNet50"])
+        entry["family"] = f"family{i % 24}"
+        entry["num_params"]["value"] = 1_000_000 + i * 2_000_000
+        entry["weights"] = {"paddleclas": copy.deepcopy(models["ResNet50"]["weights"]["paddleclas"])}
+        entry["default_weights"] = "paddleclas"
+        entry["weights"]["paddleclas"]["metrics"] = None if i % 10 == 0 else {"top1": 60 + i / 10, "source": "x"}
+        big[f"Net{i}"] = entry
+    points = GEN.plot_points(big)
+    assert len(points) == 170 and sum(p[3] is None for p in points) == 17
+    out = tmp_path / "plot.png"
+    GEN.write_plot(points, out)
+    from PIL import Image
+
+    with Image.open(out) as img:
+        assert img.text[GEN.DIGEST_KEY] == GEN.plot_digest(points)
 
 
 def _nav_pages():

@@ -160,6 +160,29 @@ def test_cli_export_by_name_with_local_weights(tmp_path, cache_env, capsys):
     np.testing.assert_allclose(got, dygraph(net, x), rtol=1e-4, atol=1e-4)
 
 
+def test_cli_export_of_a_fine_tuned_checkpoint_keeps_class_names_and_image_size(tmp_path, cache_env, capsys):
+    from paddlehub_cls.finetune import CHECKPOINT_FORMAT
+
+    paddle.seed(3)
+    net = load_model("ShuffleNetV2", pretrained=False, num_classes=3)
+    ckpt = tmp_path / "runs" / "x" / "epoch_005.pdparams"
+    ckpt.parent.mkdir(parents=True)
+    paddle.save(net.state_dict(), str(ckpt))
+    # The sidecar fields that `finetune` writes beside every checkpoint and that a reader relies on.
+    names = ["cat", "dog", "fox"]
+    sidecar = {"format": CHECKPOINT_FORMAT, "model": "ShuffleNetV2", "class_names": names, "image_size": 64}
+    ckpt.with_suffix(".json").write_text(json.dumps(sidecar))
+    out = tmp_path / "exported"
+    assert cli_main(["export", "ShuffleNetV2", str(out), "--weights", str(ckpt)]) == 0, capsys.readouterr().err
+    cfg = json.loads((out / "paddlehub_cls.json").read_text())
+    assert cfg["labels"] == "class_names" and cfg["pretrained_cfg"]["class_names"] == names
+    assert cfg["input"]["shape"] == [-1, 3, 64, 64] and cfg["output"]["num_classes"] == 3
+    img = resources.files("paddlehub_cls").joinpath("data/chelsea.png")
+    with resources.as_file(img) as path:
+        top = Predictor(out, threads=1, use_gpu=False).predict(path, topk=3)[0]
+    assert sorted(p["label"] for p in top) == names
+
+
 def test_cli_export_reports_errors_in_one_line(tmp_path, capsys):
     assert cli_main(["export", "NoSuchNet", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err

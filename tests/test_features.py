@@ -26,6 +26,11 @@ FAMILY_MODELS = _smallest_per_family()
 # The 2019 GoogLeNet graph max-pools 3x3/2 without padding (112 -> 55 -> 27 -> 13 -> 6), so its
 # maps are one pixel short of 224 / stride; every other family's are exact.
 UNPADDED_POOLS = {"googlenet"}
+# HRNet's stages are its four parallel branches; its classification head (incre, downsamp, final)
+# runs after them, so forward_features returns the head's 2048-channel map, not the last branch.
+# MobileNetV3's forward_features ends with its 1x1 expansion conv (PaddleClas's last_second_conv),
+# which widens the last stage's map before pooling: same size, more channels.
+HEAD_AFTER_STAGES = {"hrnet", "mobilenet_v3"}
 # Plain ViTs keep one token grid, so every stage has the patch stride (16 for the smallest of
 # each family), and forward_features returns the tokens, class token first.
 TOKEN_FAMILIES = {"vision_transformer", "distilled_vision_transformer"}
@@ -56,6 +61,9 @@ def test_feature_maps_match_feature_info_at_224(name):
         assert (n, c) == (1, ch)
         want = {224 // r, 224 // r - 1} if family in UNPADDED_POOLS else {224 // r}
         assert h in want and w == h, (name, fmap.shape, r)
+    if model_info(name).family in HEAD_AFTER_STAGES:
+        assert last.shape[2:] == maps[-1].shape[2:] and last.shape[1] != maps[-1].shape[1]
+        return
     if family in TOKEN_FAMILIES:
         # the patch tokens (after the class token), laid out as a map
         last = last[:, net.model.num_prefix_tokens :].transpose([0, 2, 1]).reshape(maps[-1].shape)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +19,7 @@ from PIL import Image
 
 from paddlehub_cls import load_model
 from paddlehub_cls.cli import build_parser
+from paddlehub_cls.errors import ImageReadError
 from paddlehub_cls.finetune import (
     DatasetError,
     _loss_and_metric,
@@ -24,6 +27,7 @@ from paddlehub_cls.finetune import (
     finetune,
     freeze_backbone,
     load_checkpoint,
+    plot_history,
     read_checkpoint_meta,
 )
 from paddlehub_cls.formats.pdparams import load_pdparams
@@ -218,11 +222,101 @@ def test_dataset_errors_say_what_to_fix(tmp_path):
         build_datasets(one, "ResNet18")
     bad = make_shapes(tmp_path / "bad", per_class=2, size=16)
     (bad / "red_circles" / "000.png").write_bytes(b"garbage")
-    train, _, _, _ = build_datasets(bad, "ResNet18", val_split=0, image_size=16)
-    with pytest.raises(OSError, match="000.png"):
-        [train[i] for i in range(len(train))]
+    # Found while building, not by a loader thread mid-epoch.
+    with pytest.raises(ImageReadError, match=r"000\.png.*skip_bad_images=True"):
+        build_datasets(bad, "ResNet18", val_split=0, image_size=16)
+    train, _, _, desc = build_datasets(bad, "ResNet18", val_split=0, image_size=16, skip_bad_images=True)
+    assert len(train) == 5 and str(bad / "red_circles" / "000.png") not in [p for p, _ in train.samples]
+    assert "1 unreadable image skipped" in desc
     with pytest.raises(ValueError, match="val_split"):
         build_datasets(bad, "ResNet18", val_split=1.0)
+
+
+def _truncated_jpeg(path: Path) -> Path:
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buf, "JPEG")
+    path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    return path
+
+
+def _run_cli(argv, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    # The timeout is a hang guard: the loader used to block forever on one corrupt image.
+    return subprocess.run(
+        [sys.executable, "-m", "paddlehub_cls", *argv], capture_output=True, text=True, env=env, cwd=cwd, timeout=240
+    )
+
+
+FINETUNE_ARGV = ["finetune", "ShuffleNetV2", "--epochs", "1", "--batch-size", "4", "--no-pretrained"]
+FINETUNE_ARGV += ["--image-size", "32", "--quiet"]
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_cli_finetune_on_a_truncated_jpeg_ends_with_one_line_naming_it(tmp_path, workers):
+    data = make_shapes(tmp_path / "d", per_class=3, size=32)
+    bad = _truncated_jpeg(data / "red_circles" / "broken.jpg")
+    out = tmp_path / "run"
+    argv = FINETUNE_ARGV + ["--data", str(data), "--output", str(out), "--num-workers", workers]
+    proc = _run_cli(argv, tmp_path)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("paddlehub-cls: error: ") and str(bad) in last and "--skip-bad-images" in last
+    assert not out.exists(), "nothing may be written for a run that never started"
+
+
+def test_bad_image_in_the_validation_folder_stops_before_anything_is_written(tmp_path):
+    split = tmp_path / "split"
+    make_shapes(split / "train", per_class=3, size=24)
+    make_shapes(split / "val", per_class=2, size=24, seed=1)
+    bad = _truncated_jpeg(split / "val" / "green_squares" / "cut.jpg")
+    out = tmp_path / "run"
+    with pytest.raises(ImageReadError, match=re.escape(str(bad))):
+        finetune("ShuffleNetV2", split, epochs=1, pretrained=False, image_size=24, output=out, verbose=0)
+    assert not out.exists()
+    res = finetune(
+        "ShuffleNetV2",
+        split,
+        epochs=1,
+        batch_size=4,
+        pretrained=False,
+        image_size=24,
+        output=out,
+        verbose=0,
+        skip_bad_images=True,
+    )
+    assert list(res.skipped) == [str(bad)] and "truncated" in res.skipped[str(bad)]
+    assert "val (6); 1 unreadable image skipped" in res.data  # 2 per class + the truncated file
+    assert read_checkpoint_meta(res.checkpoints[0])["skipped_images"] == [str(bad)]
+
+
+def test_cli_finetune_skip_bad_images_trains_on_the_rest_and_lists_the_skipped(tmp_path):
+    data = make_shapes(tmp_path / "d", per_class=3, size=32)
+    bad = _truncated_jpeg(data / "blue_stripes" / "broken.jpg")
+    garbage = data / "green_squares" / "not_an_image.png"
+    garbage.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    out = tmp_path / "run"
+    argv = FINETUNE_ARGV + ["--data", str(data), "--output", str(out), "--val-split", "0", "--skip-bad-images"]
+    proc = _run_cli(argv, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # Sorted by path: blue_stripes/ before green_squares/.
+    assert f"skipped 2 unreadable images:\n  {bad}: " in proc.stdout and f"\n  {garbage}: " in proc.stdout
+    meta = read_checkpoint_meta(out / "epoch_001.pdparams")
+    assert meta["skipped_images"] == sorted([str(bad), str(garbage)])
+    assert meta["data"].startswith(f"{data} (9 images, no validation")
+
+
+def test_curves_need_the_plot_extra_and_the_readme_and_warning_name_it(tmp_path, monkeypatch, caplog):
+    text = (ROOT / "pyproject.toml").read_text()
+    extra = re.search(r"^plot = \[([^\]]*)\]", text, re.M)
+    assert extra and '"matplotlib>=' in extra.group(1)
+    assert 'pip install "paddlehub_cls[plot]"' in (ROOT / "README.md").read_text()
+    # A plain install: every matplotlib module is missing.
+    for mod in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")] + ["matplotlib"]:
+        monkeypatch.setitem(sys.modules, mod, None)
+    with caplog.at_level(logging.WARNING, logger="paddlehub_cls"):
+        assert plot_history([{"epoch": 1, "train_loss": 1.0}], tmp_path / "c.png") is None
+    assert 'pip install "paddlehub_cls[plot]"' in caplog.text and not (tmp_path / "c.png").exists()
 
 
 def test_dataset_error_lives_in_errors_and_keeps_its_old_import_path():

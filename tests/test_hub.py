@@ -850,3 +850,154 @@ def test_resume_that_stitches_two_versions_is_redone_from_scratch(
     assert hub.fetch(url, f"sha256:{SHA}").read_bytes() == DATA
     reqs = http_server.requests_for("/w.bin")
     assert [(r.range is not None, r.status) for r in reqs[1:]] == [(True, 206), (False, 200)]
+
+
+# --------------------------------------------------------------------------- issue 9: what users hit
+
+HTML = b"<!DOCTYPE html><html><body>Please log in to the hotel wifi</body></html>\n" * 20
+
+
+def test_html_first_answer_is_not_pinned_and_the_next_call_gets_the_real_file(
+    cache_env: Path, http_server: FileServer
+) -> None:
+    data = tar_bytes({"ResNet50_pretrained/conv1_weights": b"c" * 100})
+    url = http_server.set_file("/ResNet50_pretrained.tar", data)
+    http_server.add_fault("/ResNet50_pretrained.tar", Fault(body=HTML))  # a captive portal, once
+    info, variant = variant_for(url, data, checksum=None, size=None)
+    with pytest.raises(DownloadError) as err:
+        hub.download_variant(info, variant)
+    msg = str(err.value)
+    assert f"{url}: the {len(HTML)} bytes received are not a readable tar archive" in msg
+    assert "<!DOCTYPE html>" in msg and "a captive portal" in msg and "no checksum was recorded" in msg
+    assert blobs(cache_env) == [] and not (cache_env / "refs").exists()
+    with pytest.warns(UserWarning, match="trusting it on first use"):
+        root = hub.download_variant(info, variant)  # no user action in between
+    assert (root / "conv1_weights").read_bytes() == b"c" * 100
+
+
+def test_quarantining_an_artifact_drops_the_first_use_pin_it_created(
+    cache_env: Path, http_server: FileServer
+) -> None:
+    url = http_server.set_file("/w.pdparams", b"not a pickle at all" * 100)
+    with pytest.warns(UserWarning, match="trusting it on first use"):
+        path = hub.fetch(url, None)
+    moved = hub.reject_artifact(path, "cannot be parsed")
+    assert moved is not None and moved.parent == cache_env / "quarantine"
+    assert list((cache_env / "refs" / "url").iterdir()) == []
+    http_server.set_file("/w.pdparams", DATA)
+    with pytest.warns(UserWarning, match=f"recording sha256:{SHA}"):
+        assert hub.fetch(url, None).read_bytes() == DATA
+
+
+def test_a_quarantined_pinned_artifact_keeps_other_pins(cache_env: Path, http_server: FileServer) -> None:
+    tofu_url = http_server.set_file("/tofu.bin", b"first use")
+    with pytest.warns(UserWarning):
+        hub.fetch(tofu_url, None)
+    path = hub.fetch(http_server.set_file("/w.bin", DATA), f"sha256:{SHA}")
+    hub.reject_artifact(path, "cannot be parsed")
+    assert len(list((cache_env / "refs" / "url").iterdir())) == 1  # the unrelated first-use pin stays
+
+
+def _dead_urls() -> List[str]:
+    with socket.socket() as s:  # a port nobody listens on: connections are refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # RFC 2606: .invalid never resolves.
+    return ["http://weights.paddlehub-cls.invalid/ResNet50_pretrained.tar", f"http://127.0.0.1:{port}/w.tar"]
+
+
+def test_unresolvable_and_refused_hosts_fail_over_at_once(
+    cache_env: Path, http_server: FileServer, sleeps: List[float]
+) -> None:
+    url = http_server.set_file("/w.bin", DATA)
+    assert hub.fetch(_dead_urls() + [url], f"sha256:{SHA}").read_bytes() == DATA
+    assert sleeps == [] and len(http_server.requests_for("/w.bin")) == 1
+
+
+def test_no_network_error_lists_each_url_and_the_ways_that_work(
+    cache_env: Path, sleeps: List[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    dns, refused = _dead_urls()
+    info, variant = variant_for(dns, DATA, urls=(dns, refused), checksum=None, size=None)
+    with pytest.raises(DownloadError) as err:
+        hub.download_variant(info, variant)
+    assert sleeps == [] and not [r for r in caplog.records if "retry" in r.getMessage()]
+    lines = str(err.value).splitlines()
+    assert lines[1].startswith(f"  {dns}: cannot resolve host weights.paddlehub-cls.invalid")
+    assert lines[2].startswith(f"  {refused}: connection refused")
+    advice = "\n".join(lines[3:])
+    for expected in (
+        "--weights PATH",
+        "PADDLEHUB_CLS_MIRROR=BASE",
+        "BASE/weights.paddlehub-cls.invalid/ResNet50_pretrained.tar",
+        "paddlehub-cls cache add ResNet50.fluid2019 FILE",
+        "PADDLEHUB_CLS_OFFLINE=1",
+    ):
+        assert sum(expected in line for line in lines[3:]) == 1, (expected, advice)
+    assert "cache import" not in advice
+
+
+def test_retry_warnings_are_short(
+    cache_env: Path, http_server: FileServer, sleeps: List[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    url = http_server.set_file("/w.bin", DATA)
+    http_server.add_fault("/w.bin", Fault(reset=True), times=2)
+    assert hub.fetch(url, f"sha256:{SHA}").read_bytes() == DATA
+    warned = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
+    assert len(warned) == 2 and len(sleeps) == 2
+    for text in warned:
+        assert text.startswith(f"{url}: ") and len(text) < len(url) + 120 and "Pool" not in text, text
+
+
+def test_offline_hint_names_the_variant(cache_env: Path, http_server: FileServer, monkeypatch) -> None:
+    info, variant = variant_for(http_server.url("/ResNet50_pretrained.tar"), DATA, checksum=None, size=None)
+    monkeypatch.setenv("PADDLEHUB_CLS_OFFLINE", "1")
+    with pytest.raises(OfflineError) as err:
+        hub.download_variant(info, variant)
+    msg = str(err.value)
+    assert "paddlehub-cls download ResNet50 --weights fluid2019" in msg
+    assert "paddlehub-cls cache export bundle.tar ResNet50.fluid2019" in msg
+
+
+def test_a_copy_cached_under_another_pin_is_reported_not_hidden(
+    cache_env: Path, http_server: FileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if imported from a machine whose site registry pinned the archive: stamped with its sha256,
+    # but no first-use record here, where the registry publishes no checksum.
+    data = tar_bytes({"ResNet50_pretrained/conv1_weights": b"c"})
+    sha = hashlib.sha256(data).hexdigest()
+    info, pinned = variant_for(http_server.set_file("/r.tar", data), data)
+    cached = hub.download_variant(info, pinned)
+    _, unpinned = variant_for(http_server.url("/r.tar"), data, checksum="md5:" + "0" * 32, size=None)
+    monkeypatch.setenv("PADDLEHUB_CLS_OFFLINE", "1")
+    with pytest.raises(OfflineError) as err:
+        hub.download_variant(info, unpinned)
+    msg = str(err.value)
+    assert "is in no cache" not in msg
+    assert f"sha256:{sha}" in msg and "md5:" + "0" * 32 in msg
+    assert str(cache_env / "blobs" / "sha256" / sha) in msg
+    assert "PADDLEHUB_CLS_REGISTRY" in msg and cached.is_dir()
+
+
+def test_a_plain_fetch_failure_suggests_only_what_applies_to_it(cache_env: Path, sleeps: List[float]) -> None:
+    dns, refused = _dead_urls()
+    with pytest.raises(DownloadError) as err:
+        hub.fetch([dns, refused], f"sha256:{SHA}")
+    msg = str(err.value)
+    assert "BASE/weights.paddlehub-cls.invalid/ResNet50_pretrained.tar" in msg
+    assert "PADDLEHUB_CLS_OFFLINE=1" in msg
+    assert "cache add" not in msg and "--weights" not in msg  # both need a registry model
+
+
+def test_a_hostile_unpinned_archive_is_refused_before_it_is_pinned(
+    cache_env: Path, http_server: FileServer
+) -> None:
+    link = tarfile.TarInfo("ResNet50_pretrained/evil")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    data = tar_bytes({"ResNet50_pretrained/conv1_weights": b"c"}, {"l": link})
+    info, variant = variant_for(http_server.set_file("/evil.tar", data), data, checksum=None, size=None)
+    with pytest.raises(DownloadError, match="are an unsafe tar archive .*'ResNet50_pretrained/evil'") as err:
+        hub.download_variant(info, variant)
+    assert "is a symbolic link" in str(err.value) and "web page" not in str(err.value)
+    assert blobs(cache_env) == [] and not (cache_env / "refs").exists()
+    assert not (cache_env / "unpacked").exists()

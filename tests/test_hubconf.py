@@ -76,3 +76,12 @@ def test_load_pretrained_from_a_file_mirror(cache_env, tmp_path, monkeypatch):
     with paddle.no_grad():
         np.testing.assert_allclose(model(x).numpy(), reference(x).numpy(), rtol=1e-4, atol=1e-5)
     assert any(cache_env.rglob("*")), "the verified file lands in the user cache"
+
+
+def test_lower_case_names_load_like_torchvisions_and_stay_out_of_the_list():
+    model = paddle.hub.load(REPO, "shufflenetv2", source="local", pretrained=False, num_classes=5)
+    assert model.pretrained_cfg["name"] == "ShuffleNetV2" and model.num_classes == 5
+    assert paddle.hub.help(REPO, "resnet50", source="local").startswith("ResNet50 (resnet family)")
+    assert paddle.hub.help(REPO, "se_resnext50_32x4d", source="local").startswith("SE_ResNeXt50_32x4d ")
+    names = paddle.hub.list(REPO, source="local")
+    assert "resnet50" not in names and "ResNet50" in names  # one entry point per model, not two

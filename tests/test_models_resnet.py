@@ -1,4 +1,4 @@
-"""ResNet18/34/50/101/152: graphs, layouts, and fidelity to the three weight sources.
+"""ResNet18/34/50/101/152 and ResNet18-200_vd: graphs, layouts, and fidelity to the three weight sources.
 
 Fidelity: for every (model, variant) registry.json lists for the ``resnet`` family, the
 variant's oracle (paddle.vision in-process, PaddleClas 2.6.0 ``legendary_models`` or the
@@ -7,30 +7,37 @@ format with its own writer, and reports eval logits on a fixed input; ``load_mod
 restore that file into our network and give the same logits. Expected source names in the
 layout tests are copied from the source code (models@dc1b032 ``models/resnet.py``,
 PaddleClas 2.6.0 ``legendary_models/resnet.py``, paddle.vision ``resnet.py``).
+PaddleClas variants run on a 64x64 input (the smallest that keeps a 2x2 last map), and the
+base and SSLD weights of one model share one oracle run (the ``oracles`` fixture).
 The checks every architecture shares are in ``test_models_common.py``.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import paddle
 import pytest
 
 from paddlehub_cls import load_model
-from paddlehub_cls.errors import WeightsMismatchError
+from paddlehub_cls.errors import PaddleHubClsError, WeightsMismatchError
 from paddlehub_cls.layouts import get_layout, match_layout
 from paddlehub_cls.models import get_builder
 
 # Imported after this call, so that pytest rewrites the shared checks' asserts (values in failure messages).
 pytest.register_assert_rewrite("_modelcheck")
-from _modelcheck import (  # noqa: E402, F401  (cleanup is a fixture)
+from _modelcheck import (  # noqa: E402, F401  (cleanup and oracles are fixtures)
     REGISTRY,
+    X224,
     assert_fidelity,
+    assert_logits_close,
     assert_new_head_keeps_the_rest,
     check_layout_covers,
     cleanup,
     family_variants,
     lazy,
     load_as_variant,
+    logits_of,
+    oracles,
     run_variant_oracle,
     variant_params,
 )
@@ -39,6 +46,10 @@ FAMILY = "resnet"
 LAYOUTS = ("fluid2019", "paddleclas_legendary", "paddle_vision")
 DEPTH = {"ResNet18": 18, "ResNet34": 34, "ResNet50": 50, "ResNet101": 101, "ResNet152": 152}
 ARCHS = [f"resnet{d}" for d in DEPTH.values()]
+VD = {"ResNet18_vd": 18, "ResNet34_vd": 34, "ResNet50_vd": 50, "ResNet101_vd": 101, "ResNet152_vd": 152, "ResNet200_vd": 200}
+VD_SSLD = ("ResNet34_vd", "ResNet50_vd", "ResNet101_vd")
+#: the PaddleClas oracles' input: 64 -> a 2x2 last map, every vd average pool on an even map
+X64 = np.ascontiguousarray(X224[:, :, :64, :64])
 
 
 # --------------------------------------------------------------------------- graphs
@@ -77,6 +88,54 @@ def test_bottleneck_stride_is_on_the_3x3_conv():
     assert block.conv1.conv._stride == [1, 1]
     assert block.conv2.conv._stride == [2, 2]
     assert block.shortcut.conv._stride == [2, 2]
+
+
+def test_vd_has_a_deep_stem_and_average_pools_every_strided_projection():
+    for arch, first in (("resnet18_vd", 64), ("resnet50_vd", 256)):
+        model = lazy(arch)
+        sd = model.state_dict()
+        assert model.first_conv == "stem.0.conv"
+        assert [list(sd[f"stem.{i}.conv.weight"].shape) for i in range(3)] == [
+            [32, 3, 3, 3],
+            [32, 32, 3, 3],
+            [64, 32, 3, 3],
+        ]
+        assert model.stem[0].conv._stride == [2, 2] and model.stem[1].conv._stride == [1, 1]
+        # The first block projects at stride 1 (PaddleClas if_first): a plain 1x1 conv, no pool.
+        short = model.stages[0][0].shortcut
+        assert not hasattr(short, "pool") and list(short.conv.weight.shape) == [first, 64, 1, 1]
+        for s in (1, 2, 3):
+            short = model.stages[s][0].shortcut
+            assert isinstance(short.pool, paddle.nn.AvgPool2D)
+            assert short.conv._stride == [1, 1]
+        assert [len(stage) for stage in model.stages] == list(
+            {"resnet18_vd": (2, 2, 2, 2), "resnet50_vd": (3, 4, 6, 3)}[arch]
+        )
+    assert [len(stage) for stage in lazy("resnet200_vd").stages] == [3, 12, 48, 3]
+
+
+def test_vd_projection_averages_before_the_1x1_conv():
+    paddle.seed(1)
+    block = get_builder("resnet50_vd")().stages[1][0]
+    block.eval()
+    x = paddle.randn([1, 256, 7, 9])  # odd: ceil mode keeps the last row and column
+    with paddle.no_grad():
+        out = block.shortcut(x).numpy()
+        pooled = paddle.nn.functional.avg_pool2d(x, 2, 2, ceil_mode=True)
+        ref = block.shortcut.bn(block.shortcut.conv(pooled)).numpy()
+    assert out.shape == (1, 512, 4, 5)
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
+    # The last column averages the one column that exists, not a zero pad.
+    np.testing.assert_allclose(
+        pooled.numpy()[0, :, 0, 4], x.numpy()[0, :, 0:2, 8].mean(axis=1), rtol=1e-6, atol=1e-6
+    )
+
+
+def test_invalid_vd_arguments():
+    with pytest.raises(ValueError, match="stem_widths.*\\[32, 0\\]"):
+        get_builder("resnet50")(stem_widths=[32, 0])
+    with pytest.raises(ValueError, match="avg_down.*'yes'"):
+        get_builder("resnet50")(avg_down="yes")
 
 
 # --------------------------------------------------------------------------- layouts
@@ -127,6 +186,20 @@ def test_layout_names_follow_the_sources():
     assert vis["stages.2.5.conv3.bn._mean"] == "layer3.5.bn3._mean"
 
 
+def test_vd_layout_names_follow_paddleclas():
+    leg = get_layout(FAMILY, "paddleclas_legendary")(lazy("resnet50_vd"))
+    assert leg["stem.0.conv.weight"] == "stem.0.conv.weight"
+    assert leg["stem.2.bn._variance"] == "stem.2.bn._variance"
+    assert leg["stages.1.0.shortcut.conv.weight"] == "blocks.3.short.conv.weight"
+    assert leg["stages.3.2.conv3.bn._mean"] == "blocks.15.conv2.bn._mean"
+    r200 = get_layout(FAMILY, "paddleclas_legendary")(lazy("resnet200_vd"))
+    assert r200["stages.2.47.conv2.conv.weight"] == "blocks.62.conv1.conv.weight"
+    assert r200["stages.3.0.shortcut.bn.weight"] == "blocks.63.short.bn.weight"
+    for layout in ("fluid2019", "paddle_vision"):
+        with pytest.raises(PaddleHubClsError, match=f"'{layout}' has no deep 3x3 stem.*'paddleclas_legendary'"):
+            get_layout(FAMILY, layout)(lazy("resnet18_vd"))
+
+
 def test_layout_mismatch_names_the_first_block_shortcut():
     # PaddleClas ResNet18 weights into the paddle.vision graph (no first shortcut).
     proj = lazy("resnet18", first_block_projection=True)
@@ -149,15 +222,65 @@ def test_layout_mismatch_names_the_first_block_shortcut():
 
 def test_every_registry_variant_of_the_family_is_covered():
     variants = family_variants(FAMILY)
-    assert sorted(n for n, _ in variants) == sorted(n for n in DEPTH for _ in range(3))
+    want = [(n, t) for n in DEPTH for t in ("fluid2019", "paddleclas", "paddle_vision")]
+    want += [(n, "paddleclas") for n in VD] + [(n, "paddleclas_ssld") for n in VD_SSLD]
+    assert sorted(variants) == sorted(want)
     assert {REGISTRY.resolve(n, t)[1].layout for n, t in variants} == set(LAYOUTS)
+    for name in VD:
+        assert REGISTRY.get(name).architecture == f"resnet{VD[name]}_vd"
+        assert REGISTRY.get(name).default_weights == "paddleclas"
 
 
 @pytest.mark.parametrize("name,tag", variant_params(FAMILY))
-def test_fidelity(name, tag, cleanup, monkeypatch, record_property):
-    res = run_variant_oracle(name, tag, cleanup / "oracle")
+def test_fidelity(name, tag, oracles, cleanup, monkeypatch, record_property):
+    if REGISTRY.resolve(name, tag)[1].layout == "paddleclas_legendary":
+        # Shared by a model's base and SSLD variants; kept until the module ends.
+        x, res = X64, oracles(name, tag, X64)
+    else:
+        x, res = X224, run_variant_oracle(name, tag, cleanup / "oracle")
     model = load_as_variant(name, tag, res.path, cleanup, monkeypatch)
-    assert_fidelity(model, res, record_property)
+    assert_fidelity(model, res, record_property, x=x)
+    published = REGISTRY.get(name).num_params["value"]
+    assert abs(published - res.extra["num_trainable"]) <= 0.02 * res.extra["num_trainable"]
+
+
+def _load_with(model, res, edit=None):
+    """``res``'s file into ``model`` through the legendary layout, ``edit`` changing the map first."""
+    tensors = {k: v.numpy() for k, v in paddle.load(str(res.path)).items()}
+    mapping = get_layout(FAMILY, "paddleclas_legendary")(model)
+    if edit is not None:
+        edit(mapping)
+    ours = model.state_dict()
+    missing = [k for k, src in mapping.items() if tuple(tensors[src].shape) != tuple(ours[k].shape)]
+    if missing:
+        raise WeightsMismatchError(f"mis-shaped: {missing}")
+    model.set_state_dict({k: tensors[src] for k, src in mapping.items()})
+    return model
+
+
+def test_vd_wrong_mapping_or_graph_changes_the_logits(oracles):
+    res = oracles("ResNet18_vd", "paddleclas", X64)
+    np.testing.assert_allclose(logits_of(_load_with(lazy("resnet18_vd"), res), X64), res.logits, atol=1e-4)
+
+    def swap(a, b):
+        def edit(mapping):
+            mapping[a], mapping[b] = mapping[b], mapping[a]
+
+        return edit
+
+    # Two same-shaped BN scales swapped: the file still loads, the logits do not match.
+    swapped = _load_with(lazy("resnet18_vd"), res, swap("stem.0.bn.weight", "stem.1.bn.weight"))
+    with pytest.raises(AssertionError, match="max abs diff"):
+        assert_logits_close(logits_of(swapped, X64), res.logits)
+    with pytest.raises(WeightsMismatchError, match="stem.1.conv.weight"):
+        _load_with(lazy("resnet18_vd"), res, swap("stem.1.conv.weight", "stem.2.conv.weight"))
+    # A wrong activation in the stem, or a strided 1x1 projection instead of the average pool.
+    wrong_act = _load_with(lazy("resnet18_vd"), res)
+    wrong_act.stem[1].act = paddle.nn.Swish()
+    plain_down = _load_with(lazy("resnet18_vd", avg_down=False), res)
+    for model in (wrong_act, plain_down):
+        with pytest.raises(AssertionError, match="max abs diff"):
+            assert_logits_close(logits_of(model, X64), res.logits)
 
 
 def test_new_head_keeps_every_other_weight_of_the_source(cleanup, monkeypatch):
@@ -167,3 +290,23 @@ def test_new_head_keeps_every_other_weight_of_the_source(cleanup, monkeypatch):
     ten = load_model("ResNet18", weights="fluid2019", num_classes=10, cache_dir=cleanup / "cache")
     assert "stages.0.0.shortcut.conv.weight" in ten.state_dict()
     assert_new_head_keeps_the_rest(full, ten, ["fc.weight", "fc.bias"])
+
+
+def test_vd_weights_with_a_new_head_and_one_input_channel(oracles, cleanup, monkeypatch):
+    res = oracles("ResNet18_vd", "paddleclas", X64)
+    full = load_as_variant("ResNet18_vd", "paddleclas", res.path, cleanup, monkeypatch)
+    # Same cache: the file is now known (its sha256 was recorded on first use).
+    ten = load_model("ResNet18_vd", num_classes=10, cache_dir=cleanup / "cache")
+    assert_new_head_keeps_the_rest(full, ten, ["fc.weight", "fc.bias"])
+    gray = load_model("ResNet18_vd", in_chans=1, cache_dir=cleanup / "cache")
+    assert list(gray.load_report.adapted) == ["stem.0.conv.weight"]
+    np.testing.assert_allclose(
+        gray.state_dict()["stem.0.conv.weight"].numpy(),
+        full.state_dict()["stem.0.conv.weight"].numpy().sum(axis=1, keepdims=True),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    feats = load_model("ResNet18_vd", features_only=True, cache_dir=cleanup / "cache")
+    with paddle.no_grad():
+        maps = feats(paddle.to_tensor(X64))
+    assert [m.shape[1] for m in maps] == [64, 128, 256, 512]

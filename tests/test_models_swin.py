@@ -25,7 +25,7 @@ from paddlehub_cls.models.swin_transformer import MASK_VALUE, relative_position_
 
 # Imported after this call, so that pytest rewrites the shared checks' asserts (values in failure messages).
 pytest.register_assert_rewrite("_modelcheck")
-from _modelcheck import (  # noqa: E402, F401  (shared_oracle is a fixture)
+from _modelcheck import (  # noqa: E402, F401  (shared_oracles is a fixture)
     REGISTRY,
     X224,
     assert_fidelity,
@@ -34,7 +34,7 @@ from _modelcheck import (  # noqa: E402, F401  (shared_oracle is a fixture)
     lazy,
     load_as_variant,
     logits_of,
-    shared_oracle,
+    shared_oracles,
     variant_params,
 )
 
@@ -148,18 +148,18 @@ def test_every_registry_variant_of_the_family_is_covered():
 
 
 @pytest.mark.parametrize("name,tag", variant_params(FAMILY))
-def test_fidelity(name, tag, shared_oracle, tmp_path, monkeypatch, record_property):
-    res = shared_oracle(name, tag)
+def test_fidelity(name, tag, shared_oracles, tmp_path, monkeypatch, record_property):
+    res = shared_oracles(name, tag)
     model = load_as_variant(name, tag, res.path, tmp_path, monkeypatch)
     assert_fidelity(model, res, record_property)
     assert model.load_report is not None
 
 
 def test_a_swapped_tensor_a_lost_shift_or_a_wrong_activation_changes_the_logits(
-    shared_oracle, tmp_path, monkeypatch
+    shared_oracles, tmp_path, monkeypatch
 ):
     name = "SwinTransformer_tiny_patch4_window7_224"
-    res = shared_oracle(name, "paddleclas")
+    res = shared_oracles(name, "paddleclas")
     model = load_as_variant(name, "paddleclas", res.path, tmp_path, monkeypatch)
     # The fidelity tolerance, and ten times it: a change past that would fail a fidelity test.
     # (With random weights a swapped bias table moves the logits by ~0.5 % of their scale.)
@@ -187,9 +187,9 @@ def test_a_swapped_tensor_a_lost_shift_or_a_wrong_activation_changes_the_logits(
     assert off(model) > detectable
 
 
-def test_ten_classes_reset_the_head_and_keep_every_other_weight(shared_oracle, tmp_path, monkeypatch):
+def test_ten_classes_reset_the_head_and_keep_every_other_weight(shared_oracles, tmp_path, monkeypatch):
     name = "SwinTransformer_tiny_patch4_window7_224"
-    res = shared_oracle(name, "paddleclas")
+    res = shared_oracles(name, "paddleclas")
     full = load_as_variant(name, "paddleclas", res.path, tmp_path, monkeypatch)
     ten = load_model(name, weights="paddleclas", num_classes=10, cache_dir=tmp_path / "cache")
     assert_new_head_keeps_the_rest(full, ten, ["head.weight", "head.bias"])

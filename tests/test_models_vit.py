@@ -23,7 +23,7 @@ from paddlehub_cls.models import get_builder
 
 # Imported after this call, so that pytest rewrites the shared checks' asserts (values in failure messages).
 pytest.register_assert_rewrite("_modelcheck")
-from _modelcheck import (  # noqa: E402, F401  (shared_oracle is a fixture)
+from _modelcheck import (  # noqa: E402, F401  (shared_oracles is a fixture)
     REGISTRY,
     assert_fidelity,
     assert_new_head_keeps_the_rest,
@@ -32,7 +32,7 @@ from _modelcheck import (  # noqa: E402, F401  (shared_oracle is a fixture)
     load_as_variant,
     logits_of,
     oracle_input,
-    shared_oracle,
+    shared_oracles,
     variant_params,
 )
 
@@ -164,17 +164,17 @@ def test_every_registry_variant_of_the_families_is_covered():
 
 
 @pytest.mark.parametrize("name,tag", variant_params(FAMILIES[0]) + variant_params(FAMILIES[1]))
-def test_fidelity(name, tag, shared_oracle, tmp_path, monkeypatch, record_property):
-    res = shared_oracle(name, tag)
+def test_fidelity(name, tag, shared_oracles, tmp_path, monkeypatch, record_property):
+    res = shared_oracles(name, tag)
     model = load_as_variant(name, tag, res.path, tmp_path, monkeypatch)
     assert_fidelity(model, res, record_property, x=oracle_input(name))
 
 
 @pytest.mark.parametrize("name", ["ViT_small_patch16_224", "DeiT_tiny_distilled_patch16_224"])
 def test_a_swapped_tensor_or_a_wrong_activation_changes_the_logits(
-    name, shared_oracle, tmp_path, monkeypatch
+    name, shared_oracles, tmp_path, monkeypatch
 ):
-    res = shared_oracle(name, "paddleclas")
+    res = shared_oracles(name, "paddleclas")
     x = oracle_input(name)
     model = load_as_variant(name, "paddleclas", res.path, tmp_path, monkeypatch)
     scale = 1e-2 * max(1.0, float(np.abs(res.logits).max()))
@@ -197,10 +197,10 @@ def test_a_swapped_tensor_or_a_wrong_activation_changes_the_logits(
 
 
 def test_ten_classes_reset_both_distilled_heads_and_keep_every_other_weight(
-    shared_oracle, tmp_path, monkeypatch
+    shared_oracles, tmp_path, monkeypatch
 ):
     name = "DeiT_tiny_distilled_patch16_224"
-    res = shared_oracle(name, "paddleclas")
+    res = shared_oracles(name, "paddleclas")
     full = load_as_variant(name, "paddleclas", res.path, tmp_path, monkeypatch)
     ten = load_model(name, weights="paddleclas", num_classes=10, cache_dir=tmp_path / "cache")
     assert_new_head_keeps_the_rest(

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# Every model of the checkout's registry.json must come out of the installed wheel.
+# Every model of the checkout's registry.json: the installed wheel must ship the same file.
 MODELS = sorted(json.loads((ROOT / "registry.json").read_text(encoding="utf-8"))["models"])
 # Top-level entries of the checkout that are not part of the source distribution.
 _SKIP_TOP = {
@@ -122,5 +122,5 @@ def test_installed_wheel_lists_every_model(wheel: Path, tmp_path: Path) -> None:
     assert installed.is_file() and not installed.is_symlink()
 
     script = venv / ("Scripts/paddlehub-cls.exe" if os.name == "nt" else "bin/paddlehub-cls")
-    listed = _run([script, "list"], cwd=tmp_path).stdout.split()
+    listed = _run([script, "list", "--names"], cwd=tmp_path).stdout.split()
     assert sorted(listed) == MODELS

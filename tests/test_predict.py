@@ -56,7 +56,12 @@ def test_labels_file_is_imagenet():
     assert len(labels) == 1000 and labels[0] == "tench" and labels[281] == "tabby"
 
 
-def test_probabilities_match_a_reference_forward(net):
+def test_probabilities_match_a_reference_forward(net, monkeypatch):
+    from paddlehub_cls.registry import load_registry
+
+    # predict() follows pretrained_cfg["preprocess"]; the 2019 recipe has a hand-written reference.
+    fluid2019 = load_registry().get("ShuffleNetV2").preprocess_for("fluid2019")
+    monkeypatch.setattr(net, "pretrained_cfg", dict(net.pretrained_cfg, preprocess=fluid2019))
     img = chelsea()
     (res,) = predict(net, img, topk=5)
     want = reference_probs(net, img)
@@ -232,3 +237,60 @@ def test_cli_entry_point_runs_predict(weights_file, tmp_path):
     doc = json.loads(proc.stdout)
     assert doc["results"][0]["image"] == str(img) and len(doc["results"][0]["predictions"]) == 2
     assert "nope.png" in proc.stderr and "does not exist" in proc.stderr
+
+
+def test_predict_over_a_folder_with_a_truncated_jpeg_names_it_or_skips_it(weights_file, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    chelsea().save(folder / "a_cat.png")
+    buf = io.BytesIO()
+    chelsea().save(buf, "JPEG")
+    bad = folder / "b_cut.jpg"
+    bad.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    chelsea().save(folder / "c_cat.png")
+
+    out, err = io.StringIO(), io.StringIO()
+    assert run_predict_command(_parse(["predict", "ShuffleNetV2", str(folder), "--weights", str(weights_file)]), out, err) == 1
+    lines = err.getvalue().splitlines()
+    assert len(lines) == 2 and all(line.startswith("paddlehub-cls: error: ") for line in lines), lines
+    assert str(bad) in lines[0] and "truncated" in lines[0] and "1 of 3 images" in lines[1]
+    assert [line for line in out.getvalue().splitlines() if not line.startswith(" ")] == [
+        str(folder / "a_cat.png"),
+        str(folder / "c_cat.png"),
+    ]
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["predict", "ShuffleNetV2", str(folder), "--json", "--skip-bad-images", "--weights", str(weights_file)]
+    assert run_predict_command(_parse(argv), out, err) == 0
+    doc = json.loads(out.getvalue())
+    assert [r["image"] for r in doc["results"]] == [str(folder / "a_cat.png"), str(folder / "c_cat.png")]
+    assert list(doc["skipped"]) == [str(bad)] and "truncated" in doc["skipped"][str(bad)]
+    lines = err.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("paddlehub-cls: warning: skipped ") and str(bad) in lines[0]
+
+
+def test_predict_json_names_the_weights_it_resolved(tmp_path, cache_env, monkeypatch):
+    import hashlib
+
+    from test_api import write_source_file
+
+    from paddlehub_cls.registry import load_registry
+
+    variant = load_registry().get("ShuffleNetV2").variant()  # the default, paddle_vision
+    served = tmp_path / "mirror" / variant.urls[0].split("://", 1)[1]
+    served.parent.mkdir(parents=True)
+    write_source_file("ShuffleNetV2", variant.tag, served)
+    sha = hashlib.sha256(served.read_bytes()).hexdigest()
+    site = tmp_path / "site.json"
+    pin = {"ShuffleNetV2": {"weights": {variant.tag: {"checksum": f"sha256:{sha}"}}}}
+    site.write_text(json.dumps({"schema_version": 1, "models": pin}))
+    monkeypatch.setenv("PADDLEHUB_CLS_REGISTRY", str(site))
+    monkeypatch.setenv("PADDLEHUB_CLS_MIRROR", (tmp_path / "mirror").as_uri())
+    monkeypatch.setenv("PADDLEHUB_CLS_OFFLINE", "1")  # only the file:// mirror can serve it
+    img = tmp_path / "cat.png"
+    chelsea().save(img)
+    out, err = io.StringIO(), io.StringIO()
+    assert run_predict_command(_parse(["predict", "ShuffleNetV2", str(img), "--json"]), out, err) == 0, err.getvalue()
+    doc = json.loads(out.getvalue())
+    assert doc["model"] == "ShuffleNetV2" and doc["weights"] == "paddle_vision"
+    assert Path(doc["weights_file"]).read_bytes() == served.read_bytes()  # the verified copy in the cache

@@ -60,18 +60,29 @@ def test_eval_matches_2019_reader_for_odd_offsets_and_portrait():
     np.testing.assert_allclose(create_transform(CFG_2019)(img), reader_2019(img), rtol=0, atol=1e-5)
 
 
-def test_registry_name_gives_the_2019_recipe():
+def test_registry_variant_fluid2019_gives_the_2019_recipe():
+    for tf in (create_transform("ResNet50.fluid2019"), create_transform("ResNet50", weights="fluid2019")):
+        assert tf.data_config["interpolation"] == "lanczos"
+        assert tf.data_config["preprocess"]["backend"] == "pil"
+        np.testing.assert_allclose(tf(chelsea()), reader_2019(chelsea()), rtol=0, atol=1e-5)
+
+
+def test_registry_default_variant_uses_its_own_preprocess():
+    # ResNet50's default file is paddle_vision, which records PaddleClas's cv2 recipe, not the 2019 reader.
     tf = create_transform("ResNet50")
-    assert tf.data_config["interpolation"] == "lanczos"
-    np.testing.assert_allclose(tf(chelsea()), reader_2019(chelsea()), rtol=0, atol=1e-5)
+    assert tf.data_config["preprocess"]["backend"] == "cv2"
+    assert tf.data_config["preprocess"]["interpolation"] == "bilinear"
+    assert not np.allclose(tf(chelsea()), reader_2019(chelsea()), atol=1e-3)
 
 
 def test_network_pretrained_cfg_is_used():
     from paddlehub_cls import load_model
+    from paddlehub_cls.registry import load_registry
 
     model = load_model("MobileNetV1", pretrained=False)
-    cfg = dict(model.pretrained_cfg, crop_pct=1.0)
-    model.pretrained_cfg = cfg
+    assert model.pretrained_cfg["preprocess"] == load_registry().get("MobileNetV1").preprocess_for(None)
+    # Without a preprocess object the legacy fields apply.
+    model.pretrained_cfg = dict(model.pretrained_cfg, preprocess=None, crop_pct=1.0)
     out = create_transform(model)(chelsea())
     np.testing.assert_allclose(out, reader_2019(chelsea(), resize=224, crop=224), rtol=0, atol=1e-5)
 
@@ -144,3 +155,80 @@ def test_bad_configs_raise_clear_errors():
         resolve_data_config(CFG_2019, image_size=0)
     with pytest.raises(ValueError, match="pretrained_cfg"):
         resolve_data_config(object())
+
+
+PIL_232 = {
+    "resize": "short", "resize_size": 232, "crop": 224, "interpolation": "lanczos", "backend": "pil",
+    "channel_order": "RGB", "scale": 1 / 255, "mean": list(MEAN), "std": list(STD), "source": "test",
+}
+
+
+def test_preprocess_object_drives_the_eval_pipeline():
+    got = create_transform(PIL_232)(chelsea())
+    np.testing.assert_allclose(got, reader_2019(chelsea(), resize=232, crop=224), rtol=0, atol=1e-5)
+    # image_size keeps the ratio crop / resize_size: 160 / (224 / 232) = 165.7 -> 165.
+    tf = create_transform(PIL_232, image_size=160)
+    assert tf.data_config["preprocess"]["resize_size"] == 165
+    np.testing.assert_allclose(tf(chelsea()), reader_2019(chelsea(), resize=165, crop=160), rtol=0, atol=1e-5)
+
+
+def test_fine_tuned_input_size_overrides_the_registry_crop():
+    # A fine-tuned checkpoint's pretrained_cfg says input_size 64 while preprocess still says 224.
+    cfg = {"input_size": [3, 64, 64], "preprocess": PIL_232, **{k: CFG_2019[k] for k in ("mean", "std")}}
+    tf = create_transform(cfg)
+    assert tf.data_config["input_size"] == (3, 64, 64)
+    np.testing.assert_allclose(tf(chelsea()), reader_2019(chelsea(), resize=66, crop=64), rtol=0, atol=1e-5)
+
+
+def test_squash_bgr_and_scale_one():
+    pre = dict(PIL_232, resize="squash", resize_size=200, crop=200, channel_order="BGR", scale=1.0,
+               mean=[0.0, 0.0, 0.0], std=[1.0, 1.0, 1.0])
+    out = create_transform(pre)(chelsea())
+    want = np.asarray(chelsea().convert("RGB").resize((200, 200), Image.LANCZOS), dtype=np.float32)
+    np.testing.assert_array_equal(out, want[:, :, ::-1].transpose(2, 0, 1))
+
+
+def test_export_overrides_apply_only_when_asked():
+    pre = dict(PIL_232, export={"resize_size": 256})
+    assert create_transform(pre).data_config["preprocess"]["resize_size"] == 232
+    assert create_transform(pre, export=True).data_config["preprocess"]["resize_size"] == 256
+    np.testing.assert_allclose(create_transform(pre, export=True)(chelsea()), reader_2019(chelsea()), atol=1e-5)
+
+
+def test_cv2_filters_other_than_bilinear_need_opencv(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cv2", None)  # as if OpenCV were not installed
+    tf = create_transform(dict(PIL_232, backend="cv2", interpolation="bicubic"))
+    with pytest.raises(ValueError, match="opencv-python-headless"):
+        tf(chelsea())
+    # bilinear needs no OpenCV: it is built in.
+    assert create_transform(dict(PIL_232, backend="cv2", interpolation="bilinear"))(chelsea()).shape == (3, 224, 224)
+
+
+def test_bad_preprocess_objects_raise_clear_errors():
+    with pytest.raises(ValueError, match="backend 'gpu'"):
+        create_transform(dict(PIL_232, backend="gpu"))
+    with pytest.raises(ValueError, match="lacks crop"):
+        create_transform({k: v for k, v in PIL_232.items() if k != "crop"})
+    with pytest.raises(ValueError, match="resize 'long'"):
+        create_transform(dict(PIL_232, resize="long"))
+    with pytest.raises(ValueError, match="weights='paddleclas' selects a registry variant"):
+        create_transform(PIL_232, weights="paddleclas")
+    with pytest.raises(ValueError, match="cannot centre-crop 224x224 from an image of 200x200"):
+        create_transform(dict(PIL_232, resize="squash", resize_size=200))(chelsea())
+
+
+def test_pretrained_cfg_of_a_loaded_variant_carries_that_variants_recipe():
+    from types import SimpleNamespace
+
+    from paddlehub_cls.api import _pretrained_cfg
+    from paddlehub_cls.registry import load_registry
+
+    info = load_registry().get("ResNet50")
+    net = SimpleNamespace(num_classes=1000, classifier_attrs=("fc",), first_conv="conv1")
+    fluid = _pretrained_cfg(info, info.variant("fluid2019"), net)
+    assert fluid["tag"] == "fluid2019" and fluid["preprocess"]["interpolation"] == "lanczos"
+    np.testing.assert_allclose(create_transform(fluid)(chelsea()), reader_2019(chelsea()), rtol=0, atol=1e-5)
+    clas = _pretrained_cfg(info, info.variant("paddleclas"), net)
+    assert (clas["preprocess"]["backend"], clas["preprocess"]["interpolation"]) == ("cv2", "bilinear")

@@ -67,7 +67,7 @@ def layouts_for(family: str) -> List[str]:
 def get_layout(family: str, layout: str) -> LayoutFn:
     """The map function of ``layout`` for ``family``; ``native`` is the identity."""
     if layout == NATIVE:
-        return lambda model: {k: k for k in model.state_dict()}
+        return same_names
     _import_families()
     try:
         return _LAYOUTS[(family, layout)]
@@ -218,6 +218,11 @@ def dygraph_convbn(ours: str, conv: str, bn: str) -> Dict[str, Source]:
     return out
 
 
+def same_names(model) -> Dict[str, Source]:
+    """Every key maps to itself: our own files, and sources whose structure we mirror name for name."""
+    return {k: k for k in model.state_dict()}
+
+
 def optional_keys(mapping: Mapping[str, Source]) -> List[str]:
     """Source keys a layout marks optional (for docs and tests)."""
     return [s.key for s in mapping.values() if isinstance(s, Optional)]
@@ -235,4 +240,5 @@ __all__ = [
     "match_layout",
     "optional_keys",
     "register_layout",
+    "same_names",
 ]

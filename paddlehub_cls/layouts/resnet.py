@@ -1,6 +1,7 @@
 """ResNet name maps: 2019 fluid, PaddleClas legendary, paddle.vision -> ours.
 
-Our keys (:mod:`paddlehub_cls.models.resnet`): ``stem.{conv,bn}.*``,
+Our keys (:mod:`paddlehub_cls.models.resnet`): ``stem.{conv,bn}.*`` (``stem.<i>.{conv,bn}.*``
+for the deep stem of the vd variants, which only PaddleClas publishes),
 ``stages.<s>.<b>.{conv1,conv2,conv3,shortcut}.{conv,bn}.*``, ``fc.{weight,bias}``.
 Every map is generated from the network itself (its stages, blocks and which
 blocks have a projection shortcut), so ResNet18 built with or without
@@ -15,6 +16,23 @@ from paddlehub_cls.errors import PaddleHubClsError
 from paddlehub_cls.layouts import Source, dygraph_convbn, fluid_convbn, register_layout
 
 FAMILY = "resnet"
+
+
+def stem_convs(model) -> List[str]:
+    """Our names of the stem's conv-BN layers: ``["stem"]``, or ``["stem.0", "stem.1", ...]`` (deep stem)."""
+    if hasattr(model.stem, "conv"):
+        return ["stem"]
+    return [f"stem.{i}" for i in range(len(model.stem))]
+
+
+def require_plain_stem(model, layout: str) -> None:
+    """Refuse a deep-stem (vd) network in a layout whose source has only the 7x7 stem."""
+    if stem_convs(model) != ["stem"]:
+        raise PaddleHubClsError(
+            f"layout {layout!r} has no deep 3x3 stem (vd, SE_ResNeXt152): only PaddleClas publishes "
+            "weights for it; use the model's PaddleClas layout ('paddleclas_legendary' or 'paddleclas_model_zoo')"
+        )
+
 
 def iter_blocks(model) -> Iterator[Tuple[int, int, int, object]]:
     """``(stage index, block index in stage, block index overall, block)`` in forward order."""
@@ -66,6 +84,7 @@ def fluid2019(model) -> Dict[str, Source]:
     The BN of a block conv is ``"bn" + name[3:]`` (``res2a_branch1`` -> ``bn2a_branch1``);
     the classifier was created without a name, hence ``fc_0.w_0`` / ``fc_0.b_0``.
     """
+    require_plain_stem(model, "fluid2019")
     depth = _depth(model)
     out = fluid_convbn("stem", "conv1", "bn_conv1")
     for s, b, _, block in iter_blocks(model):
@@ -86,9 +105,13 @@ def paddleclas_legendary(model) -> Dict[str, Source]:
     """PaddleClas 2.6.0 ``legendary_models/resnet.py``: ``stem.0.{conv,bn}``,
     ``blocks.<n>.{conv0,conv1,conv2,short}``, ``fc``.
 
-    Blocks are one flat ``nn.Sequential`` numbered across stages.
+    Blocks are one flat ``nn.Sequential`` numbered across stages. The vd stem is
+    ``stem.0`` .. ``stem.2``; the vd shortcut's average pool has no parameters, so the
+    keys are the same.
     """
-    out = dygraph_convbn("stem", "stem.0.conv", "stem.0.bn")
+    out: Dict[str, Source] = {}
+    for i, ours in enumerate(stem_convs(model)):
+        out.update(dygraph_convbn(ours, f"stem.{i}.conv", f"stem.{i}.bn"))
     for s, b, n, block in iter_blocks(model):
         for conv in block_convs(block):
             theirs = f"blocks.{n}.{_LEGENDARY_CONV[conv]}"
@@ -101,6 +124,7 @@ def paddleclas_legendary(model) -> Dict[str, Source]:
 @register_layout(FAMILY, "paddle_vision")
 def paddle_vision(model) -> Dict[str, Source]:
     """paddle.vision ``resnet.py``: ``conv1``/``bn1``, ``layer<k>.<b>.{conv1,bn1,...,downsample.0/1}``."""
+    require_plain_stem(model, "paddle_vision")
     out = dygraph_convbn("stem", "conv1", "bn1")
     for s, b, _, block in iter_blocks(model):
         prefix = f"layer{s + 1}.{b}"

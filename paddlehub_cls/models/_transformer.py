@@ -20,7 +20,7 @@ from typing import Optional, Tuple
 import paddle
 from paddle import nn
 
-from paddlehub_cls.models.layers import make_act
+from paddlehub_cls.models.layers import DropPath, make_act
 
 #: PaddleClas's ``trunc_normal_`` (``TruncatedNormal(std=.02)``), used for weights and tokens.
 INIT_STD = 0.02
@@ -42,27 +42,6 @@ def create_token(layer: nn.Layer, shape: Tuple[int, ...]) -> paddle.Tensor:
     return layer.create_parameter(
         shape=list(shape), default_initializer=nn.initializer.TruncatedNormal(std=INIT_STD)
     )
-
-
-class DropPath(nn.Layer):
-    """Stochastic depth: drops the whole residual branch of a sample in training; identity at eval.
-
-    Kept samples are scaled by ``1 / (1 - p)`` so the expectation is unchanged.
-    """
-
-    def __init__(self, drop_prob: float = 0.0) -> None:
-        super().__init__()
-        if not 0.0 <= drop_prob < 1.0:
-            raise ValueError(f"drop_path probability must be in [0, 1), got {drop_prob!r}")
-        self.drop_prob = drop_prob
-
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        if self.drop_prob == 0.0 or not self.training:
-            return x
-        keep = 1.0 - self.drop_prob
-        shape = [x.shape[0]] + [1] * (x.ndim - 1)
-        mask = paddle.floor(keep + paddle.rand(shape, dtype=x.dtype))
-        return x / keep * mask
 
 
 class Mlp(nn.Layer):

@@ -1,35 +1,81 @@
-"""Blocks shared by several families: conv-BN-activation, squeeze-excitation, pooling head."""
+"""Blocks shared by several families: conv-BN-activation, squeeze-excitation, pooling head,
+channels-first layer norm and stochastic depth (drop path)."""
 
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Any, Optional, Union
 
 import paddle
 from paddle import nn
+
+from paddlehub_cls.models._base import ClassifierNet, make_linear
 
 # The 2019 fluid batch_norm defaults; Paddle's nn.BatchNorm2D uses the same values.
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 
+# Paddle's F.hardsigmoid default slope: nn.Hardsigmoid (PP-LCNet's SE gate) computes with this literal.
+PADDLE_HARDSIGMOID_SLOPE = 0.1666667
+
+
+class HardSigmoid(nn.Layer):
+    """``clip(slope * x + offset, 0, 1)``.
+
+    Paddle's ``nn.Hardsigmoid`` fixes the slope at 1/6; PaddleClas's MobileNetV3 SE gate
+    uses 0.2 (its ``Hardsigmoid(slope=0.2, offset=0.5)``), so the slope is an argument.
+    """
+
+    def __init__(self, slope: float = PADDLE_HARDSIGMOID_SLOPE, offset: float = 0.5) -> None:
+        super().__init__()
+        self.slope = slope
+        self.offset = offset
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return nn.functional.hardsigmoid(x, slope=self.slope, offset=self.offset)
+
+    def extra_repr(self) -> str:
+        return f"slope={self.slope}, offset={self.offset}"
+
+
 _ACTIVATIONS = {
+    # The exact (erf) form: PaddleClas's ConvNeXt and transformers use nn.GELU's default.
+    "gelu": nn.GELU,
+    "hardsigmoid": HardSigmoid,
+    "hardswish": nn.Hardswish,
     "relu": nn.ReLU,
     "relu6": nn.ReLU6,
-    "swish": nn.Swish,
     "sigmoid": nn.Sigmoid,
-    # exact (erf) GELU, nn.GELU's default, as PaddleClas's transformers use
-    "gelu": nn.GELU,
+    "swish": nn.Swish,
 }
 
 
-def make_act(name: Optional[str]) -> nn.Layer:
-    """Activation layer by name; ``None`` gives the identity."""
+def make_act(name: Optional[str], **kwargs: Any) -> nn.Layer:
+    """Activation layer by name; ``None`` gives the identity.
+
+    ``kwargs`` go to the layer's constructor (e.g. ``make_act("hardsigmoid", slope=0.2)``).
+    """
     if name is None:
         return nn.Identity()
     try:
-        return _ACTIVATIONS[name]()
+        cls = _ACTIVATIONS[name]
     except KeyError:
         raise ValueError(f"unknown activation {name!r}; expected one of {sorted(_ACTIVATIONS)} or None") from None
+    return cls(**kwargs)
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: Optional[int] = None) -> int:
+    """Round a scaled channel count to a multiple of ``divisor``, never more than 10% below ``value``.
+
+    The rule of TensorFlow's MobileNet code, which PaddleClas's MobileNetV3, PP-LCNet and
+    PP-LCNetV2 repeat (``int(v + divisor / 2) // divisor * divisor``, at least ``min_value``,
+    default ``divisor``). Width multipliers give their channel counts through it.
+    """
+    min_value = divisor if min_value is None else min_value
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
 
 
 def conv_weight_attr(out_channels: int, kernel_size: int, groups: int = 1) -> paddle.ParamAttr:
@@ -67,7 +113,9 @@ class ConvBNAct(nn.Layer):
         stride: int = 1,
         groups: int = 1,
         act: Optional[str] = "relu",
-        padding: Optional[int] = None,
+        padding: Optional[Union[int, str]] = None,
+        bn_momentum: float = BN_MOMENTUM,
+        bn_epsilon: float = BN_EPSILON,
     ) -> None:
         super().__init__()
         self.conv = nn.Conv2D(
@@ -80,7 +128,7 @@ class ConvBNAct(nn.Layer):
             weight_attr=conv_weight_attr(out_channels, kernel_size, groups),
             bias_attr=False,
         )
-        self.bn = nn.BatchNorm2D(out_channels, momentum=BN_MOMENTUM, epsilon=BN_EPSILON)
+        self.bn = nn.BatchNorm2D(out_channels, momentum=bn_momentum, epsilon=bn_epsilon)
         self.act = make_act(act)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
@@ -106,6 +154,132 @@ class SqueezeExcite(nn.Layer):
         return x * s.unsqueeze([2, 3])
 
 
+class ConvSqueezeExcite(nn.Layer):
+    """Squeeze-and-excitation with 1x1 convolutions (the MobileNetV3 / PP-LCNet / EfficientNet form).
+
+    ``x * gate(expand(act(reduce(mean(x)))))``. Keys: ``reduce.weight`` ``[hidden, C, 1, 1]``,
+    ``reduce.bias``, ``expand.weight`` ``[C, hidden, 1, 1]``, ``expand.bias``.
+
+    Args:
+        channels: input and output channels.
+        reduction: ``hidden = channels // reduction`` (PaddleClas's plain floor), unless
+            ``divisor`` or ``hidden_channels`` is given.
+        act: activation between the two convs.
+        gate: activation that makes the per-channel scale.
+        gate_slope: slope of a ``"hardsigmoid"`` gate (Paddle's 1/6 when None).
+        divisor: round ``channels / reduction`` with :func:`make_divisible` to this multiple.
+        hidden_channels: the squeeze width itself (EfficientNet derives it from the block's
+            input channels, not from ``channels``).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        reduction: int = 4,
+        act: str = "relu",
+        gate: str = "sigmoid",
+        gate_slope: Optional[float] = None,
+        divisor: Optional[int] = None,
+        hidden_channels: Optional[int] = None,
+    ) -> None:
+        super().__init__()
+        if hidden_channels is None and divisor is not None:
+            hidden_channels = make_divisible(channels / reduction, divisor)
+        elif hidden_channels is None:
+            hidden_channels = channels // reduction
+        self.reduce = nn.Conv2D(channels, hidden_channels, 1)
+        self.act = make_act(act)
+        self.expand = nn.Conv2D(hidden_channels, channels, 1)
+        self.gate = make_act(gate) if gate_slope is None else make_act(gate, slope=gate_slope)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        s = nn.functional.adaptive_avg_pool2d(x, 1)
+        return x * self.gate(self.expand(self.act(self.reduce(s))))
+
+
+class DepthwiseSeparable(nn.Layer):
+    """k x k depthwise conv-BN-act, optional squeeze-excitation, 1x1 conv-BN-act.
+
+    MobileNetV1 (3x3, ReLU, no SE) and PP-LCNet (3x3 or 5x5, hardswish, SE in the last
+    stage). Keys: ``dw.*``, ``se.{reduce,expand}.*`` (with ``se``), ``pw.*``.
+
+    Args:
+        in_channels: input channels (also the depthwise width).
+        out_channels: output channels of the pointwise conv.
+        stride: stride of the depthwise conv.
+        kernel: depthwise kernel size.
+        act: activation after both convs.
+        se: insert a :class:`ConvSqueezeExcite` (reduction 4, ReLU) with this gate
+            (``"hardsigmoid"`` in PP-LCNet) after the depthwise conv; None for none.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int,
+        kernel: int = 3,
+        act: str = "relu",
+        se: Optional[str] = None,
+    ) -> None:
+        super().__init__()
+        self.dw = ConvBNAct(in_channels, in_channels, kernel, stride=stride, groups=in_channels, act=act)
+        self.se = ConvSqueezeExcite(in_channels, gate=se) if se is not None else None
+        self.pw = ConvBNAct(in_channels, out_channels, 1, act=act)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        x = self.dw(x)
+        if self.se is not None:
+            x = self.se(x)
+        return self.pw(x)
+
+
+class PooledConvHead(nn.Layer):
+    """Global average pool, 1x1 conv without bias, activation, flatten: ``(N, C, H, W) -> (N, width)``.
+
+    The pre-logits of MobileNetV3 and PP-LCNet(V2): the widening conv runs on the pooled
+    vector, after the pool. Key: ``conv.weight`` ``[width, C, 1, 1]``.
+    """
+
+    def __init__(self, in_channels: int, width: int, act: str) -> None:
+        super().__init__()
+        self.conv = nn.Conv2D(in_channels, width, 1, weight_attr=conv_weight_attr(width, 1), bias_attr=False)
+        self.act = make_act(act)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return paddle.flatten(self.act(self.conv(nn.functional.adaptive_avg_pool2d(x, 1))), 1)
+
+
+class ConvHeadNet(ClassifierNet):
+    """Base of the networks whose head is :class:`PooledConvHead`, dropout and ``fc``.
+
+    MobileNetV3, PP-LCNet and PP-LCNetV2. A subclass builds its trunk, calls
+    :meth:`_init_head` and implements ``forward_features``. Their ``dropout`` argument is the
+    probability before the classifier (PaddleClas: 0.2), ``dropout_mode`` either
+    ``"downscale_in_infer"`` (PaddleClas: the classifier sees ``1 - dropout`` times the
+    pre-logits at inference) or ``"upscale_in_train"`` (the identity at inference).
+    """
+
+    classifier_attrs = ("fc",)
+
+    def _init_head(
+        self, in_channels: int, width: int, act: str, num_classes: int, dropout: float, dropout_mode: str
+    ) -> None:
+        self.head = PooledConvHead(in_channels, width, act)
+        self.drop = make_dropout(dropout, dropout_mode)
+        self.num_features = width
+        self.fc = make_linear(width, num_classes)
+        self.num_classes = num_classes
+
+    def forward_head(self, x: paddle.Tensor, pre_logits: bool = False) -> paddle.Tensor:
+        x = self.head(x)
+        # The inference-time dropout scale belongs to the classifier's input, so pre-logits
+        # (pre_logits, or no classifier) are returned unscaled.
+        if pre_logits or self.num_classes == 0:
+            return x
+        return self.fc(self.drop(x))
+
+
 def make_dropout(p: float, mode: str) -> nn.Layer:
     """Dropout in the mode the weights were evaluated with (WEIGHTS_FACTS section 8).
 
@@ -122,3 +296,45 @@ def make_dropout(p: float, mode: str) -> nn.Layer:
 def global_pool_flatten(x: paddle.Tensor) -> paddle.Tensor:
     """Global average pool to (N, C)."""
     return paddle.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+
+
+class LayerNorm2d(nn.Layer):
+    """Layer norm over the channels of an NCHW map (ConvNeXt's "channels_first" norm).
+
+    Normalises each pixel's channel vector with its biased variance, then scales and
+    shifts per channel; the same maths as ``nn.LayerNorm`` on the NHWC view, without
+    the two transposes. Keys: ``weight`` (ones), ``bias`` (zeros).
+    """
+
+    def __init__(self, channels: int, epsilon: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = self.create_parameter([channels], default_initializer=nn.initializer.Constant(1.0))
+        self.bias = self.create_parameter([channels], default_initializer=nn.initializer.Constant(0.0))
+        self.epsilon = epsilon
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        mean = x.mean(1, keepdim=True)
+        var = (x - mean).pow(2).mean(1, keepdim=True)
+        x = (x - mean) / paddle.sqrt(var + self.epsilon)
+        return self.weight[:, None, None] * x + self.bias[:, None, None]
+
+
+class DropPath(nn.Layer):
+    """Stochastic depth: in training, zero a sample's residual branch with probability ``p``
+    and scale the kept ones by ``1 / (1 - p)``; the identity at inference.
+
+    EfficientNet's "drop connect" (PaddleClas ``_drop_connect``) is the same rule. No parameters.
+    """
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+            raise ValueError(f"drop path probability must be in [0, 1), got {p!r}")
+        self.p = float(p)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.p
+        mask = paddle.floor(keep + paddle.rand([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype))
+        return x / keep * mask

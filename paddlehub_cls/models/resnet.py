@@ -1,4 +1,5 @@
-"""ResNet18/34/50/101/152 (He et al., 2015), and the residual blocks SE-ResNeXt reuses.
+"""ResNet18/34/50/101/152, their "vd" variants (He et al., 2015 and 2018), and the residual
+blocks ResNeXt and SE-ResNeXt reuse.
 
 One table gives the five depths (the way PaddleClas's ``NET_CONFIG`` does); the
 network, its stages and its blocks are written once. Every weight source this
@@ -14,13 +15,19 @@ conv + BN. ``first_block_projection`` selects the graph that fits the weights.
 Bottleneck networks always project there (64 -> 256 channels), so the flag does
 not change them.
 
-State-dict keys: ``stem.{conv,bn}.*``, ``stages.<s>.<b>.{conv1,conv2,conv3,shortcut}.{conv,bn}.*``
+The "vd" variants ("Bag of Tricks", He et al., 2018; PaddleClas ``version="vd"``)
+change two things: ``stem_widths`` replaces the 7x7 stem by three 3x3 conv-BN-ReLU
+layers (32/32/64 channels, the first with stride 2), and ``avg_down`` makes every
+strided projection shortcut a 2x2 stride-2 average pool (ceil mode, padding not
+counted) followed by a stride-1 1x1 conv, so the projection sees every input pixel.
+
+State-dict keys: ``stem.{conv,bn}.*`` (``stem.<i>.{conv,bn}.*`` with ``stem_widths``), ``stages.<s>.<b>.{conv1,conv2,conv3,shortcut}.{conv,bn}.*``
 (``se.{squeeze,excite}.*`` in SE blocks), ``fc.{weight,bias}``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import paddle
 from paddle import nn
@@ -36,25 +43,69 @@ RESNET_CONFIGS: Dict[int, Tuple[str, Tuple[int, int, int, int]]] = {
     50: ("bottleneck", (3, 4, 6, 3)),
     101: ("bottleneck", (3, 4, 23, 3)),
     152: ("bottleneck", (3, 8, 36, 3)),
+    200: ("bottleneck", (3, 12, 48, 3)),
 }
+#: the vd stem: three 3x3 conv-BN-ReLU layers (PaddleClas legendary ``stem_cfg["vd"]``)
+VD_STEM = (32, 32, 64)
 
 # Output channels of a stage are width * expansion.
 _EXPANSION = {"basic": 1, "bottleneck": 4}
 _WIDTHS = (64, 128, 256, 512)
 
 
-class BasicBlock(nn.Layer):
-    """Two 3x3 conv-BN layers (stride on the first) plus the shortcut."""
+class AvgDownConvBN(ConvBNAct):
+    """2x2 stride-2 average pool, then a stride-1 1x1 conv-BN: the vd projection shortcut.
 
-    def __init__(self, in_chs: int, width: int, out_chs: int, stride: int, project: bool) -> None:
+    Keys are those of :class:`ConvBNAct` (the pool has none). ``ceil_mode`` keeps the last
+    row/column of an odd map, averaged over the pixels that exist, as PaddleClas does.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(in_channels, out_channels, 1, act=None)
+        self.pool = nn.AvgPool2D(kernel_size=2, stride=2, ceil_mode=True)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return super().forward(self.pool(x))
+
+
+def make_shortcut(in_chs: int, out_chs: int, stride: int, project: bool, avg_down: bool) -> Optional[nn.Layer]:
+    """The projection shortcut of a block, or None for the identity."""
+    if not project:
+        return None
+    if avg_down and stride == 2:
+        return AvgDownConvBN(in_chs, out_chs)
+    return ConvBNAct(in_chs, out_chs, 1, stride=stride, act=None)
+
+
+class BasicBlock(nn.Layer):
+    """Two 3x3 conv-BN layers (stride on the first), optional SE, plus the shortcut.
+
+    ``se_reduction`` (0: none) adds squeeze-excitation before the sum, as in SE-HRNet.
+    """
+
+    def __init__(
+        self,
+        in_chs: int,
+        width: int,
+        out_chs: int,
+        stride: int,
+        project: bool,
+        *,
+        avg_down: bool = False,
+        se_reduction: int = 0,
+    ) -> None:
         super().__init__()
         self.conv1 = ConvBNAct(in_chs, width, 3, stride=stride)
         self.conv2 = ConvBNAct(width, out_chs, 3, act=None)
-        self.shortcut = ConvBNAct(in_chs, out_chs, 1, stride=stride, act=None) if project else None
+        self.se = SqueezeExcite(out_chs, se_reduction) if se_reduction else None
+        self.shortcut = make_shortcut(in_chs, out_chs, stride, project, avg_down)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        out = self.conv2(self.conv1(x))
+        if self.se is not None:
+            out = self.se(out)
         short = x if self.shortcut is None else self.shortcut(x)
-        return nn.functional.relu(self.conv2(self.conv1(x)) + short)
+        return nn.functional.relu(out + short)
 
 
 class Bottleneck(nn.Layer):
@@ -68,6 +119,7 @@ class Bottleneck(nn.Layer):
         project: use a 1x1 conv + BN shortcut instead of the identity.
         groups: groups of the 3x3 conv (cardinality for ResNeXt).
         se_reduction: squeeze-excitation reduction ratio, 0 for none.
+        avg_down: a strided projection average-pools, then convolves at stride 1 (vd).
     """
 
     def __init__(
@@ -79,13 +131,14 @@ class Bottleneck(nn.Layer):
         project: bool,
         groups: int = 1,
         se_reduction: int = 0,
+        avg_down: bool = False,
     ) -> None:
         super().__init__()
         self.conv1 = ConvBNAct(in_chs, width, 1)
         self.conv2 = ConvBNAct(width, width, 3, stride=stride, groups=groups)
         self.conv3 = ConvBNAct(width, out_chs, 1, act=None)
         self.se = SqueezeExcite(out_chs, se_reduction) if se_reduction else None
-        self.shortcut = ConvBNAct(in_chs, out_chs, 1, stride=stride, act=None) if project else None
+        self.shortcut = make_shortcut(in_chs, out_chs, stride, project, avg_down)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         out = self.conv3(self.conv2(self.conv1(x)))
@@ -99,7 +152,7 @@ _BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
 class ResNet(ClassifierNet):
-    """7x7 stem, max-pool, four residual stages, global average pool, optional dropout, linear head.
+    """Stem, max-pool, four residual stages, global average pool, optional dropout, linear head.
 
     Args:
         depths: blocks per stage.
@@ -110,6 +163,9 @@ class ResNet(ClassifierNet):
         se_reduction: squeeze-excitation ratio in every bottleneck, 0 for none.
         first_block_projection: give the first block a projection shortcut even
             when its input and output shapes agree (the 2019 and PaddleClas ResNet18/34).
+        stem_widths: ``None`` for one 7x7 stride-2 conv of 64 channels, or the output
+            channels of a deep stem of 3x3 convs, the first with stride 2 (vd: ``VD_STEM``).
+        avg_down: strided projection shortcuts average-pool first (vd).
         num_classes: classifier outputs; 0 returns pooled features.
         in_chans: input channels.
         dropout: dropout probability before the classifier.
@@ -129,6 +185,8 @@ class ResNet(ClassifierNet):
         groups: int = 1,
         se_reduction: int = 0,
         first_block_projection: bool = False,
+        stem_widths: Optional[Sequence[int]] = None,
+        avg_down: bool = False,
         num_classes: int = 1000,
         in_chans: int = 3,
         dropout: float = 0.0,
@@ -136,6 +194,8 @@ class ResNet(ClassifierNet):
     ) -> None:
         super().__init__()
         _check_args(block, first_block_projection, in_chans, dropout)
+        if not isinstance(avg_down, bool):
+            raise ValueError(f"avg_down must be True or False, got {avg_down!r}")
         if len(depths) != len(widths):
             raise ValueError(
                 f"depths and widths need one entry per stage, got {list(depths)} and {list(widths)}"
@@ -148,12 +208,15 @@ class ResNet(ClassifierNet):
         # Kept for the layouts, whose source names depend on the depth and block type.
         self.block_type = block
         self.depths = tuple(int(d) for d in depths)
-        self.stem = ConvBNAct(in_chans, 64, 7, stride=2)
+        self.stem, in_chs = _make_stem(in_chans, stem_widths)
+        if stem_widths is not None:
+            self.first_conv = "stem.0.conv"
         self.pool = nn.MaxPool2D(kernel_size=3, stride=2, padding=1)
 
         block_cls = _BLOCKS[block]
-        extra = {"groups": groups, "se_reduction": se_reduction} if block == "bottleneck" else {}
-        in_chs = 64
+        extra: Dict[str, Any] = {"avg_down": avg_down}
+        if block == "bottleneck":
+            extra.update(groups=groups, se_reduction=se_reduction)
         stages = []
         for idx, (depth, width) in enumerate(zip(depths, widths)):
             out_chs = width * expansion
@@ -189,6 +252,20 @@ class ResNet(ClassifierNet):
         return self.fc(self.drop(x))
 
 
+def _make_stem(in_chans: int, stem_widths: Optional[Sequence[int]]) -> Tuple[nn.Layer, int]:
+    """The stem and its output channels."""
+    if stem_widths is None:
+        return ConvBNAct(in_chans, 64, 7, stride=2), 64
+    widths = list(stem_widths)
+    if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
+        raise ValueError(f"stem_widths must be None or a non-empty list of positive ints, got {stem_widths!r}")
+    layers = [
+        ConvBNAct(c_in, c_out, 3, stride=2 if i == 0 else 1)
+        for i, (c_in, c_out) in enumerate(zip([in_chans] + widths[:-1], widths))
+    ]
+    return nn.Sequential(*layers), widths[-1]
+
+
 def _check_args(block: str, first_block_projection: bool, in_chans: int, dropout: float) -> None:
     if block not in _BLOCKS:
         raise ValueError(f"block must be one of {sorted(_BLOCKS)}, got {block!r}")
@@ -200,8 +277,11 @@ def _check_args(block: str, first_block_projection: bool, in_chans: int, dropout
         raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
 
 
-def _resnet(depth: int, num_classes: int, in_chans: int, kwargs: Dict[str, Any]) -> ResNet:
+def _resnet(depth: int, num_classes: int, in_chans: int, kwargs: Dict[str, Any], vd: bool = False) -> ResNet:
     block, depths = RESNET_CONFIGS[depth]
+    if vd:
+        # PaddleClas projects the first block of ResNet18/34_vd too (use_first_short_conv=True).
+        kwargs = {"stem_widths": VD_STEM, "avg_down": True, "first_block_projection": True, **kwargs}
     return ResNet(
         depths, block=block, expansion=_EXPANSION[block], num_classes=num_classes, in_chans=in_chans, **kwargs
     )
@@ -241,3 +321,39 @@ def resnet101(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResN
 def resnet152(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """ResNet-152 (bottlenecks 3-8-36-3)."""
     return _resnet(152, num_classes, in_chans, kwargs)
+
+
+@register_model
+def resnet18_vd(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """ResNet-18-vd: deep stem, average-pool projections, first block projected (PaddleClas)."""
+    return _resnet(18, num_classes, in_chans, kwargs, vd=True)
+
+
+@register_model
+def resnet34_vd(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """ResNet-34-vd: deep stem, average-pool projections, first block projected (PaddleClas)."""
+    return _resnet(34, num_classes, in_chans, kwargs, vd=True)
+
+
+@register_model
+def resnet50_vd(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """ResNet-50-vd: deep stem and average-pool projections."""
+    return _resnet(50, num_classes, in_chans, kwargs, vd=True)
+
+
+@register_model
+def resnet101_vd(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """ResNet-101-vd: deep stem and average-pool projections."""
+    return _resnet(101, num_classes, in_chans, kwargs, vd=True)
+
+
+@register_model
+def resnet152_vd(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """ResNet-152-vd: deep stem and average-pool projections."""
+    return _resnet(152, num_classes, in_chans, kwargs, vd=True)
+
+
+@register_model
+def resnet200_vd(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """ResNet-200-vd (bottlenecks 3-12-48-3): deep stem and average-pool projections."""
+    return _resnet(200, num_classes, in_chans, kwargs, vd=True)

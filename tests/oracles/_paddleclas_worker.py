@@ -50,7 +50,13 @@ def main(spec_path: str) -> int:
             f"module {spec['module']!r} has no builder {spec['builder']!r}; "
             f"callables there: {sorted(n for n in dir(mod) if n[:1].isupper())}"
         )
-    if spec["mode"] == "load":
+    # Some constructors read a MODEL_URLS key that the dict lacks even with pretrained=False
+    # (SE_HRNet_W64_C, ZOO_FACTS 1.2): the spec supplies the missing entries.
+    for key, url in spec.get("model_urls", {}).items():
+        mod.MODEL_URLS.setdefault(key, url)
+    if spec["mode"] == "load" or not spec.get("lazy", True):
+        # Some constructors read their fresh weights (ConvNeXt scales its head with
+        # set_value), which a network built under paddle.LazyGuard does not have.
         model = builder(pretrained=False, **spec["kwargs"])
     else:
         # "run" sets every tensor and "count" reads only shapes: paddle's own init would be wasted.

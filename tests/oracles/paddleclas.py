@@ -95,7 +95,8 @@ def _write_input(out_dir: Path, stem: str, x: np.ndarray) -> Path:
 
 def _call(mode: str, module: str, builder: str, kwargs: Mapping[str, Any], out_dir: Path,
           stem: str, x_path: Optional[Path], seed: int, calibrate: bool = True,
-          pdparams: Optional[Path] = None) -> Dict[str, Any]:
+          pdparams: Optional[Path] = None, lazy: bool = True,
+          model_urls: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
     import_root = require_paddleclas()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -110,6 +111,8 @@ def _call(mode: str, module: str, builder: str, kwargs: Mapping[str, Any], out_d
         "seed": int(seed),
         "calibrate": bool(calibrate),
         "pdparams": str(pdparams) if pdparams else None,
+        "lazy": bool(lazy),
+        "model_urls": dict(model_urls or {}),
     }
     spec_path = out_dir / f"{stem}.spec.json"
     spec_path.write_text(json.dumps(spec))
@@ -136,6 +139,8 @@ def run_paddleclas(
     all_outputs: bool = False,
     name: Optional[str] = None,
     calibrate: bool = True,
+    lazy: bool = True,
+    model_urls: Optional[Mapping[str, str]] = None,
 ) -> OracleResult:
     """Build a PaddleClas model, randomise it, save its state_dict, run it on ``x``.
 
@@ -158,6 +163,10 @@ def run_paddleclas(
             (``out0`` = main, ``out1``... = aux heads for GoogLeNet).
         name: file stem (default ``builder``).
         calibrate: calibrate BN statistics on ``x`` (default True).
+        lazy: build under ``paddle.LazyGuard`` (default True); False for constructors
+            that read their initial weights (ConvNeXt's ``head.weight.set_value``).
+        model_urls: entries added to the module's ``MODEL_URLS`` before building, for
+            constructors that read a key the dict lacks (``SE_HRNet_W64_C``).
 
     Returns:
         :class:`oracles.OracleResult` ``(pdparams_path, logits)`` -- or
@@ -175,7 +184,8 @@ def run_paddleclas(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     x_path = _write_input(out_dir, stem, x)
-    info = _call("run", module, builder, kwargs, out_dir, stem, x_path, seed, calibrate)
+    info = _call("run", module, builder, kwargs, out_dir, stem, x_path, seed, calibrate,
+                 lazy=lazy, model_urls=model_urls)
     logits = np.load(out_dir / f"{stem}.logits.npy")
     outputs_path = out_dir / f"{stem}.outputs.npz"
     more = (outputs_path,) if all_outputs else ()

@@ -91,8 +91,8 @@ def scenario(fn: Callable[[Ctx], None]) -> Callable[[Ctx], None]:
 def connection_refused(c: Ctx) -> None:
     c.url = f"http://127.0.0.1:{free_port()}/w.bin"
     c.env(RETRIES=2)
-    c.fails(DownloadError, c.url, "ConnectionError", "gave up after 2 retries", "PADDLEHUB_CLS_MIRROR")
-    assert c.sleeps == [1.0, 2.0]
+    c.fails(DownloadError, c.url, "connection refused", "PADDLEHUB_CLS_MIRROR")
+    assert c.sleeps == []  # a refused connection is not retried: waiting does not heal it
     c.followup = False  # nothing listens there
 
 
@@ -102,7 +102,7 @@ def refused_first_url_then_second(c: Ctx) -> None:
     c.urls = [dead, c.url]
     c.env(RETRIES=1)
     c.ok()
-    assert c.sleeps == [1.0] and c.gets() == [(None, 200)]
+    assert c.sleeps == [] and c.gets() == [(None, 200)]
 
 
 @scenario
