@@ -53,6 +53,9 @@ __all__ = [
     "oracle_identity",
     "run_variant_oracle",
     "load_as_variant",
+    "swapped_copy",
+    "assert_loaded_weights_adapt",
+    "assert_predictor_matches",
     "assert_fidelity",
     "logits_from_file",
     "assert_new_head_keeps_the_rest",
@@ -199,7 +202,8 @@ def oracle_identity(name: str, tag: str) -> Tuple[Any, ...]:
     """What an oracle run depends on: variants with equal identities (a model's base and SSLD
     weights) can share one run."""
     info, variant = REGISTRY.resolve(name, tag)
-    builder = PADDLECLAS_BUILDERS.get(name, name) if variant.layout in _PADDLECLAS_PACKAGES else info.architecture
+    paddleclas = variant.layout in _PADDLECLAS_PACKAGES
+    builder = PADDLECLAS_BUILDERS.get(name, name) if paddleclas else info.architecture
     kwargs = json.dumps(info.build_kwargs(tag), sort_keys=True)
     return (variant.layout, info.family, builder, kwargs, variant.archive_root)
 
@@ -405,6 +409,47 @@ def logits_from_file(
     if alter is not None:
         alter(model)
     return logits_of(model, x)
+
+
+def swapped_copy(path: Path, out: Path, a: str, b: str) -> Path:
+    """A copy of the ``.pdparams`` file ``path`` at ``out`` with the tensors ``a`` and ``b`` swapped."""
+    state = paddle.load(str(path))
+    state[a], state[b] = state[b], state[a]
+    paddle.save(state, str(out))
+    return out
+
+
+def assert_loaded_weights_adapt(
+    name: str, tag: str, full: Any, cache_dir: Path, x: np.ndarray, maps: Sequence[Sequence[int]]
+) -> None:
+    """``load_model`` of a variant already in ``cache_dir`` (loaded as ``full``) with
+    ``num_classes=10``, ``in_chans=1`` and ``features_only=True``: the new head keeps the other
+    weights, the one-channel first conv is the sum of the RGB filters, and the feature maps of
+    ``x`` have the shapes ``maps``."""
+    ten = load_model(name, weights=tag, num_classes=10, cache_dir=cache_dir)
+    heads = [f"{a}.{p}" for a in full.classifier_attrs for p in ("weight", "bias")]
+    assert_new_head_keeps_the_rest(full, ten, heads)
+    gray = load_model(name, weights=tag, in_chans=1, cache_dir=cache_dir)
+    key = f"{full.first_conv}.weight"
+    rgb_sum = full.state_dict()[key].numpy().sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(gray.state_dict()[key].numpy(), rgb_sum, rtol=1e-6)
+    feats = load_model(name, weights=tag, features_only=True, cache_dir=cache_dir)
+    with paddle.no_grad():
+        got = feats(paddle.to_tensor(x))
+    assert [list(m.shape) for m in got] == [list(m) for m in maps]
+
+
+def assert_predictor_matches(model: Any, out_dir: Path) -> float:
+    """``export(model)`` run by a CPU ``Predictor`` (oneDNN) gives the dygraph logits on a batch of 2.
+
+    Returns the max abs difference.
+    """
+    from paddlehub_cls import Predictor, export
+
+    model.eval()
+    predictor = Predictor(export(model, out_dir), threads=1, use_gpu=False)
+    x = np.concatenate([X224, X224[:, :, ::-1, :]])
+    return assert_logits_close(predictor.run(x), logits_of(model, x))
 
 
 # --------------------------------------------------------------------------- generic network checks

@@ -142,6 +142,20 @@ GRAPHS = {
         f"efficientnet_b{b}": Graph(f"efficientnet_b{b}", {}, c, (c, 5, 6))
         for b, c in enumerate((1280, 1280, 1408, 1536, 1792, 2048, 2304, 2560))
     },
+    # HRNet's forward_features is its head's 2048-channel map at 1/32.
+    "hrnet_w18_c": Graph("hrnet_w18_c", {}, 2048, (2048, 5, 6)),
+    "hrnet_w30_c": Graph("hrnet_w30_c", {}, 2048, (2048, 5, 6)),
+    "hrnet_w32_c": Graph("hrnet_w32_c", {}, 2048, (2048, 5, 6)),
+    "hrnet_w40_c": Graph("hrnet_w40_c", {}, 2048, (2048, 5, 6)),
+    "hrnet_w44_c": Graph("hrnet_w44_c", {}, 2048, (2048, 5, 6)),
+    "hrnet_w48_c": Graph("hrnet_w48_c", {}, 2048, (2048, 5, 6)),
+    "hrnet_w64_c": Graph("hrnet_w64_c", {}, 2048, (2048, 5, 6)),
+    "se_hrnet_w64_c": Graph("se_hrnet_w64_c", {}, 2048, (2048, 5, 6)),
+    # ConvNeXt layer-normalises the pooled vector before the classifier.
+    "convnext_tiny": Graph("convnext_tiny", {}, 768, (768, 5, 6), pool_is_mean=False),
+    "convnext_small": Graph("convnext_small", {}, 768, (768, 5, 6), pool_is_mean=False),
+    "convnext_base": Graph("convnext_base", {}, 1024, (1024, 5, 6), pool_is_mean=False),
+    "convnext_large": Graph("convnext_large", {}, 1536, (1536, 5, 6), pool_is_mean=False),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
@@ -208,6 +222,8 @@ STAGES = {
     "pphgnet_tiny": (128, [(224, 4), (448, 8), (512, 16), (768, 32)]),
     "pphgnetv2_b0": (128, [(64, 4), (256, 8), (512, 16), (1024, 32)]),
     "efficientnet_b3": (128, [(24, 2), (32, 4), (48, 8), (136, 16), (384, 32)]),
+    "hrnet_w18_c": (64, [(18, 4), (36, 8), (72, 16), (144, 32)]),
+    "convnext_tiny": (64, [(96, 4), (192, 8), (384, 16), (768, 32)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -233,6 +249,8 @@ HEADS = [
     "pphgnet_base",
     "pphgnetv2_b0",
     "efficientnet_b0",
+    "hrnet_w18_c",
+    "convnext_tiny",
 ]
 IN_CHANS = [
     "resnet18",
@@ -252,6 +270,8 @@ IN_CHANS = [
     "pphgnet_tiny",
     "pphgnetv2_b0",
     "efficientnet_b0_small",
+    "hrnet_w18_c",
+    "convnext_tiny",
 ]
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
@@ -274,6 +294,8 @@ SIDE_BY_SIDE = {
     ],
     "pp_hgnet": [("pphgnetv2_b0", {}), ("pphgnetv2_b0", {}), ("pphgnet_tiny", {})],
     "efficientnet": [("efficientnet_b0", {}), ("efficientnet_b0", {}), ("efficientnet_b0_small", {})],
+    "hrnet": [("hrnet_w18_c", {}), ("hrnet_w18_c", {}), ("hrnet_w30_c", {})],
+    "convnext": [("convnext_tiny", {}), ("convnext_tiny", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -300,6 +322,8 @@ TRAINING = {
     "pphgnet_tiny": ("pphgnet_tiny", {}, 2, 64, "momentum", 0.01, 5, "train"),
     "pphgnetv2_b0": ("pphgnetv2_b0", {}, 2, 64, "momentum", 0.01, 5, "train"),
     "efficientnet_b0": ("efficientnet_b0", {}, 4, 64, "momentum", 0.05, 6, "train"),
+    "hrnet_w18_c": ("hrnet_w18_c", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    "convnext_tiny": ("convnext_tiny", {}, 2, 64, "momentum", 0.01, 5, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives
