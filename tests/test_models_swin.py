@@ -29,6 +29,7 @@ from _modelcheck import (  # noqa: E402, F401  (shared_oracles is a fixture)
     REGISTRY,
     X224,
     assert_fidelity,
+    assert_predictor_matches,
     assert_new_head_keeps_the_rest,
     family_variants,
     lazy,
@@ -193,3 +194,11 @@ def test_ten_classes_reset_the_head_and_keep_every_other_weight(shared_oracles, 
     full = load_as_variant(name, "paddleclas", res.path, tmp_path, monkeypatch)
     ten = load_model(name, weights="paddleclas", num_classes=10, cache_dir=tmp_path / "cache")
     assert_new_head_keeps_the_rest(full, ten, ["head.weight", "head.bias"])
+
+
+def test_exported_program_runs_in_paddle_inference(shared_oracles, tmp_path, monkeypatch):
+    # Guards the window reshapes and the shifted-window mask with a batch unknown when exporting (-1).
+    name = "SwinTransformer_tiny_patch4_window7_224"
+    res = shared_oracles(name, "paddleclas")
+    model = load_as_variant(name, "paddleclas", res.path, tmp_path, monkeypatch)
+    assert_predictor_matches(model, tmp_path / "export")

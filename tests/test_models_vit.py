@@ -26,6 +26,7 @@ pytest.register_assert_rewrite("_modelcheck")
 from _modelcheck import (  # noqa: E402, F401  (shared_oracles is a fixture)
     REGISTRY,
     assert_fidelity,
+    assert_predictor_matches,
     assert_new_head_keeps_the_rest,
     family_variants,
     lazy,
@@ -206,3 +207,11 @@ def test_ten_classes_reset_both_distilled_heads_and_keep_every_other_weight(
     assert_new_head_keeps_the_rest(
         full, ten, ["head.weight", "head.bias", "head_dist.weight", "head_dist.bias"]
     )
+
+
+def test_exported_program_runs_in_paddle_inference(shared_oracles, tmp_path, monkeypatch):
+    # Guards the prefix tokens expanded to a batch that is unknown when exporting (-1).
+    name = "DeiT_tiny_distilled_patch16_224"
+    res = shared_oracles(name, "paddleclas")
+    model = load_as_variant(name, "paddleclas", res.path, tmp_path, monkeypatch)
+    assert_predictor_matches(model, tmp_path / "export")
