@@ -29,12 +29,12 @@ from paddlehub_cls._cache import (
     blob_names,
     cache_roots,
     check_blob,
-    hits_for,
     now,
     parse_checksum,
     read_stamp,
     write_ref,
 )
+from paddlehub_cls.cache import hits_for
 from paddlehub_cls.errors import (
     CacheError,
     ChecksumError,

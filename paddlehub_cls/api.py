@@ -75,7 +75,7 @@ def model_info(name: str) -> ModelInfo:
 
 def _info(reg: Any, name: str) -> ModelInfo:
     # "Name.tag" resolves through the variant; a bare name must not require weights.
-    if isinstance(name, str) and name.lower() not in reg and "." in name:
+    if isinstance(name, str) and reg.split_name(name)[1] is not None:
         return reg.resolve(name)[0]
     return reg.get(name)
 
@@ -102,7 +102,7 @@ def download(
     from paddlehub_cls import hub
 
     info, variant = load_registry().resolve(name, weights)
-    return hub.download_variant(info, variant, cache_dir=cache_dir, progress=progress)
+    return hub.download_variant(info, variant, cache_dir=cache_dir, progress=progress).path
 
 
 @dataclass
@@ -191,7 +191,7 @@ def _resolve_weights(
                     f"directory, or a variant tag such as {sorted(_info(reg, name).weights)}"
                 )
             # "Name.tag" with a path says which variant's graph and names the file has.
-            hinted = name.lower() not in reg and "." in name
+            hinted = reg.split_name(name)[1] is not None
             info, hint = reg.resolve(name) if hinted else (_info(reg, name), None)
             return info, hint, local
     info, variant = reg.resolve(name, weights)
@@ -310,7 +310,7 @@ def load_model(
         from paddlehub_cls import hub
 
         # Before paddle is imported (seconds): a download that cannot succeed fails at once.
-        path = hub.download_variant(info, variant, cache_dir=cache_dir, progress=progress)
+        artifact = hub.download_variant(info, variant, cache_dir=cache_dir, progress=progress)
 
     import paddle
 
@@ -329,18 +329,18 @@ def load_model(
 
     if local is not None:
         path, checksum, tag = _unpack_local(local, cache_dir), None, "local"
+        readable: Any = path
     else:
-        from paddlehub_cls import hub
-
-        checksum, tag = hub.recorded_checksum(path) or variant.checksum, variant.tag
+        path, checksum, tag = artifact.path, artifact.checksum, variant.tag
+        readable = artifact
     try:
-        source = _read_source(path, checksum, cache_dir)
+        source = _read_source(readable, cache_dir)
     except (UnsafeWeightsError, WeightsFormatError) as err:
         if local is None:
             # Verified bytes that are hostile or unreadable must not stay where a good artifact is expected.
             from paddlehub_cls import hub
 
-            moved = hub.reject_artifact(path, str(err), cache_dir=cache_dir)
+            moved = hub.reject_artifact(artifact, str(err), cache_dir=cache_dir)
             if moved is not None:
                 raise type(err)(f"{err} The downloaded file was moved to {moved}.") from err
         raise
@@ -377,12 +377,12 @@ def load_model(
     return model
 
 
-def _read_source(path: Path, checksum: Optional[str] = None, cache_dir: Optional[PathLike] = None) -> Any:
-    """Tensors of an artifact: one the hub verified (``checksum`` is its ``sha256:``) through its
-    memory-mapped conversion in the cache (:mod:`paddlehub_cls.fastload`), a local one as it is."""
+def _read_source(source: Any, cache_dir: Optional[PathLike] = None) -> Any:
+    """Tensors of an artifact: one the hub verified through its memory-mapped conversion in the
+    cache (:mod:`paddlehub_cls.fastload`), a local path as it is."""
     from paddlehub_cls import fastload
 
-    return fastload.read_source(path, checksum, cache_dir=cache_dir)
+    return fastload.read_source(source, cache_dir=cache_dir)
 
 
 def _adapters(model: Any, in_chans: int) -> Dict[str, Callable[["np.ndarray"], "np.ndarray"]]:
