@@ -491,3 +491,11 @@ def test_registry_module_does_not_import_paddle() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_sources_cite_what_users_can_read() -> None:
+    # The design notes the project was built from are not shipped: a source must name the
+    # primary document (repository, path, commit) itself.
+    text = (ROOT / "registry.json").read_text(encoding="utf-8")
+    for private in ("WEIGHTS_FACTS", "ZOO_FACTS", "../shared"):
+        assert private not in text, f"registry.json cites {private}"
