@@ -207,13 +207,15 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
-    """Write JSON so that readers see the old file or the complete new one."""
+def atomic_write_json(
+    path: Path, data: Any, *, indent: int = 1, sort_keys: bool = True, end: str = ""
+) -> None:
+    """Write JSON so that readers see the old file or the complete new one (``end`` follows it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:6]}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
+            f.write(json.dumps(data, indent=indent, sort_keys=sort_keys) + end)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

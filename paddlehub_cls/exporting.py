@@ -71,7 +71,7 @@ def _check_batch(batch_size: Optional[int]) -> Optional[int]:
 def _resolve(model_or_name: Any, weights: Optional[PathLike], pretrained: bool) -> "nn.Layer":
     if isinstance(model_or_name, str):
         # A fine-tuned checkpoint's sidecar supplies its class names and training image size.
-        from paddlehub_cls._checkpoint import load_with_sidecar
+        from paddlehub_cls.api import load_with_sidecar
 
         return load_with_sidecar(model_or_name, weights, pretrained=pretrained)
     if weights is not None:

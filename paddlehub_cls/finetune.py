@@ -39,12 +39,12 @@ from paddlehub_cls._checkpoint import (  # noqa: F401  (re-exported)
     apply_checkpoint_meta,
     epoch_callback,
     is_writer,
-    load_checkpoint,
     plot_history,
     read_checkpoint_meta,
     sidecar_path,
 )
 from paddlehub_cls._finetune_data import _build_datasets, build_datasets
+from paddlehub_cls.api import load_checkpoint  # noqa: F401  (re-exported)
 from paddlehub_cls.errors import DatasetError  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
