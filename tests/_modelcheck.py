@@ -32,6 +32,7 @@ from oracles.fluid import run_fluid_oracle
 from oracles.paddleclas import run_paddleclas
 from oracles.vision import vision_oracle
 from paddlehub_cls import load_model
+from paddlehub_cls.errors import WeightsMismatchError
 from paddlehub_cls.layouts import get_layout, match_layout
 from paddlehub_cls.models import get_builder
 from paddlehub_cls.registry import load_registry
@@ -39,6 +40,7 @@ from paddlehub_cls.registry import load_registry
 __all__ = [
     "X224",
     "REGISTRY",
+    "oracle_input",
     "numel",
     "trainable",
     "lazy",
@@ -60,10 +62,25 @@ __all__ = [
     "cleanup",
     "oracles",
     "shared_oracles",
+    "oracle_input",
+    "load_mapped",
+    "assert_logits_differ",
+    "assert_swap_is_caught",
+    "assert_load_options_work",
 ]
 
 #: the fixed input of every oracle and fidelity comparison
 X224 = np.random.default_rng(2019).standard_normal((1, 3, 224, 224)).astype("float32")
+#: oracle input side of the registry models that do not run at 224: a fixed position table
+#: (ViT, DeiT at 384) only takes its native size
+ORACLE_SIDES: Dict[str, int] = {
+    "DeiT_base_distilled_patch16_384": 384,
+    "DeiT_base_patch16_384": 384,
+    "ViT_base_patch16_384": 384,
+    "ViT_base_patch32_384": 384,
+    "ViT_large_patch16_384": 384,
+    "ViT_large_patch32_384": 384,
+}
 
 REGISTRY = load_registry()
 
@@ -85,6 +102,8 @@ FLUID_KWARGS: Dict[str, Dict[str, Any]] = {
 }
 #: PaddleClas builders not named like the registry model
 PADDLECLAS_BUILDERS = {"ShuffleNetV2": "ShuffleNetV2_x1_0"}
+#: registry model -> (module, builder) of an oracle that fixes a PaddleClas class which cannot run
+PADDLECLAS_FIXED = {"SE_ResNeXt152_64x4d": ("oracles.paddleclas_fixes", "SE_ResNeXt152_64x4d")}
 #: families whose PaddleClas constructors read their fresh weights, so cannot build under LazyGuard
 PADDLECLAS_EAGER = {"convnext"}
 #: MODEL_URLS entries a PaddleClas constructor reads but its module lacks (ZOO_FACTS 1.2); with
@@ -165,6 +184,15 @@ def family_input(family: str) -> np.ndarray:
     return X224[:, :, :side, :side]
 
 
+def oracle_input(name: str) -> np.ndarray:
+    """The fixed input of ``name``'s oracle: the same kind of draw as :data:`X224` at its
+    ``ORACLE_SIDES`` side (fixed position tables), else :func:`family_input` of its family."""
+    side = ORACLE_SIDES.get(name)
+    if side is None:
+        return family_input(REGISTRY.get(name).family)
+    return np.random.default_rng(2019).standard_normal((1, 3, side, side)).astype("float32")
+
+
 def oracle_identity(name: str, tag: str) -> Tuple[Any, ...]:
     """What an oracle run depends on: variants with equal identities (a model's base and SSLD
     weights) can share one run."""
@@ -176,7 +204,7 @@ def oracle_identity(name: str, tag: str) -> Tuple[Any, ...]:
 
 def run_variant_oracle(name: str, tag: str, out_dir: Path, x: Optional[np.ndarray] = None) -> OracleResult:
     """The oracle of a registry variant, by its layout: its weight file and logits on ``x``
-    (default: :func:`family_input` of its family).
+    (default: :func:`oracle_input` of the model).
 
     paddle.vision builders and PaddleClas modules are named like our architectures
     and families; the 2019 static builder is ``oracles.fluid_<family>.build``.
@@ -184,14 +212,16 @@ def run_variant_oracle(name: str, tag: str, out_dir: Path, x: Optional[np.ndarra
     info, variant = REGISTRY.resolve(name, tag)
     layout = variant.layout
     if x is None:
-        x = family_input(info.family)
+        x = oracle_input(name)
     if layout == "paddle_vision":
         return vision_oracle(info.architecture, {}, out_dir, x, name=name)
     if layout in _PADDLECLAS_PACKAGES:
-        module = f"{_PADDLECLAS_PACKAGES[layout]}.{info.family}"
+        module, builder = PADDLECLAS_FIXED.get(
+            name, (f"{_PADDLECLAS_PACKAGES[layout]}.{info.family}", PADDLECLAS_BUILDERS.get(name, name))
+        )
         return run_paddleclas(
             module,
-            PADDLECLAS_BUILDERS.get(name, name),
+            builder,
             {},
             out_dir,
             x,
@@ -272,6 +302,82 @@ def assert_fidelity(
         record_property("max_abs_diff", diff)
         record_property("logits_scale", float(np.abs(res.logits).max()))
     return diff
+
+
+def load_mapped(model: Any, res: OracleResult, family: str, layout: str) -> Any:
+    """Assign the oracle's file to ``model`` through ``layout`` (no cache, no download); returns ``model``."""
+    tensors = {k: np.asarray(v) for k, v in paddle.load(str(res.path)).items()}
+    match = match_layout(model, tensors, layout, family, origin=str(res.path))
+    model.set_state_dict({k: paddle.to_tensor(v) for k, v in match.arrays.items()})
+    return model
+
+
+def assert_logits_differ(model: Any, res: OracleResult, x: np.ndarray = X224) -> float:
+    """``model``'s logits on ``x`` miss the oracle's by 10x the fidelity tolerance or more; returns the gap.
+
+    A saturated gate (random weights drive most SE inputs past the hardsigmoid's corners)
+    moves the logits by well under 1% of their scale, yet far outside what
+    :func:`assert_logits_close` accepts (1e-4 of the scale).
+    """
+    diff = float(np.abs(logits_of(model, x) - res.logits).max())
+    assert diff > 1e-3 * max(1.0, float(np.abs(res.logits).max())), diff
+    return diff
+
+
+def assert_swap_is_caught(
+    builder: str, res: OracleResult, family: str, layout: str, pair: Tuple[str, str], monkeypatch: Any,
+    x: np.ndarray = X224,
+) -> None:
+    """A layout that maps our keys ``pair`` to each other's source names does not pass unnoticed.
+
+    Different shapes: :class:`WeightsMismatchError` naming a source key. Equal shapes: logits
+    far from the oracle's, while the true layout reproduces them on the same network.
+    """
+    from paddlehub_cls import layouts
+
+    a, b = pair
+    model = load_mapped(get_builder(builder)(), res, family, layout)
+    assert_logits_close(logits_of(model, x), res.logits)
+    true_layout = get_layout(family, layout)
+
+    def swapped(net: Any) -> Dict[str, Any]:
+        mapping = dict(true_layout(net))
+        mapping[a], mapping[b] = mapping[b], mapping[a]
+        return mapping
+
+    shapes = model.state_dict()
+    with monkeypatch.context() as patch:  # undone on return: the next call sees the true layout
+        patch.setitem(layouts._LAYOUTS, (family, layout), swapped)
+        if shapes[a].shape != shapes[b].shape:
+            with pytest.raises(WeightsMismatchError, match="mis-shaped"):
+                load_mapped(model, res, family, layout)
+        else:
+            assert_logits_differ(load_mapped(model, res, family, layout), res, x)
+
+
+def assert_load_options_work(
+    name: str, tag: str, res: OracleResult, tmp_path: Path, monkeypatch: Any, x: np.ndarray = X224
+) -> None:
+    """``load_model`` of the oracle's file as ``name.tag`` with ``num_classes=10``, ``in_chans=1``
+    and ``features_only=True``: a new head over the same features, a one-channel stem, the stage maps.
+    """
+    full = load_as_variant(name, tag, res.path, tmp_path, monkeypatch)
+    cache = tmp_path / "cache"  # load_as_variant's: the file is cached (and trusted) from here on
+    ten = load_model(name, weights=tag, num_classes=10, cache_dir=cache)
+    assert_new_head_keeps_the_rest(full, ten, full.classifier_keys())
+    gray = load_model(name, weights=tag, in_chans=1, cache_dir=cache)
+    first = f"{full.first_conv}.weight"
+    summed = full.state_dict()[first].numpy().sum(axis=1)
+    np.testing.assert_allclose(gray.state_dict()[first].numpy()[:, 0], summed, rtol=1e-5, atol=1e-6)
+    assert logits_of(gray, x[:, :1]).shape == (1, 1000)
+    feats = load_model(name, weights=tag, features_only=True, cache_dir=cache)
+    feats.eval()
+    with paddle.no_grad():
+        maps = feats(paddle.to_tensor(x))
+    side = x.shape[-1]
+    assert [(m.shape[1], side // m.shape[-1]) for m in maps] == [
+        (i["num_chs"], i["reduction"]) for i in full.feature_info
+    ]
 
 
 # --------------------------------------------------------------------------- generic network checks
@@ -401,44 +507,43 @@ def cleanup(tmp_path: Path):
     gc.collect()
 
 
+def _oracle_runs(root: Path, keep: int) -> Callable[..., OracleResult]:
+    """``get(name, tag, x=None)``: the oracle of a variant on ``x`` (default :func:`oracle_input`),
+    run once for every variant of one :func:`oracle_identity` and input (a model's base, SSLD,
+    22k->1k weights share one graph, and the oracle writes random values anyway).
+
+    Only the ``keep`` latest runs keep their files: a ViT-L file is 1.2 GB, and the registry
+    lists a model's variants one after another, so an evicted run is rarely needed again.
+    """
+    done: Dict[Tuple[Any, ...], Tuple[Path, OracleResult]] = {}
+
+    def get(name: str, tag: str, x: Optional[np.ndarray] = None) -> OracleResult:
+        x = oracle_input(name) if x is None else x
+        key = (*oracle_identity(name, tag), x.shape, hashlib.sha256(x.tobytes()).hexdigest())
+        if key in done:
+            done[key] = done.pop(key)  # most recently used last
+        else:
+            while len(done) >= keep:
+                old_dir, _ = done.pop(next(iter(done)))
+                shutil.rmtree(old_dir, ignore_errors=True)
+            out_dir = root / f"{name}.{tag}.{hashlib.sha1(repr(key).encode()).hexdigest()[:8]}"
+            done[key] = (out_dir, run_variant_oracle(name, tag, out_dir, x))
+        return done[key][1]
+
+    return get
+
+
 @pytest.fixture(scope="module")
 def shared_oracles(tmp_path_factory: Any):
-    """``shared_oracles(name, tag)``: one oracle run for all variants of one :func:`oracle_identity`
-    (base, ssld, ... weights of one architecture).
-
-    Only the latest run is kept: registry order puts a model's variants next to each other,
-    and the large networks' files (up to ~800 MB) must not pile up.
-    """
+    """``shared_oracles(name, tag, x=None)``: see :func:`_oracle_runs`; files of the 3 latest runs kept."""
     root = tmp_path_factory.mktemp("shared_oracles")
-    last: Dict[str, Any] = {}
-
-    def get(name: str, tag: str) -> OracleResult:
-        key = oracle_identity(name, tag)
-        if last.get("key") != key:
-            if "dir" in last:
-                shutil.rmtree(last["dir"], ignore_errors=True)
-            out_dir = root / f"{name}.{tag}"
-            last.update(key=key, dir=out_dir, result=run_variant_oracle(name, tag, out_dir))
-        return last["result"]
-
-    yield get
+    yield _oracle_runs(root, keep=3)
     shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def oracles(tmp_path_factory: Any):
-    """``oracles(name, tag, x=X224)``: each oracle runs once per module and input; its files go at the end.
-
-    Variants with the same :func:`oracle_identity` (a model's base and SSLD weights) share the run.
-    """
+    """``oracles(name, tag, x=None)``: as :func:`shared_oracles`, every run's files kept until the module ends."""
     root = tmp_path_factory.mktemp("oracles")
-    done: Dict[Tuple[Any, ...], OracleResult] = {}
-
-    def get(name: str, tag: str, x: np.ndarray = X224) -> OracleResult:
-        key = (*oracle_identity(name, tag), x.shape, hashlib.sha256(x.tobytes()).hexdigest())
-        if key not in done:
-            done[key] = run_variant_oracle(name, tag, root / f"{name}.{tag}.{len(done)}", x)
-        return done[key]
-
-    yield get
+    yield _oracle_runs(root, keep=10**6)
     shutil.rmtree(root, ignore_errors=True)

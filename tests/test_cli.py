@@ -71,8 +71,8 @@ def test_list_pattern_is_case_insensitive_fnmatch(capsys: pytest.CaptureFixture[
     rc, out, _ = _run(capsys, "list", "RESNET1*", "--names")
     assert rc == 0 and out.splitlines() == [n for n in ALL_NAMES if n.lower().startswith("resnet1")]
     assert out.splitlines()[:1] == ["ResNet18"] and "ResNet101" in out.splitlines()
-    rc, out, _ = _run(capsys, "list", "*net?2*", "--names")
-    assert rc == 0 and out.splitlines() == ["MobileNetV2", "ShuffleNetV2", "ShuffleNetV2_swish"]
+    rc, out, _ = _run(capsys, "list", "*net?2", "--names")
+    assert rc == 0 and out.splitlines() == ["MobileNetV2", "ShuffleNetV2"]
 
 
 def test_list_json_summarises_each_model(capsys: pytest.CaptureFixture[str]) -> None:
@@ -182,7 +182,12 @@ def test_list_models_api_filters() -> None:
     from paddlehub_cls import list_models
 
     assert list_models("vgg*", tag="paddle_vision") == ["VGG16", "VGG19"]
-    assert list_models(family="se_resnext", sort="top1") == ["SE_ResNeXt101_32x4d", "SE_ResNeXt50_32x4d"]
+    # SE_ResNeXt152_64x4d has no published top-1: it sorts last.
+    assert list_models(family="se_resnext", sort="top1") == [
+        "SE_ResNeXt101_32x4d",
+        "SE_ResNeXt50_32x4d",
+        "SE_ResNeXt152_64x4d",
+    ]
     with pytest.raises(ValueError, match="sort must be one of top1, params"):
         list_models(sort="flops")
 

@@ -28,7 +28,12 @@ FAMILY_MODELS = _smallest_per_family()
 UNPADDED_POOLS = {"googlenet"}
 # HRNet's stages are its four parallel branches; its classification head (incre, downsamp, final)
 # runs after them, so forward_features returns the head's 2048-channel map, not the last branch.
-HEAD_AFTER_STAGES = {"hrnet"}
+# MobileNetV3's forward_features ends with its 1x1 expansion conv (PaddleClas's last_second_conv),
+# which widens the last stage's map before pooling: same size, more channels.
+HEAD_AFTER_STAGES = {"hrnet", "mobilenet_v3"}
+# Plain ViTs keep one token grid, so every stage has the patch stride (16 for the smallest of
+# each family), and forward_features returns the tokens, class token first.
+TOKEN_FAMILIES = {"vision_transformer", "distilled_vision_transformer"}
 
 
 def test_every_family_is_covered():
@@ -49,15 +54,19 @@ def test_feature_maps_match_feature_info_at_224(name):
         last = net.model.forward_features(x)
     assert len(maps) == len(declared) >= 4
     strides = net.feature_info.reduction()
-    assert strides == sorted(strides) and strides[-1] == 32
+    family = model_info(name).family
+    assert strides == sorted(strides) and strides[-1] == (16 if family in TOKEN_FAMILIES else 32)
     for fmap, ch, r in zip(maps, net.feature_info.channels(), strides):
         n, c, h, w = fmap.shape
         assert (n, c) == (1, ch)
-        want = {224 // r, 224 // r - 1} if model_info(name).family in UNPADDED_POOLS else {224 // r}
+        want = {224 // r, 224 // r - 1} if family in UNPADDED_POOLS else {224 // r}
         assert h in want and w == h, (name, fmap.shape, r)
     if model_info(name).family in HEAD_AFTER_STAGES:
         assert last.shape[2:] == maps[-1].shape[2:] and last.shape[1] != maps[-1].shape[1]
         return
+    if family in TOKEN_FAMILIES:
+        # the patch tokens (after the class token), laid out as a map
+        last = last[:, net.model.num_prefix_tokens :].transpose([0, 2, 1]).reshape(maps[-1].shape)
     # The deepest stage is what forward_features returns.
     np.testing.assert_allclose(maps[-1].numpy(), last.numpy(), rtol=1e-5, atol=1e-6)
 

@@ -1,4 +1,4 @@
-"""The shared blocks of ``paddlehub_cls/models/layers.py``: activations by name, channel rounding, the conv SE."""
+"""Shared blocks of ``paddlehub_cls/models/layers.py``: activations by name, channel rounding, conv SE."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ def test_make_act_knows_the_mobile_activations():
     np.testing.assert_allclose(make_act("hardswish")(x).numpy(), [0.0, -1 / 3, 0.0, 2 / 3, 5.0], rtol=1e-6)
     # Paddle's default hardsigmoid slope 1/6 (PP-LCNet), and PaddleClas MobileNetV3's 0.2.
     np.testing.assert_allclose(make_act("hardsigmoid")(x).numpy(), [0.0, 1 / 3, 0.5, 2 / 3, 1.0], rtol=1e-6)
-    np.testing.assert_allclose(make_act("hardsigmoid", slope=0.2)(x).numpy(), [0.0, 0.3, 0.5, 0.7, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(
+        make_act("hardsigmoid", slope=0.2)(x).numpy(), [0.0, 0.3, 0.5, 0.7, 1.0], rtol=1e-6
+    )
     assert isinstance(make_act(None), paddle.nn.Identity)
     with pytest.raises(ValueError, match="unknown activation 'hard_swish'.*'hardswish'"):
         make_act("hard_swish")

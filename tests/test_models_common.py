@@ -42,13 +42,17 @@ class Graph(NamedTuple):
     builder: str
     kwargs: Dict[str, Any]
     num_features: int
-    #: forward_features of a 160x192 input: channels, height, width
-    map_160x192: Tuple[int, int, int]
+    #: forward_features of a 160x192 input: channels, height, width (ViT/DeiT: tokens, width)
+    map_160x192: Tuple[int, ...]
     #: pooled features are the global mean of the last map (VGG's are fc7's output)
     pool_is_mean: bool = True
     #: inference-time dropout factor between the pooled features and the classifier
     head_scale: float = 1.0
 
+
+# MobileNetV3 / PP-LCNet(V2) heads: a 1x1 conv after pooling gives the pre-logits, and PaddleClas's
+# downscale_in_infer dropout (p = 0.2) scales the classifier's input by 0.8 at inference.
+CONV_HEAD = {"pool_is_mean": False, "head_scale": 0.8}
 
 GRAPHS = {
     "resnet18": Graph("resnet18", {}, 512, (512, 5, 6)),
@@ -62,21 +66,100 @@ GRAPHS = {
     "resnet101_vd": Graph("resnet101_vd", {}, 2048, (2048, 5, 6)),
     "resnet152_vd": Graph("resnet152_vd", {}, 2048, (2048, 5, 6)),
     "resnet200_vd": Graph("resnet200_vd", {}, 2048, (2048, 5, 6)),
+    "resnext50_32x4d": Graph("resnext50_32x4d", {}, 2048, (2048, 5, 6)),
+    "resnext50_64x4d": Graph("resnext50_64x4d", {}, 2048, (2048, 5, 6)),
+    "resnext101_32x4d": Graph("resnext101_32x4d", {}, 2048, (2048, 5, 6)),
+    "resnext101_64x4d": Graph("resnext101_64x4d", {}, 2048, (2048, 5, 6)),
+    "resnext152_32x4d": Graph("resnext152_32x4d", {}, 2048, (2048, 5, 6)),
+    "resnext152_64x4d": Graph("resnext152_64x4d", {}, 2048, (2048, 5, 6)),
+    "resnext50_vd_32x4d": Graph("resnext50_vd_32x4d", {}, 2048, (2048, 5, 6)),
+    "resnext50_vd_64x4d": Graph("resnext50_vd_64x4d", {}, 2048, (2048, 5, 6)),
+    "resnext101_vd_32x4d": Graph("resnext101_vd_32x4d", {}, 2048, (2048, 5, 6)),
+    "resnext101_vd_64x4d": Graph("resnext101_vd_64x4d", {}, 2048, (2048, 5, 6)),
+    "resnext152_vd_32x4d": Graph("resnext152_vd_32x4d", {}, 2048, (2048, 5, 6)),
+    "resnext152_vd_64x4d": Graph("resnext152_vd_64x4d", {}, 2048, (2048, 5, 6)),
     "se_resnext50_32x4d": Graph("se_resnext50_32x4d", FLUID_DROPOUT, 2048, (2048, 5, 6), head_scale=0.5),
     "se_resnext101_32x4d": Graph("se_resnext101_32x4d", FLUID_DROPOUT, 2048, (2048, 5, 6), head_scale=0.5),
+    "se_resnext152_64x4d": Graph("se_resnext152_64x4d", {}, 2048, (2048, 5, 6)),
     # The 5x6 map is pooled to the 7x7 that fc6 expects (as paddle.vision does).
     "vgg11": Graph("vgg11", {}, 4096, (512, 5, 6), pool_is_mean=False),
     "vgg13": Graph("vgg13", {}, 4096, (512, 5, 6), pool_is_mean=False),
     "vgg16": Graph("vgg16", {}, 4096, (512, 5, 6), pool_is_mean=False),
     "vgg19": Graph("vgg19", {}, 4096, (512, 5, 6), pool_is_mean=False),
     "mobilenet_v1": Graph("mobilenet_v1", {}, 1024, (1024, 5, 6)),
+    "mobilenet_v1_x0_25": Graph("mobilenet_v1_x0_25", {}, 256, (256, 5, 6)),
+    "mobilenet_v1_x0_5": Graph("mobilenet_v1_x0_5", {}, 512, (512, 5, 6)),
+    "mobilenet_v1_x0_75": Graph("mobilenet_v1_x0_75", {}, 768, (768, 5, 6)),
     "mobilenet_v2-expand": Graph("mobilenet_v2", {"expand_first_block": True}, 1280, (1280, 5, 6)),
     "mobilenet_v2-vision": Graph("mobilenet_v2", {"expand_first_block": False}, 1280, (1280, 5, 6)),
+    "mobilenet_v2_x0_25": Graph("mobilenet_v2_x0_25", {}, 1280, (1280, 5, 6)),
+    "mobilenet_v2_x0_5": Graph("mobilenet_v2_x0_5", {}, 1280, (1280, 5, 6)),
+    "mobilenet_v2_x0_75": Graph("mobilenet_v2_x0_75", {}, 1280, (1280, 5, 6)),
+    "mobilenet_v2_x1_5": Graph("mobilenet_v2_x1_5", {}, 1920, (1920, 5, 6)),
+    "mobilenet_v2_x2_0": Graph("mobilenet_v2_x2_0", {}, 2560, (2560, 5, 6)),
     # The four unpadded 3x3/2 max pools round down: 160 -> 4, 192 -> 5.
     "googlenet": Graph("googlenet", {}, 1024, (1024, 4, 5), head_scale=0.6),
     "shufflenet_v2_x1_0": Graph("shufflenet_v2_x1_0", {}, 1024, (1024, 5, 6)),
     "shufflenet_v2_swish": Graph("shufflenet_v2_swish", {}, 1024, (1024, 5, 6)),
+    "mobilenet_v3_small_x0_35": Graph("mobilenet_v3_small_x0_35", {}, 1280, (200, 5, 6), **CONV_HEAD),
+    "mobilenet_v3_small_x0_5": Graph("mobilenet_v3_small_x0_5", {}, 1280, (288, 5, 6), **CONV_HEAD),
+    "mobilenet_v3_small_x0_75": Graph("mobilenet_v3_small_x0_75", {}, 1280, (432, 5, 6), **CONV_HEAD),
+    "mobilenet_v3_small_x1_0": Graph("mobilenet_v3_small_x1_0", {}, 1280, (576, 5, 6), **CONV_HEAD),
+    "mobilenet_v3_small_x1_25": Graph("mobilenet_v3_small_x1_25", {}, 1280, (720, 5, 6), **CONV_HEAD),
+    "mobilenet_v3_large_x0_35": Graph("mobilenet_v3_large_x0_35", {}, 1280, (336, 5, 6), **CONV_HEAD),
+    "mobilenet_v3_large_x0_5": Graph("mobilenet_v3_large_x0_5", {}, 1280, (480, 5, 6), **CONV_HEAD),
+    "mobilenet_v3_large_x0_75": Graph("mobilenet_v3_large_x0_75", {}, 1280, (720, 5, 6), **CONV_HEAD),
+    "mobilenet_v3_large_x1_0": Graph("mobilenet_v3_large_x1_0", {}, 1280, (960, 5, 6), **CONV_HEAD),
+    "mobilenet_v3_large_x1_25": Graph("mobilenet_v3_large_x1_25", {}, 1280, (1200, 5, 6), **CONV_HEAD),
+    "pplcnet_x0_25": Graph("pplcnet_x0_25", {}, 1280, (128, 5, 6), **CONV_HEAD),
+    "pplcnet_x0_35": Graph("pplcnet_x0_35", {}, 1280, (176, 5, 6), **CONV_HEAD),
+    "pplcnet_x0_5": Graph("pplcnet_x0_5", {}, 1280, (256, 5, 6), **CONV_HEAD),
+    "pplcnet_x0_75": Graph("pplcnet_x0_75", {}, 1280, (384, 5, 6), **CONV_HEAD),
+    "pplcnet_x1_0": Graph("pplcnet_x1_0", {}, 1280, (512, 5, 6), **CONV_HEAD),
+    "pplcnet_x1_5": Graph("pplcnet_x1_5", {}, 1280, (768, 5, 6), **CONV_HEAD),
+    "pplcnet_x2_0": Graph("pplcnet_x2_0", {}, 1280, (1024, 5, 6), **CONV_HEAD),
+    "pplcnet_x2_5": Graph("pplcnet_x2_5", {}, 1280, (1280, 5, 6), **CONV_HEAD),
+    "pplcnet_v2_small": Graph("pplcnet_v2_small", {}, 1280, (768, 5, 6), **CONV_HEAD),
+    "pplcnet_v2_base": Graph("pplcnet_v2_base", {}, 1280, (1024, 5, 6), **CONV_HEAD),
+    "pplcnet_v2_large": Graph("pplcnet_v2_large", {}, 1280, (1280, 5, 6), **CONV_HEAD),
+    "shufflenet_v2_x0_25": Graph("shufflenet_v2_x0_25", {}, 512, (512, 5, 6)),
+    "shufflenet_v2_x0_33": Graph("shufflenet_v2_x0_33", {}, 512, (512, 5, 6)),
+    "shufflenet_v2_x0_5": Graph("shufflenet_v2_x0_5", {}, 1024, (1024, 5, 6)),
+    "shufflenet_v2_x1_5": Graph("shufflenet_v2_x1_5", {}, 1024, (1024, 5, 6)),
+    "shufflenet_v2_x2_0": Graph("shufflenet_v2_x2_0", {}, 2048, (2048, 5, 6)),
 }
+# ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
+# patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
+# class token. Swin pads every grid to whole windows and returns an NCHW map.
+_TOKENS = {
+    "vit_small_patch16_224": (768, 1),
+    "vit_base_patch16_224": (768, 1),
+    "vit_base_patch16_384": (768, 1),
+    "vit_base_patch32_384": (768, 1),
+    "vit_large_patch16_224": (1024, 1),
+    "vit_large_patch16_384": (1024, 1),
+    "vit_large_patch32_384": (1024, 1),
+    "deit_tiny_patch16_224": (192, 1),
+    "deit_small_patch16_224": (384, 1),
+    "deit_base_patch16_224": (768, 1),
+    "deit_base_patch16_384": (768, 1),
+    "deit_tiny_distilled_patch16_224": (192, 2),
+    "deit_small_distilled_patch16_224": (384, 2),
+    "deit_base_distilled_patch16_224": (768, 2),
+    "deit_base_distilled_patch16_384": (768, 2),
+}
+for _b, (_width, _prefix) in _TOKENS.items():
+    _patches = 30 if "patch32" in _b else 120
+    GRAPHS[_b] = Graph(_b, {}, _width, (_prefix + _patches, _width), pool_is_mean=False)
+for _b, _width in (
+    ("swin_tiny_patch4_window7_224", 768),
+    ("swin_small_patch4_window7_224", 768),
+    ("swin_base_patch4_window7_224", 1024),
+    ("swin_base_patch4_window12_384", 1024),
+    ("swin_large_patch4_window7_224", 1536),
+    ("swin_large_patch4_window12_384", 1536),
+):
+    GRAPHS[_b] = Graph(_b, {}, _width, (_width, 5, 6))
 
 # graph -> (input side, (channels, reduction) of each feature_info stage)
 STAGES = {
@@ -84,6 +167,8 @@ STAGES = {
     "resnet50": (128, [(256, 4), (512, 8), (1024, 16), (2048, 32)]),
     "resnet18_vd": (128, [(64, 4), (128, 8), (256, 16), (512, 32)]),
     "resnet50_vd": (128, [(256, 4), (512, 8), (1024, 16), (2048, 32)]),
+    "resnext50_64x4d": (128, [(256, 4), (512, 8), (1024, 16), (2048, 32)]),
+    "resnext50_vd_32x4d": (128, [(256, 4), (512, 8), (1024, 16), (2048, 32)]),
     "se_resnext50_32x4d": (128, [(256, 4), (512, 8), (1024, 16), (2048, 32)]),
     "vgg11": (64, [(64, 2), (128, 4), (256, 8), (512, 16), (512, 32)]),
     "mobilenet_v1": (224, [(64, 2), (128, 4), (256, 8), (512, 16), (1024, 32)]),
@@ -91,19 +176,48 @@ STAGES = {
     "mobilenet_v2-vision": (224, [(16, 2), (24, 4), (32, 8), (96, 16), (1280, 32)]),
     "googlenet": (192, [(64, 2), (192, 4), (480, 8), (832, 16), (1024, 32)]),
     "shufflenet_v2_x1_0": (128, [(24, 2), (116, 8), (232, 16), (464, 32), (1024, 32)]),
+<<<<<<< HEAD
+    "mobilenet_v3_large_x1_0": (128, [(16, 2), (24, 4), (40, 8), (112, 16), (160, 32)]),
+    # Block 0 of the small network has stride 2: the stem's output is the stride-2 stage.
+    "mobilenet_v3_small_x1_0": (128, [(16, 2), (16, 4), (24, 8), (48, 16), (96, 32)]),
+    "pplcnet_x1_0": (128, [(32, 2), (64, 4), (128, 8), (256, 16), (512, 32)]),
+    # 32 * 0.35 = 11.2 rounds to 8, more than 10% below: 16.
+    "pplcnet_x0_35": (128, [(16, 2), (24, 4), (48, 8), (88, 16), (176, 32)]),
+    "pplcnet_v2_base": (128, [(64, 2), (128, 4), (256, 8), (512, 16), (1024, 32)]),
+    "shufflenet_v2_x0_33": (128, [(24, 2), (32, 8), (64, 16), (128, 32), (512, 32)]),
+    "mobilenet_v1_x0_75": (224, [(48, 2), (96, 4), (192, 8), (384, 16), (768, 32)]),
+    "mobilenet_v2_x1_5": (224, [(24, 2), (36, 4), (48, 8), (144, 16), (1920, 32)]),
+=======
+    # a plain ViT keeps one grid: its stages are token maps after the 3rd, 6th, 9th block and the final norm
+    "deit_tiny_distilled_patch16_224": (224, [(192, 16)] * 4),
+    "vit_base_patch32_384": (384, [(768, 32)] * 4),
+    "swin_tiny_patch4_window7_224": (224, [(96, 4), (192, 8), (384, 16), (768, 32)]),
+>>>>>>> zoo-transformers
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
 HEADS = [
     "resnet18",
     "resnet50_vd",
+    "resnext50_vd_64x4d",
     "se_resnext50_32x4d",
     "vgg11",
     "mobilenet_v1",
     "mobilenet_v2-expand",
     "mobilenet_v2-vision",
+    "mobilenet_v2_x0_25",
     "shufflenet_v2_x1_0",
     "shufflenet_v2_swish",
+<<<<<<< HEAD
+    "mobilenet_v3_large_x1_0",
+    "mobilenet_v3_small_x0_35",
+    "pplcnet_x0_25",
+    "pplcnet_v2_small",
+    "shufflenet_v2_x2_0",
+=======
+    "deit_tiny_patch16_224",
+    "swin_tiny_patch4_window7_224",
+>>>>>>> zoo-transformers
 ]
 IN_CHANS = [
     "resnet18",
@@ -113,6 +227,16 @@ IN_CHANS = [
     "mobilenet_v2-vision",
     "googlenet",
     "shufflenet_v2_swish",
+<<<<<<< HEAD
+    "mobilenet_v3_small_x0_35",
+    "pplcnet_x0_25",
+    "pplcnet_v2_small",
+    "mobilenet_v1_x0_5",
+    "shufflenet_v2_x0_25",
+=======
+    "deit_tiny_distilled_patch16_224",
+    "swin_tiny_patch4_window7_224",
+>>>>>>> zoo-transformers
 ]
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
@@ -122,6 +246,19 @@ SIDE_BY_SIDE = {
     "mobilenet": [("mobilenet_v1", {}), ("mobilenet_v1", {}), ("mobilenet_v2", {})],
     "googlenet": [("googlenet", {}), ("googlenet", {})],
     "shufflenet": [("shufflenet_v2_x1_0", {}), ("shufflenet_v2_x1_0", {}), ("shufflenet_v2_swish", {})],
+<<<<<<< HEAD
+    "mobile": [
+        ("mobilenet_v3_small_x0_35", {}),
+        ("mobilenet_v3_small_x0_35", {}),
+        ("pplcnet_x0_25", {}),
+        ("pplcnet_v2_small", {}),
+=======
+    "transformers": [
+        ("deit_tiny_patch16_224", {}),
+        ("deit_tiny_distilled_patch16_224", {}),
+        ("swin_tiny_patch4_window7_224", {}),
+>>>>>>> zoo-transformers
+    ],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -139,6 +276,15 @@ TRAINING = {
     "vgg11": ("vgg11", {}, 2, 32, "sgd", 0.01, 3, "eval"),
     "shufflenet_v2_x1_0": ("shufflenet_v2_x1_0", {}, 4, 64, "momentum", 0.05, 6, "train"),
     "shufflenet_v2_swish": ("shufflenet_v2_swish", {}, 4, 64, "momentum", 0.05, 6, "train"),
+<<<<<<< HEAD
+    "mobilenet_v3_small_x0_35": ("mobilenet_v3_small_x0_35", {}, 4, 64, "momentum", 0.05, 6, "train"),
+    "pplcnet_x0_25": ("pplcnet_x0_25", {}, 4, 64, "momentum", 0.05, 6, "train"),
+    # Its 2x2 last stage on 64x64 with batch 4 makes momentum 0.05 diverge; plain SGD at 0.01 descends.
+    "pplcnet_v2_small": ("pplcnet_v2_small", {}, 4, 64, "sgd", 0.01, 6, "train"),
+=======
+    "deit_tiny_distilled_patch16_224": ("deit_tiny_distilled_patch16_224", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    "swin_tiny_patch4_window7_224": ("swin_tiny_patch4_window7_224", {}, 2, 64, "momentum", 0.01, 5, "train"),
+>>>>>>> zoo-transformers
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives
@@ -146,7 +292,7 @@ TRAINING = {
 OPTIONAL_SOURCES = {("vgg", "fluid2019")}
 # Models whose published parameter count is not within 2% of ours: the registry note
 # must give the measured state_dict element count.
-EXPLAINED_COUNTS = {"SE_ResNeXt50_32x4d", "SE_ResNeXt101_32x4d", "GoogLeNet"}
+EXPLAINED_COUNTS = {"SE_ResNeXt50_32x4d", "SE_ResNeXt101_32x4d", "GoogLeNet", "PPLCNetV2_base", "MobileNetV1_x0_25"}
 
 REGISTRY_VARIANTS = [(n, t) for n in REGISTRY.names() for t in REGISTRY.get(n).weights]
 
@@ -207,7 +353,8 @@ def test_num_classes_zero_and_reset_classifier(gid):
             )
         model.reset_classifier(10)
         model.eval()
-        assert model.num_classes == 10 and model.classifier_keys() == ["fc.weight", "fc.bias"]
+        head_name = model.classifier_attrs[0]
+        assert model.num_classes == 10 and model.classifier_keys() == [f"{head_name}.weight", f"{head_name}.bias"]
         assert model.get_classifier().weight.shape == [graph.num_features, 10]
         out = model(x)
         assert out.shape == [1, 10]
@@ -327,10 +474,15 @@ def test_every_registry_variant_layout_covers_every_key_one_to_one(name, tag):
     assert set(mapping) == set(model.state_dict())
 
 
+# Builders named like a paddle.vision one whose graph is PaddleClas's, not paddle.vision's
+# (each asserted in its family's test file).
+NOT_VISION_TWINS = {"shufflenet_v2_x2_0"}  # stage 1: PaddleClas 244 channels, paddle.vision 224
+
+
 def _vision_twins():
     import paddle.vision.models as pvm
 
-    return [b for b in list_architectures() if hasattr(pvm, b)]
+    return [b for b in list_architectures() if hasattr(pvm, b) and b not in NOT_VISION_TWINS]
 
 
 @pytest.mark.parametrize("builder", _vision_twins())

@@ -1,9 +1,11 @@
-"""MobileNetV1 and MobileNetV2: graphs, layouts, and fidelity to the three weight sources.
+"""MobileNetV1 (x0.25-x1.0) and MobileNetV2 (x0.25-x2.0): graphs, layouts, and fidelity to the three weight sources.
 
 Fidelity (``tests/_modelcheck.py``): each variant's oracle (paddle.vision, PaddleClas 2.6.0,
 the 2019 fluid program) writes random weights in its source's format; ``load_model`` must
 restore the file as that registry variant and give the oracle's logits. MobileNetV2 has two
 graphs: the 2019 / PaddleClas one with an expand conv in its first block, and paddle.vision's.
+PaddleClas variants (every width, base and SSLD) run on a 64x64 input, and a model's base and
+SSLD weights share one oracle run (the ``oracles`` fixture).
 The checks every architecture shares are in ``test_models_common.py``.
 """
 
@@ -21,16 +23,18 @@ from paddlehub_cls.models import get_builder
 
 # Imported after this call, so that pytest rewrites the shared checks' asserts (values in failure messages).
 pytest.register_assert_rewrite("_modelcheck")
-from _modelcheck import (  # noqa: E402, F401  (cleanup is a fixture)
+from _modelcheck import (  # noqa: E402, F401  (cleanup and oracles are fixtures)
     REGISTRY,
     X224,
     assert_fidelity,
+    assert_logits_close,
     assert_new_head_keeps_the_rest,
     cleanup,
     lazy,
     load_as_variant,
     logits_of,
     numel,
+    oracles,
     run_variant_oracle,
     trainable,
     variant_params,
@@ -40,6 +44,9 @@ PADDLECLAS = {
     "MobileNetV1": ("ppcls.arch.backbone.legendary_models.mobilenet_v1", "MobileNetV1"),
     "MobileNetV2": ("ppcls.arch.backbone.model_zoo.mobilenet_v2", "MobileNetV2"),
 }
+X64 = np.ascontiguousarray(X224[:, :, :64, :64])
+V1_WIDTHS = {"MobileNetV1_x0_25": 0.25, "MobileNetV1_x0_5": 0.5, "MobileNetV1_x0_75": 0.75}
+V2_WIDTHS = {"MobileNetV2_x0_25": 0.25, "MobileNetV2_x0_5": 0.5, "MobileNetV2_x0_75": 0.75, "MobileNetV2_x1_5": 1.5, "MobileNetV2_x2_0": 2.0}
 
 
 # --------------------------------------------------------------------------- graphs
@@ -76,6 +83,32 @@ def test_mobilenet_v2_dropout_is_identity_at_inference():
     b = get_builder("mobilenet_v2")(expand_first_block=False, dropout=0.0)
     b.set_state_dict(a.state_dict())
     np.testing.assert_array_equal(logits_of(a, X224[:, :, :64, :64]), logits_of(b, X224[:, :, :64, :64]))
+
+
+def test_mobilenet_v1_width_scales_every_channel_rounding_down():
+    sd = lazy("mobilenet_v1_x0_75").state_dict()
+    assert sd["stem.conv.weight"].shape == [24, 3, 3, 3]
+    assert sd["blocks.0.dw.conv.weight"].shape == [24, 1, 3, 3]
+    assert sd["blocks.0.pw.conv.weight"].shape == [48, 24, 1, 1]
+    assert sd["blocks.12.pw.conv.weight"].shape == [768, 768, 1, 1]
+    assert sd["fc.weight"].shape == [768, 1000]
+    assert lazy("mobilenet_v1_x0_25").num_features == 256
+    with pytest.raises(ValueError, match="scale.*0"):
+        from paddlehub_cls.models.mobilenet_v1 import MobileNetV1
+
+        MobileNetV1(scale=0)
+
+
+def test_mobilenet_v2_width_keeps_the_1280_head_below_x1():
+    small, large = lazy("mobilenet_v2_x0_25"), lazy("mobilenet_v2_x1_5")
+    s, b = small.state_dict(), large.state_dict()
+    assert s["stem.conv.weight"].shape == [8, 3, 3, 3]
+    assert s["blocks.0.expand.conv.weight"].shape == [8, 8, 1, 1]  # the expand conv of the PaddleClas graph
+    assert s["blocks.1.expand.conv.weight"].shape == [24, 4, 1, 1]  # round(4 * 6)
+    assert s["conv_head.conv.weight"].shape == [1280, 80, 1, 1] and small.num_features == 1280
+    assert b["blocks.16.project.conv.weight"].shape == [480, 1440, 1, 1]  # 6 * int(160 * 1.5)
+    assert b["conv_head.conv.weight"].shape == [1920, 480, 1, 1] and large.num_features == 1920
+    assert [blk.use_residual for blk in small.blocks] == [blk.use_residual for blk in lazy("mobilenet_v2").blocks]
 
 
 # --------------------------------------------------------------------------- layouts
@@ -134,10 +167,64 @@ def test_param_count_equals_paddleclas(name, tmp_path):
 
 
 @pytest.mark.parametrize("name,tag", variant_params("mobilenet_v1") + variant_params("mobilenet_v2"))
-def test_fidelity(name, tag, cleanup, monkeypatch, record_property):
-    res = run_variant_oracle(name, tag, cleanup / "oracle")
+def test_fidelity(name, tag, oracles, cleanup, monkeypatch, record_property):
+    if REGISTRY.resolve(name, tag)[1].layout.startswith("paddleclas"):
+        x, res = X64, oracles(name, tag, X64)
+    else:
+        x, res = X224, run_variant_oracle(name, tag, cleanup / "oracle")
     model = load_as_variant(name, tag, res.path, cleanup, monkeypatch)
-    assert_fidelity(model, res, record_property)
+    assert_fidelity(model, res, record_property, x=x)
+
+
+def test_every_width_and_ssld_file_is_registered():
+    for names, family in ((V1_WIDTHS, "mobilenet_v1"), (V2_WIDTHS, "mobilenet_v2")):
+        for name in names:
+            info = REGISTRY.get(name)
+            assert info.family == family and list(info.weights) == ["paddleclas"]
+            assert info.architecture == name.lower().replace("mobilenetv", "mobilenet_v")
+    for name in ("MobileNetV1", "MobileNetV2"):
+        base, ssld = (REGISTRY.resolve(name, t)[1] for t in ("paddleclas", "paddleclas_ssld"))
+        assert ssld.urls[0] == base.urls[0].replace("_pretrained.pdparams", "_ssld_pretrained.pdparams")
+        assert ssld.layout == base.layout and ssld.arch_kwargs == base.arch_kwargs
+
+
+@pytest.mark.parametrize("name", sorted(V1_WIDTHS) + sorted(V2_WIDTHS))
+def test_published_param_count_is_near_paddleclas_or_explained(name, oracles):
+    res = oracles(name, "paddleclas", X64)
+    published = REGISTRY.get(name).num_params
+    if abs(published["value"] - res.extra["num_trainable"]) > 0.02 * res.extra["num_trainable"]:
+        assert f"{res.extra['num_trainable']:,} trainable" in published["note"]
+
+
+def _loaded(builder, res, family, layout, edit=None):
+    tensors = {k: v.numpy() for k, v in paddle.load(str(res.path)).items()}
+    if edit is not None:
+        edit(tensors)
+    model = lazy(builder)
+    model.set_state_dict(match_layout(model, tensors, layout, family).arrays)
+    return model
+
+
+def test_wrong_width_mapping_or_activation_fails(oracles):
+    res = oracles("MobileNetV2_x0_5", "paddleclas", X64)
+    assert_logits_close(logits_of(_loaded("mobilenet_v2_x0_5", res, "mobilenet_v2", "paddleclas_model_zoo"), X64), res.logits)
+    with pytest.raises(WeightsMismatchError, match="conv1._conv.weight: source \\[16, 3, 3, 3\\] vs network \\[8, 3, 3, 3\\]"):
+        _loaded("mobilenet_v2_x0_25", res, "mobilenet_v2", "paddleclas_model_zoo")
+
+    def swap(t):
+        a, b = "conv9._batch_norm.weight", "conv9._batch_norm.bias"
+        t[a], t[b] = t[b], t[a]
+
+    swapped = _loaded("mobilenet_v2_x0_5", res, "mobilenet_v2", "paddleclas_model_zoo", swap)
+    wrong_act = _loaded("mobilenet_v2_x0_5", res, "mobilenet_v2", "paddleclas_model_zoo")
+    wrong_act.conv_head.act = paddle.nn.ReLU()  # ReLU6 in every source
+    res1 = oracles("MobileNetV1_x0_25", "paddleclas", X64)
+    v1_act = _loaded("mobilenet_v1_x0_25", res1, "mobilenet_v1", "paddleclas_legendary")
+    assert_logits_close(logits_of(v1_act, X64), res1.logits)
+    v1_act.blocks[3].dw.act = paddle.nn.Swish()
+    for model, ref in ((swapped, res), (wrong_act, res), (v1_act, res1)):
+        with pytest.raises(AssertionError, match="max abs diff"):
+            assert_logits_close(logits_of(model, X64), ref.logits)
 
 
 def test_new_head_keeps_every_other_weight_of_the_source(cleanup, monkeypatch):

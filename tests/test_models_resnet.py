@@ -196,7 +196,7 @@ def test_vd_layout_names_follow_paddleclas():
     assert r200["stages.2.47.conv2.conv.weight"] == "blocks.62.conv1.conv.weight"
     assert r200["stages.3.0.shortcut.bn.weight"] == "blocks.63.short.bn.weight"
     for layout in ("fluid2019", "paddle_vision"):
-        with pytest.raises(PaddleHubClsError, match=f"{layout}.*vd.*paddleclas_legendary"):
+        with pytest.raises(PaddleHubClsError, match=f"'{layout}' has no deep 3x3 stem.*'paddleclas_legendary'"):
             get_layout(FAMILY, layout)(lazy("resnet18_vd"))
 
 
@@ -290,3 +290,23 @@ def test_new_head_keeps_every_other_weight_of_the_source(cleanup, monkeypatch):
     ten = load_model("ResNet18", weights="fluid2019", num_classes=10, cache_dir=cleanup / "cache")
     assert "stages.0.0.shortcut.conv.weight" in ten.state_dict()
     assert_new_head_keeps_the_rest(full, ten, ["fc.weight", "fc.bias"])
+
+
+def test_vd_weights_with_a_new_head_and_one_input_channel(oracles, cleanup, monkeypatch):
+    res = oracles("ResNet18_vd", "paddleclas", X64)
+    full = load_as_variant("ResNet18_vd", "paddleclas", res.path, cleanup, monkeypatch)
+    # Same cache: the file is now known (its sha256 was recorded on first use).
+    ten = load_model("ResNet18_vd", num_classes=10, cache_dir=cleanup / "cache")
+    assert_new_head_keeps_the_rest(full, ten, ["fc.weight", "fc.bias"])
+    gray = load_model("ResNet18_vd", in_chans=1, cache_dir=cleanup / "cache")
+    assert list(gray.load_report.adapted) == ["stem.0.conv.weight"]
+    np.testing.assert_allclose(
+        gray.state_dict()["stem.0.conv.weight"].numpy(),
+        full.state_dict()["stem.0.conv.weight"].numpy().sum(axis=1, keepdims=True),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    feats = load_model("ResNet18_vd", features_only=True, cache_dir=cleanup / "cache")
+    with paddle.no_grad():
+        maps = feats(paddle.to_tensor(X64))
+    assert [m.shape[1] for m in maps] == [64, 128, 256, 512]

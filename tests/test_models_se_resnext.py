@@ -1,4 +1,4 @@
-"""SE-ResNeXt50/101_32x4d: graphs, layouts, dropout modes and fidelity to the weight sources.
+"""SE-ResNeXt50/101_32x4d and SE-ResNeXt152_64x4d: graphs, layouts, dropout modes and fidelity.
 
 Fidelity: for every (model, variant) registry.json lists for the ``se_resnext`` family, the
 variant's oracle (PaddleClas 2.6.0 ``model_zoo`` in a subprocess, or the 2019 fluid program
@@ -6,7 +6,9 @@ with its inference-time dropout scale) gets random weights, writes them in its s
 format with its own writer, and reports eval logits on a fixed input; ``load_model`` must
 restore that file into our network and give the same logits. Expected source names in the
 layout tests are copied from the source code (models@c1c5ed6 ``models_name/se_resnext.py``,
-PaddleClas 2.6.0 ``model_zoo/se_resnext.py``).
+PaddleClas 2.6.0 ``model_zoo/se_resnext.py``). PaddleClas's SE_ResNeXt152_64x4d cannot run as
+shipped (its first block expects 64 channels, the stem gives 128); its oracle is PaddleClas's
+class with those two layers rebuilt for 128 (``tests/oracles/paddleclas_fixes.py``), run on 64x64.
 The checks every architecture shares are in ``test_models_common.py``.
 """
 
@@ -16,20 +18,25 @@ import numpy as np
 import paddle
 import pytest
 
-from paddlehub_cls.layouts import get_layout
+from oracles import OracleError
+from oracles.paddleclas import run_paddleclas
+from paddlehub_cls.errors import PaddleHubClsError, WeightsMismatchError
+from paddlehub_cls.layouts import get_layout, match_layout
 from paddlehub_cls.models import get_builder
 
 # Imported after this call, so that pytest rewrites the shared checks' asserts (values in failure messages).
 pytest.register_assert_rewrite("_modelcheck")
-from _modelcheck import (  # noqa: E402, F401  (cleanup is a fixture)
+from _modelcheck import (  # noqa: E402, F401  (cleanup and oracles are fixtures)
     REGISTRY,
     X224,
     assert_fidelity,
+    assert_logits_close,
     cleanup,
     family_variants,
     lazy,
     load_as_variant,
     logits_of,
+    oracles,
     run_variant_oracle,
     variant_params,
 )
@@ -37,6 +44,8 @@ from _modelcheck import (  # noqa: E402, F401  (cleanup is a fixture)
 FAMILY = "se_resnext"
 LAYOUTS = ("fluid2019", "paddleclas_model_zoo")
 NAMES = ("SE_ResNeXt50_32x4d", "SE_ResNeXt101_32x4d")
+SE152 = "SE_ResNeXt152_64x4d"
+X64 = np.ascontiguousarray(X224[:, :, :64, :64])
 FLUID_DROPOUT = {"dropout": 0.5, "dropout_mode": "downscale_in_infer"}
 
 
@@ -132,7 +141,8 @@ def test_layout_names_follow_the_sources():
 
 def test_every_registry_variant_of_the_family_is_covered():
     variants = family_variants(FAMILY)
-    assert sorted(variants) == sorted((n, t) for n in NAMES for t in ("fluid2019", "paddleclas"))
+    want = [(n, t) for n in NAMES for t in ("fluid2019", "paddleclas")] + [(SE152, "paddleclas")]
+    assert sorted(variants) == sorted(want)
     assert {REGISTRY.resolve(n, t)[1].layout for n, t in variants} == set(LAYOUTS)
     for name in NAMES:
         assert REGISTRY.get(name).build_kwargs("fluid2019") == FLUID_DROPOUT
@@ -140,14 +150,64 @@ def test_every_registry_variant_of_the_family_is_covered():
 
 
 @pytest.mark.parametrize("name,tag", variant_params(FAMILY))
-def test_fidelity(name, tag, cleanup, monkeypatch, record_property):
+def test_fidelity(name, tag, oracles, cleanup, monkeypatch, record_property):
     info = REGISTRY.get(name)
-    res = run_variant_oracle(name, tag, cleanup / "oracle")
+    if name == SE152:
+        # 4x the work of the 101: the smallest input that keeps a 2x2 last map, and one
+        # oracle run shared with the wrong-mapping test.
+        x, res = X64, oracles(name, tag, X64)
+    else:
+        x, res = X224, run_variant_oracle(name, tag, cleanup / "oracle")
     model = load_as_variant(name, tag, res.path, cleanup, monkeypatch)
-    assert_fidelity(model, res, record_property)
-    # The other variant's dropout mode on the same weights does not reproduce the oracle.
-    other = "paddleclas" if tag == "fluid2019" else "fluid2019"
-    wrong = get_builder(info.architecture)(**info.build_kwargs(other))
+    assert_fidelity(model, res, record_property, x=x)
+    # The other source's dropout mode on the same weights does not reproduce the oracle.
+    other = info.build_kwargs("paddleclas") if tag == "fluid2019" else FLUID_DROPOUT
+    wrong = get_builder(info.architecture)(**other)
     wrong.set_state_dict(model.state_dict())
-    diff = float(np.abs(logits_of(wrong) - res.logits).max())
+    diff = float(np.abs(logits_of(wrong, x) - res.logits).max())
     assert diff > 1e-2 * max(1.0, float(np.abs(res.logits).max())), diff
+
+
+def test_se_resnext152_has_the_deep_stem_and_feeds_its_128_channels_on():
+    model = lazy("se_resnext152_64x4d")
+    sd = model.state_dict()
+    assert [sd[f"stem.{i}.conv.weight"].shape for i in range(3)] == [[64, 3, 3, 3], [64, 64, 3, 3], [128, 64, 3, 3]]
+    assert [len(s) for s in model.stages] == [3, 8, 36, 3]
+    assert sd["stages.0.0.conv1.conv.weight"].shape == [256, 128, 1, 1]
+    assert sd["stages.0.0.shortcut.conv.weight"].shape == [256, 128, 1, 1]
+    assert sd["stages.3.0.conv2.conv.weight"].shape == [2048, 32, 3, 3]  # 64 groups
+    assert sd["stages.3.0.se.squeeze.weight"].shape == [2048, 128]
+    # No average-pool shortcut (that is vd): a strided 1x1 projection.
+    assert model.stages[1][0].shortcut.conv._stride == [2, 2]
+    zoo = get_layout(FAMILY, "paddleclas_model_zoo")(model)
+    assert zoo["stem.1.bn._mean"] == "conv1_2._batch_norm._mean"
+    assert zoo["stages.2.35.se.excite.weight"] == "bb_2_35.scale.excitation.weight"
+    with pytest.raises(PaddleHubClsError, match="'fluid2019' has no deep 3x3 stem"):
+        get_layout(FAMILY, "fluid2019")(model)
+
+
+def test_paddleclas_se_resnext152_cannot_run_as_shipped(tmp_path):
+    with pytest.raises(OracleError, match="input's channels is 128.*filter's channels is 64"):
+        run_paddleclas("ppcls.arch.backbone.model_zoo.se_resnext", SE152, {}, tmp_path, X64[:, :, :32, :32])
+
+
+def test_se_resnext152_wrong_mapping_fails(oracles):
+    res = oracles(SE152, "paddleclas", X64)
+    tensors = {k: v.numpy() for k, v in paddle.load(str(res.path)).items()}
+
+    def loaded(t):
+        model = lazy("se_resnext152_64x4d")
+        model.set_state_dict(match_layout(model, t, "paddleclas_model_zoo", FAMILY).arrays)
+        return model
+
+    assert_logits_close(logits_of(loaded(tensors), X64), res.logits)
+    swapped = dict(tensors)
+    a, b = "bb_0_0.conv2._batch_norm.weight", "bb_0_0.short._batch_norm.weight"
+    swapped[a], swapped[b] = tensors[b], tensors[a]
+    with pytest.raises(AssertionError, match="max abs diff"):
+        assert_logits_close(logits_of(loaded(swapped), X64), res.logits)
+    swapped = dict(tensors)
+    a, b = "bb_0_0.scale.squeeze.weight", "bb_0_0.scale.excitation.weight"
+    swapped[a], swapped[b] = tensors[b], tensors[a]
+    with pytest.raises(WeightsMismatchError, match="bb_0_0.scale.squeeze.weight: source \\[16, 256\\]"):
+        loaded(swapped)

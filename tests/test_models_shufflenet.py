@@ -1,8 +1,9 @@
-"""ShuffleNetV2 x1.0 (ReLU and swish): graph, layouts, and fidelity to the three weight sources.
+"""ShuffleNetV2 x1.0 (ReLU and swish) and x0.25-x2.0: graph, layouts, and fidelity to the weight sources.
 
 Fidelity (``tests/_modelcheck.py``): each variant's oracle file is served from a
 127.0.0.1 HTTP server as a mirror of the variant's URL; the two releases share every
-name, so the activation the builder fixes is what the fidelity tests tell apart.
+name, so the activation the builder fixes is what the fidelity tests tell apart. The other
+widths (PaddleClas only) run on a 64x64 input.
 The checks every architecture shares are in ``test_models_common.py``.
 """
 
@@ -21,8 +22,10 @@ from paddlehub_cls.models.shufflenet_v2 import ShuffleNetV2, channel_shuffle
 # Imported after this call, so that pytest rewrites the shared checks' asserts (values in failure messages).
 pytest.register_assert_rewrite("_modelcheck")
 from _modelcheck import (  # noqa: E402, F401  (oracles is a fixture)
+    REGISTRY,
     X224,
     assert_fidelity,
+    assert_logits_close,
     assert_new_head_keeps_the_rest,
     lazy,
     load_as_variant,
@@ -30,6 +33,7 @@ from _modelcheck import (  # noqa: E402, F401  (oracles is a fixture)
     numel,
     oracles,
     trainable,
+    variant_params,
 )
 
 FAMILY = "shufflenet_v2"
@@ -39,6 +43,15 @@ MODELS = {
     "ShuffleNetV2": ("shufflenet_v2_x1_0", "relu"),
     "ShuffleNetV2_swish": ("shufflenet_v2_swish", "swish"),
 }
+# registry name -> (stage channels, head channels), PaddleClas model_zoo/shufflenet_v2.py
+WIDTHS = {
+    "ShuffleNetV2_x0_25": ((24, 48, 96), 512),
+    "ShuffleNetV2_x0_33": ((32, 64, 128), 512),
+    "ShuffleNetV2_x0_5": ((48, 96, 192), 1024),
+    "ShuffleNetV2_x1_5": ((176, 352, 704), 1024),
+    "ShuffleNetV2_x2_0": ((244, 488, 976), 2048),
+}
+X64 = np.ascontiguousarray(X224[:, :, :64, :64])
 
 
 # --------------------------------------------------------------------------- graph
@@ -169,3 +182,74 @@ def test_new_head_keeps_every_other_weight_of_the_source(oracles, tmp_path):
     full = load_model("ShuffleNetV2", weights=str(res.path), cache_dir=tmp_path / "cache")
     ten = load_model("ShuffleNetV2", weights=str(res.path), num_classes=10, cache_dir=tmp_path / "cache")
     assert_new_head_keeps_the_rest(full, ten, ["fc.weight", "fc.bias"])
+
+
+# --------------------------------------------------------------------------- widths
+
+
+@pytest.mark.parametrize("name", sorted(WIDTHS))
+def test_widths_follow_the_paddleclas_table(name):
+    stages, head = WIDTHS[name]
+    info = REGISTRY.get(name)
+    assert info.family == FAMILY and list(info.weights) == ["paddleclas"]
+    model = lazy(info.architecture)
+    sd = model.state_dict()
+    assert sd["stem.conv.weight"].shape == [24, 3, 3, 3]
+    for i, c in enumerate(stages):
+        assert sd[f"stages.{i}.0.branch1_pw.conv.weight"].shape[0] == c // 2
+        assert sd[f"stages.{i}.1.branch2_pw1.conv.weight"].shape == [c // 2, c // 2, 1, 1]
+    assert sd["conv_last.conv.weight"].shape == [head, stages[-1], 1, 1]
+    assert model.num_features == head and model.act == "relu"
+
+
+def test_x2_0_is_paddleclas_graph_not_paddle_vision_s():
+    import paddle.vision.models as pvm
+
+    with paddle.LazyGuard():
+        vision = pvm.shufflenet_v2_x2_0().state_dict()
+    ours = lazy("shufflenet_v2_x2_0").state_dict()
+    assert vision["2_1._conv_linear_1.0.weight"].shape[0] == 224 // 2
+    assert ours["stages.0.0.branch1_pw.conv.weight"].shape[0] == 244 // 2
+
+
+def test_unknown_width_is_refused():
+    with pytest.raises(ValueError, match="scale must be one of .*got 0.75"):
+        ShuffleNetV2(scale=0.75)
+
+
+WIDTH_VARIANTS = [p for p in variant_params(FAMILY) if p.values[0] not in MODELS]
+
+
+@pytest.mark.parametrize("name,tag", WIDTH_VARIANTS)
+def test_width_fidelity(name, tag, oracles, tmp_path, monkeypatch, record_property):
+    res = oracles(name, tag, X64)
+    model = load_as_variant(name, tag, res.path, tmp_path, monkeypatch)
+    assert_fidelity(model, res, record_property, x=X64)
+    published = REGISTRY.get(name).num_params["value"]
+    assert abs(published - res.extra["num_trainable"]) <= 0.02 * res.extra["num_trainable"]
+
+
+def test_width_variants_cover_the_registry():
+    assert sorted(p.values[0] for p in WIDTH_VARIANTS) == sorted(WIDTHS)
+
+
+def test_wrong_width_mapping_or_activation_fails(oracles):
+    res = oracles("ShuffleNetV2_x0_5", "paddleclas", X64)
+    tensors = {k: v.numpy() for k, v in paddle.load(str(res.path)).items()}
+
+    def loaded(builder, tensors):
+        model = lazy(builder)
+        model.set_state_dict(match_layout(model, tensors, "paddleclas_model_zoo", FAMILY).arrays)
+        return model
+
+    assert_logits_close(logits_of(loaded("shufflenet_v2_x0_5", tensors), X64), res.logits)
+    with pytest.raises(WeightsMismatchError, match="2_1._conv_linear_1._conv.weight: source \\[24, 24, 1, 1\\] vs network \\[12, 24, 1, 1\\]"):
+        loaded("shufflenet_v2_x0_25", tensors)
+    swapped = dict(tensors)
+    a, b = "2_1._conv_dw_1._batch_norm.weight", "2_1._conv_linear_1._batch_norm.weight"
+    swapped[a], swapped[b] = tensors[b], tensors[a]
+    wrong_act = loaded("shufflenet_v2_x0_5", tensors)
+    wrong_act.stem.act = paddle.nn.Swish()
+    for model in (loaded("shufflenet_v2_x0_5", swapped), wrong_act):
+        with pytest.raises(AssertionError, match="max abs diff"):
+            assert_logits_close(logits_of(model, X64), res.logits)

@@ -42,6 +42,8 @@ MODELS = [
     "ShuffleNetV2",
     "ShuffleNetV2_swish",
 ]
+# SSLD files PaddleClas publishes for seed models: the paddleclas URL with _ssld_pretrained.
+SSLD = {"MobileNetV1", "MobileNetV2"}
 ARCH = {
     "MobileNetV1": ("mobilenet_v1", "mobilenet_v1"),
     "ResNet18": ("resnet18", "resnet"),
@@ -166,6 +168,7 @@ EXPECTED_KWARGS = {
     ("ResNet34", "paddle_vision"): {"first_block_projection": False},
     ("MobileNetV2", "fluid2019"): {"expand_first_block": True},
     ("MobileNetV2", "paddleclas"): {"expand_first_block": True},
+    ("MobileNetV2", "paddleclas_ssld"): {"expand_first_block": True},
     ("MobileNetV2", "paddle_vision"): {"expand_first_block": False},
     **{(f"SE_ResNeXt{d}_32x4d", "fluid2019"): {"dropout": 0.5, "dropout_mode": _DOWN} for d in (50, 101)},
     **{(f"SE_ResNeXt{d}_32x4d", "paddleclas"): {"dropout": 0.0} for d in (50, 101)},
@@ -265,7 +268,9 @@ def _problems_of(name: str, entry: dict[str, Any]) -> list[str]:
         if v.get("num_classes") != 1000:
             out.append(f"{where}.num_classes: {v.get('num_classes')!r}")
         m = v.get("metrics")
-        if tag != "paddle_vision" and not (m and m.get("source") and m.get("top1") and m.get("top5")):
+        # PaddleClas's README gives top-1 only for its SSLD files.
+        need_top5 = tag != "paddleclas_ssld"
+        if tag != "paddle_vision" and not (m and m.get("source") and m.get("top1") and (m.get("top5") or not need_top5)):
             out.append(f"{where}.metrics: top1, top5 and source required, got {m!r}")
         if EXPECTED_KWARGS.get((name, tag), {}) != {
             **entry.get("arch_kwargs", {}),
@@ -292,7 +297,16 @@ def test_registry_holds_every_release_model() -> None:
 def test_weight_variants_match_published_sources(name: str) -> None:
     weights = RAW["models"][name]["weights"]
     expected_tags = {"fluid2019", "paddleclas"} | ({"paddle_vision"} if name in PADDLE_VISION else set())
+    expected_tags |= {"paddleclas_ssld"} if name in SSLD else set()
     assert set(weights) == expected_tags, f"{name}.weights: tags {sorted(weights)}"
+    if name in SSLD:
+        ssld = weights["paddleclas_ssld"]
+        assert ssld["urls"] == [PADDLECLAS_URLS[name].replace("_pretrained.", "_ssld_pretrained.")]
+        assert (ssld["layout"], ssld["arch_kwargs"], ssld["checksum"]) == (
+            weights["paddleclas"]["layout"],
+            weights["paddleclas"]["arch_kwargs"],
+            None,
+        )
 
     fluid = weights["fluid2019"]
     assert fluid["urls"] == [FLUID2019_URLS[name]], f"{name}.weights.fluid2019.urls"

@@ -29,8 +29,8 @@ def require_plain_stem(model, layout: str) -> None:
     """Refuse a deep-stem (vd) network in a layout whose source has only the 7x7 stem."""
     if stem_convs(model) != ["stem"]:
         raise PaddleHubClsError(
-            f"layout {layout!r} has no deep (vd) stem: only PaddleClas publishes vd weights; "
-            "use layout 'paddleclas_legendary' for this network"
+            f"layout {layout!r} has no deep 3x3 stem (vd, SE_ResNeXt152): only PaddleClas publishes "
+            "weights for it; use the model's PaddleClas layout ('paddleclas_legendary' or 'paddleclas_model_zoo')"
         )
 
 

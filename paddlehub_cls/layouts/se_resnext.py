@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from typing import Dict
 
-from paddlehub_cls.layouts import Source, dygraph_convbn, fluid_convbn, register_layout
-from paddlehub_cls.layouts.resnet import block_convs, iter_blocks
+from paddlehub_cls.layouts import Source, fluid_convbn, register_layout
+from paddlehub_cls.layouts.resnet import block_convs, iter_blocks, require_plain_stem
+from paddlehub_cls.layouts.resnext import model_zoo_resnet
 
 FAMILY = "se_resnext"
 
 _FLUID_CONV = {"conv1": "x1", "conv2": "x2", "conv3": "x3", "shortcut": "prj"}
-_ZOO_CONV = {"conv1": "conv0", "conv2": "conv1", "conv3": "conv2", "shortcut": "short"}
 
 
 @register_layout(FAMILY, "fluid2019")
@@ -30,6 +30,7 @@ def fluid2019(model) -> Dict[str, Source]:
 
     A conv's BN is ``<conv name>_bn_{scale,offset,mean,variance}``.
     """
+    require_plain_stem(model, "fluid2019")
     out = fluid_convbn("stem", "conv1", "conv1_bn")
     for s, b, _, block in iter_blocks(model):
         name = f"{s + 2}_{b + 1}"
@@ -46,18 +47,13 @@ def fluid2019(model) -> Dict[str, Source]:
 
 @register_layout(FAMILY, "paddleclas_model_zoo")
 def paddleclas_model_zoo(model) -> Dict[str, Source]:
-    """PaddleClas 2.6.0 ``model_zoo/se_resnext.py``: ``conv._conv`` / ``conv._batch_norm``,
-    ``bb_<s>_<b>.{conv0,conv1,conv2,short}``, ``bb_<s>_<b>.scale.{squeeze,excitation}``, ``out``.
+    """PaddleClas 2.6.0 ``model_zoo/se_resnext.py``: the ResNeXt names (``conv`` or, at depth 152,
+    ``conv1_{1,2,3}``; ``bb_<s>_<b>.{conv0,conv1,conv2,short}``; ``out``) plus
+    ``bb_<s>_<b>.scale.{squeeze,excitation}``.
     """
-    out = dygraph_convbn("stem", "conv._conv", "conv._batch_norm")
-    for s, b, _, block in iter_blocks(model):
-        prefix = f"bb_{s}_{b}"
-        for conv in block_convs(block):
-            theirs = f"{prefix}.{_ZOO_CONV[conv]}"
-            out.update(dygraph_convbn(f"stages.{s}.{b}.{conv}", f"{theirs}._conv", f"{theirs}._batch_norm"))
+    out = model_zoo_resnet(model)
+    for s, b, _, _block in iter_blocks(model):
         for ours, theirs in (("squeeze", "squeeze"), ("excite", "excitation")):
             for p in ("weight", "bias"):
-                out[f"stages.{s}.{b}.se.{ours}.{p}"] = f"{prefix}.scale.{theirs}.{p}"
-    out["fc.weight"] = "out.weight"
-    out["fc.bias"] = "out.bias"
+                out[f"stages.{s}.{b}.se.{ours}.{p}"] = f"bb_{s}_{b}.scale.{theirs}.{p}"
     return out

@@ -18,16 +18,32 @@ from paddlehub_cls.layouts import Source, register_layout
 FAMILY = "swin_transformer"
 
 _BLOCK = (
-    "norm1.weight", "norm1.bias", "attn.relative_position_bias_table", "attn.relative_position_index",
-    "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight", "attn.proj.bias", "norm2.weight", "norm2.bias",
-    "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias",
+    "norm1.weight",
+    "norm1.bias",
+    "attn.relative_position_bias_table",
+    "attn.relative_position_index",
+    "attn.qkv.weight",
+    "attn.qkv.bias",
+    "attn.proj.weight",
+    "attn.proj.bias",
+    "norm2.weight",
+    "norm2.bias",
+    "mlp.fc1.weight",
+    "mlp.fc1.bias",
+    "mlp.fc2.weight",
+    "mlp.fc2.bias",
 )
 
 
 @register_layout(FAMILY, "paddleclas_legendary")
 def paddleclas_legendary(model) -> Dict[str, Source]:
     """PaddleClas 2.6.0 ``legendary_models/swin_transformer.py`` (names equal ours)."""
-    names = ["patch_embed.proj.weight", "patch_embed.proj.bias", "patch_embed.norm.weight", "patch_embed.norm.bias"]
+    names = [
+        "patch_embed.proj.weight",
+        "patch_embed.proj.bias",
+        "patch_embed.norm.weight",
+        "patch_embed.norm.bias",
+    ]
     for s, stage in enumerate(model.layers):
         for b in range(len(stage.blocks)):
             names += [f"layers.{s}.blocks.{b}.{p}" for p in _BLOCK]

@@ -16,14 +16,31 @@ from typing import Dict
 from paddlehub_cls.layouts import Source, register_layout
 
 _BLOCK = (
-    "norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight", "attn.proj.bias",
-    "norm2.weight", "norm2.bias", "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias",
+    "norm1.weight",
+    "norm1.bias",
+    "attn.qkv.weight",
+    "attn.qkv.bias",
+    "attn.proj.weight",
+    "attn.proj.bias",
+    "norm2.weight",
+    "norm2.bias",
+    "mlp.fc1.weight",
+    "mlp.fc1.bias",
+    "mlp.fc2.weight",
+    "mlp.fc2.bias",
 )
 
 
 def paddleclas_vit_keys(model) -> Dict[str, Source]:
     """PaddleClas's ``VisionTransformer`` / ``DistilledVisionTransformer`` names for ``model``."""
-    names = ["pos_embed", "cls_token", "patch_embed.proj.weight", "patch_embed.proj.bias", "norm.weight", "norm.bias"]
+    names = [
+        "pos_embed",
+        "cls_token",
+        "patch_embed.proj.weight",
+        "patch_embed.proj.bias",
+        "norm.weight",
+        "norm.bias",
+    ]
     qkv_bias = model.blocks[0].attn.qkv.bias is not None
     for i in range(len(model.blocks)):
         names += [f"blocks.{i}.{p}" for p in _BLOCK if qkv_bias or p != "attn.qkv.bias"]

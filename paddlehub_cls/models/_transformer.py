@@ -88,17 +88,21 @@ class Attention(nn.Layer):
         self.proj = make_linear_tn(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
-    def forward(self, x: paddle.Tensor, bias: Optional[paddle.Tensor] = None) -> paddle.Tensor:
-        """``bias`` is added to the attention logits, broadcast to ``(N, heads, L, L)``."""
-        n, length, dim = x.shape
+    def logits(self, x: paddle.Tensor) -> Tuple[paddle.Tensor, paddle.Tensor]:
+        """Scaled attention logits ``(N, heads, L, L)`` and the values ``(N, heads, L, head_dim)``."""
+        length, dim = x.shape[1], x.shape[2]
         qkv = self.qkv(x).reshape([-1, length, 3, self.num_heads, dim // self.num_heads])
         q, k, v = qkv.transpose([2, 0, 3, 1, 4]).unbind(0)
-        attn = paddle.matmul(q, k, transpose_y=True) * self.scale
-        if bias is not None:
-            attn = attn + bias
-        attn = self.attn_drop(nn.functional.softmax(attn, axis=-1))
-        x = paddle.matmul(attn, v).transpose([0, 2, 1, 3]).reshape([-1, length, dim])
-        return self.proj_drop(self.proj(x))
+        return paddle.matmul(q, k, transpose_y=True) * self.scale, v
+
+    def attend(self, logits: paddle.Tensor, v: paddle.Tensor) -> paddle.Tensor:
+        """Softmax over the logits, weighted values, heads merged, output projection."""
+        attn = self.attn_drop(nn.functional.softmax(logits, axis=-1))
+        x = paddle.matmul(attn, v).transpose([0, 2, 1, 3])
+        return self.proj_drop(self.proj(x.reshape([-1, x.shape[1], x.shape[2] * x.shape[3]])))
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return self.attend(*self.logits(x))
 
 
 class Block(nn.Layer):
@@ -141,7 +145,9 @@ class PatchEmbed(nn.Layer):
             otherwise the conv drops the remainder (ViT).
     """
 
-    def __init__(self, patch_size: int, in_chans: int, embed_dim: int, norm: bool = False, pad: bool = False) -> None:
+    def __init__(
+        self, patch_size: int, in_chans: int, embed_dim: int, norm: bool = False, pad: bool = False
+    ) -> None:
         super().__init__()
         self.patch_size = patch_size
         self.pad = pad

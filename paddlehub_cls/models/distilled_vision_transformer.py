@@ -53,7 +53,15 @@ class DistilledVisionTransformer(VisionTransformer):
 
 def _deit(num_classes: int, in_chans: int, kwargs: Any, distilled: bool, **arch: Any) -> VisionTransformer:
     cls = DistilledVisionTransformer if distilled else VisionTransformer
-    return cls(num_classes=num_classes, in_chans=in_chans, patch_size=16, qkv_bias=True, epsilon=1e-6, **arch, **kwargs)
+    return cls(
+        num_classes=num_classes,
+        in_chans=in_chans,
+        patch_size=16,
+        qkv_bias=True,
+        epsilon=1e-6,
+        **arch,
+        **kwargs,
+    )
 
 
 _TINY = dict(embed_dim=192, depth=12, num_heads=3)
@@ -86,24 +94,32 @@ def deit_base_patch16_384(num_classes: int = 1000, in_chans: int = 3, **kwargs: 
 
 
 @register_model
-def deit_tiny_distilled_patch16_224(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VisionTransformer:
+def deit_tiny_distilled_patch16_224(
+    num_classes: int = 1000, in_chans: int = 3, **kwargs: Any
+) -> VisionTransformer:
     """DeiT-Ti/16 with a distillation token, at 224."""
     return _deit(num_classes, in_chans, kwargs, True, **_TINY)
 
 
 @register_model
-def deit_small_distilled_patch16_224(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VisionTransformer:
+def deit_small_distilled_patch16_224(
+    num_classes: int = 1000, in_chans: int = 3, **kwargs: Any
+) -> VisionTransformer:
     """DeiT-S/16 with a distillation token, at 224."""
     return _deit(num_classes, in_chans, kwargs, True, **_SMALL)
 
 
 @register_model
-def deit_base_distilled_patch16_224(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VisionTransformer:
+def deit_base_distilled_patch16_224(
+    num_classes: int = 1000, in_chans: int = 3, **kwargs: Any
+) -> VisionTransformer:
     """DeiT-B/16 with a distillation token, at 224."""
     return _deit(num_classes, in_chans, kwargs, True, **_BASE)
 
 
 @register_model
-def deit_base_distilled_patch16_384(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VisionTransformer:
+def deit_base_distilled_patch16_384(
+    num_classes: int = 1000, in_chans: int = 3, **kwargs: Any
+) -> VisionTransformer:
     """DeiT-B/16 with a distillation token, at 384."""
     return _deit(num_classes, in_chans, kwargs, True, img_size=384, **_BASE)

@@ -9,6 +9,8 @@ from typing import Any, Optional, Union
 import paddle
 from paddle import nn
 
+from paddlehub_cls.models._base import ClassifierNet, make_linear
+
 # The 2019 fluid batch_norm defaults; Paddle's nn.BatchNorm2D uses the same values.
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
@@ -181,8 +183,10 @@ class ConvSqueezeExcite(nn.Layer):
         hidden_channels: Optional[int] = None,
     ) -> None:
         super().__init__()
-        if hidden_channels is None:
-            hidden_channels = channels // reduction if divisor is None else make_divisible(channels / reduction, divisor)
+        if hidden_channels is None and divisor is not None:
+            hidden_channels = make_divisible(channels / reduction, divisor)
+        elif hidden_channels is None:
+            hidden_channels = channels // reduction
         self.reduce = nn.Conv2D(channels, hidden_channels, 1)
         self.act = make_act(act)
         self.expand = nn.Conv2D(hidden_channels, channels, 1)
@@ -191,6 +195,89 @@ class ConvSqueezeExcite(nn.Layer):
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         s = nn.functional.adaptive_avg_pool2d(x, 1)
         return x * self.gate(self.expand(self.act(self.reduce(s))))
+
+
+class DepthwiseSeparable(nn.Layer):
+    """k x k depthwise conv-BN-act, optional squeeze-excitation, 1x1 conv-BN-act.
+
+    MobileNetV1 (3x3, ReLU, no SE) and PP-LCNet (3x3 or 5x5, hardswish, SE in the last
+    stage). Keys: ``dw.*``, ``se.{reduce,expand}.*`` (with ``se``), ``pw.*``.
+
+    Args:
+        in_channels: input channels (also the depthwise width).
+        out_channels: output channels of the pointwise conv.
+        stride: stride of the depthwise conv.
+        kernel: depthwise kernel size.
+        act: activation after both convs.
+        se: insert a :class:`ConvSqueezeExcite` (reduction 4, ReLU) with this gate
+            (``"hardsigmoid"`` in PP-LCNet) after the depthwise conv; None for none.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int,
+        kernel: int = 3,
+        act: str = "relu",
+        se: Optional[str] = None,
+    ) -> None:
+        super().__init__()
+        self.dw = ConvBNAct(in_channels, in_channels, kernel, stride=stride, groups=in_channels, act=act)
+        self.se = ConvSqueezeExcite(in_channels, gate=se) if se is not None else None
+        self.pw = ConvBNAct(in_channels, out_channels, 1, act=act)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        x = self.dw(x)
+        if self.se is not None:
+            x = self.se(x)
+        return self.pw(x)
+
+
+class PooledConvHead(nn.Layer):
+    """Global average pool, 1x1 conv without bias, activation, flatten: ``(N, C, H, W) -> (N, width)``.
+
+    The pre-logits of MobileNetV3 and PP-LCNet(V2): the widening conv runs on the pooled
+    vector, after the pool. Key: ``conv.weight`` ``[width, C, 1, 1]``.
+    """
+
+    def __init__(self, in_channels: int, width: int, act: str) -> None:
+        super().__init__()
+        self.conv = nn.Conv2D(in_channels, width, 1, weight_attr=conv_weight_attr(width, 1), bias_attr=False)
+        self.act = make_act(act)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return paddle.flatten(self.act(self.conv(nn.functional.adaptive_avg_pool2d(x, 1))), 1)
+
+
+class ConvHeadNet(ClassifierNet):
+    """Base of the networks whose head is :class:`PooledConvHead`, dropout and ``fc``.
+
+    MobileNetV3, PP-LCNet and PP-LCNetV2. A subclass builds its trunk, calls
+    :meth:`_init_head` and implements ``forward_features``. Their ``dropout`` argument is the
+    probability before the classifier (PaddleClas: 0.2), ``dropout_mode`` either
+    ``"downscale_in_infer"`` (PaddleClas: the classifier sees ``1 - dropout`` times the
+    pre-logits at inference) or ``"upscale_in_train"`` (the identity at inference).
+    """
+
+    classifier_attrs = ("fc",)
+
+    def _init_head(
+        self, in_channels: int, width: int, act: str, num_classes: int, dropout: float, dropout_mode: str
+    ) -> None:
+        self.head = PooledConvHead(in_channels, width, act)
+        self.drop = make_dropout(dropout, dropout_mode)
+        self.num_features = width
+        self.fc = make_linear(width, num_classes)
+        self.num_classes = num_classes
+
+    def forward_head(self, x: paddle.Tensor, pre_logits: bool = False) -> paddle.Tensor:
+        x = self.head(x)
+        # The inference-time dropout scale belongs to the classifier's input, so pre-logits
+        # (pre_logits, or no classifier) are returned unscaled.
+        if pre_logits or self.num_classes == 0:
+            return x
+        return self.fc(self.drop(x))
 
 
 def make_dropout(p: float, mode: str) -> nn.Layer:

@@ -1,4 +1,4 @@
-"""MobileNetV2 x1.0 (Sandler et al., 2018), in both published graphs.
+"""MobileNetV2 x0.25 to x2.0 (Sandler et al., 2018), in both published graphs.
 
 ``expand_first_block`` selects the graph:
 
@@ -14,6 +14,11 @@ and the width does not change (in the 2019 graph: every unit but the first of ea
 group, which is the same set), a 1x1 conv to 1280 channels, global average pooling and
 one fully connected layer. paddle.vision puts ``Dropout(0.2)`` before the classifier;
 it is the identity at inference (``dropout`` / ``dropout_mode`` reproduce it for training).
+
+The width multiplier ``scale`` follows PaddleClas ``MobileNet(scale=...)``: the stem and
+every group's output have ``int(c * scale)`` channels, the expand width is
+``round(input * t)``, and the 1x1 head keeps 1280 channels unless ``scale > 1``
+(then ``int(1280 * scale)``), as in the paper.
 """
 
 from __future__ import annotations
@@ -62,15 +67,16 @@ class InvertedResidual(nn.Layer):
 
 
 class MobileNetV2(ClassifierNet):
-    """MobileNetV2 with width multiplier 1.0.
+    """MobileNetV2 with a width multiplier.
 
     Args:
-        num_classes: classifier outputs; 0 returns the 1280-d pooled features.
+        num_classes: classifier outputs; 0 returns the pooled features (``num_features`` wide).
         in_chans: input channels.
         expand_first_block: keep the 1x1 expand conv in units with expansion 1
             (2019 fluid and PaddleClas graphs) or drop it (paddle.vision).
         dropout: drop probability before the classifier (paddle.vision: 0.2).
         dropout_mode: mode of that dropout; ``upscale_in_train`` is the identity at inference.
+        scale: width multiplier.
     """
 
     classifier_attrs = ("fc",)
@@ -83,14 +89,19 @@ class MobileNetV2(ClassifierNet):
         expand_first_block: bool = True,
         dropout: float = 0.0,
         dropout_mode: str = "upscale_in_train",
+        scale: float = 1.0,
     ) -> None:
         super().__init__()
         check_num_classes(num_classes)
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 4:
+            raise ValueError(f"scale must be a width multiplier in (0, 4], got {scale!r}")
         self.expand_first_block = expand_first_block
-        self.stem = ConvBNAct(in_chans, STEM_CHANNELS, 3, stride=2, act="relu6")
+        stem_c = int(STEM_CHANNELS * scale)
+        self.stem = ConvBNAct(in_chans, stem_c, 3, stride=2, act="relu6")
         blocks = []
-        in_c, reduction = STEM_CHANNELS, 2
+        in_c, reduction = stem_c, 2
         for g, (t, c, n, s) in enumerate(SETTINGS):
+            c = int(c * scale)
             for k in range(n):
                 stride = s if k == 0 else 1
                 blocks.append(InvertedResidual(in_c, c, stride, t, with_expand=t != 1 or expand_first_block))
@@ -102,11 +113,12 @@ class MobileNetV2(ClassifierNet):
                     {"module": f"blocks.{len(blocks) - 1}", "num_chs": c, "reduction": reduction}
                 )
         self.blocks = nn.Sequential(*blocks)
-        self.conv_head = ConvBNAct(in_c, HEAD_CHANNELS, 1, act="relu6")
-        self.feature_info[-1] = {"module": "conv_head", "num_chs": HEAD_CHANNELS, "reduction": reduction}
+        head_c = int(HEAD_CHANNELS * scale) if scale > 1 else HEAD_CHANNELS
+        self.conv_head = ConvBNAct(in_c, head_c, 1, act="relu6")
+        self.feature_info[-1] = {"module": "conv_head", "num_chs": head_c, "reduction": reduction}
         self.drop = make_dropout(dropout, dropout_mode)
-        self.num_features = HEAD_CHANNELS
-        self.fc = make_linear(HEAD_CHANNELS, num_classes)
+        self.num_features = head_c
+        self.fc = make_linear(head_c, num_classes)
         self.num_classes = num_classes
 
     def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
@@ -134,3 +146,33 @@ def mobilenet_v2(
         dropout=dropout,
         dropout_mode=dropout_mode,
     )
+
+
+@register_model
+def mobilenet_v2_x0_25(num_classes: int = 1000, in_chans: int = 3) -> MobileNetV2:
+    """MobileNetV2 x0.25, the PaddleClas graph (``MobileNetV2_x0_25``)."""
+    return MobileNetV2(num_classes=num_classes, in_chans=in_chans, scale=0.25)
+
+
+@register_model
+def mobilenet_v2_x0_5(num_classes: int = 1000, in_chans: int = 3) -> MobileNetV2:
+    """MobileNetV2 x0.5, the PaddleClas graph (``MobileNetV2_x0_5``)."""
+    return MobileNetV2(num_classes=num_classes, in_chans=in_chans, scale=0.5)
+
+
+@register_model
+def mobilenet_v2_x0_75(num_classes: int = 1000, in_chans: int = 3) -> MobileNetV2:
+    """MobileNetV2 x0.75, the PaddleClas graph (``MobileNetV2_x0_75``)."""
+    return MobileNetV2(num_classes=num_classes, in_chans=in_chans, scale=0.75)
+
+
+@register_model
+def mobilenet_v2_x1_5(num_classes: int = 1000, in_chans: int = 3) -> MobileNetV2:
+    """MobileNetV2 x1.5, the PaddleClas graph (``MobileNetV2_x1_5``; 1920-channel head)."""
+    return MobileNetV2(num_classes=num_classes, in_chans=in_chans, scale=1.5)
+
+
+@register_model
+def mobilenet_v2_x2_0(num_classes: int = 1000, in_chans: int = 3) -> MobileNetV2:
+    """MobileNetV2 x2.0, the PaddleClas graph (``MobileNetV2_x2_0``; 2560-channel head)."""
+    return MobileNetV2(num_classes=num_classes, in_chans=in_chans, scale=2.0)

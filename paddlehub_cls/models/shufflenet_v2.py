@@ -1,4 +1,4 @@
-"""ShuffleNetV2 x1.0 (Ma et al., 2018), with ReLU or swish activations.
+"""ShuffleNetV2 x0.25 to x2.0 (Ma et al., 2018), with ReLU or swish activations.
 
 Paddle released two x1.0 models with the same parameter names and shapes: the
 swish one (``ShuffleNetV2_swish``, the first content of the 2019
@@ -19,6 +19,9 @@ and ``paddle.vision.models.shufflenet_v2``):
   shuffle of 2 groups: ``[N, 2, C/2, H, W] -> transpose(0, 2, 1, 3, 4) -> [N, C, H, W]``;
 * 1x1 conv-BN-act to 1024 channels, global average pool, fc.
 
+The other widths (PaddleClas ``ShuffleNet(scale=...)``, ReLU only) keep this graph with
+the stage and head channels of PaddleClas's table (``WIDTHS``); the stem stays at 24.
+
 The 2019 graph pooled the last 7x7 map with a 7x7 window (the global mean at
 224x224, the only size it ran at); we pool globally at every size, like PaddleClas
 and paddle.vision.
@@ -26,7 +29,7 @@ and paddle.vision.
 
 from __future__ import annotations
 
-from typing import List
+from typing import Dict, List, Tuple
 
 import paddle
 from paddle import nn
@@ -37,8 +40,15 @@ from paddlehub_cls.models.layers import ConvBNAct, global_pool_flatten
 
 STEM_CHANNELS = 24
 STAGE_REPEATS = (4, 8, 4)
-STAGE_CHANNELS = (116, 232, 464)  # x1.0
-NUM_FEATURES = 1024
+#: width multiplier -> (stage channels, head channels), PaddleClas model_zoo/shufflenet_v2.py
+WIDTHS: Dict[float, Tuple[Tuple[int, int, int], int]] = {
+    0.25: ((24, 48, 96), 512),
+    0.33: ((32, 64, 128), 512),
+    0.5: ((48, 96, 192), 1024),
+    1.0: ((116, 232, 464), 1024),
+    1.5: ((176, 352, 704), 1024),
+    2.0: ((244, 488, 976), 2048),
+}
 ACTIVATIONS = ("relu", "swish")
 
 
@@ -92,36 +102,40 @@ class ShuffleNetV2(ClassifierNet):
     """ShuffleNetV2 (see the module docstring).
 
     Args:
-        num_classes: classifier outputs; 0 returns the 1024-d pooled features.
+        num_classes: classifier outputs; 0 returns the pooled features (``num_features`` wide).
         in_chans: input channels.
         act: ``"relu"`` or ``"swish"``.
+        scale: width multiplier, a key of ``WIDTHS``.
     """
 
     classifier_attrs = ("fc",)
     first_conv = "stem.conv"
 
-    def __init__(self, num_classes: int = 1000, in_chans: int = 3, act: str = "relu") -> None:
+    def __init__(self, num_classes: int = 1000, in_chans: int = 3, act: str = "relu", scale: float = 1.0) -> None:
         super().__init__()
         check_num_classes(num_classes)
         if act not in ACTIVATIONS:
             raise ValueError(f"ShuffleNetV2 act must be one of {ACTIVATIONS}, got {act!r}")
+        if scale not in WIDTHS:
+            raise ValueError(f"ShuffleNetV2 scale must be one of {sorted(WIDTHS)}, got {scale!r}")
+        stage_channels, num_features = WIDTHS[scale]
         self.act = act
         self.stem = ConvBNAct(in_chans, STEM_CHANNELS, 3, stride=2, act=act)
         self.pool = nn.MaxPool2D(kernel_size=3, stride=2, padding=1)
         self.feature_info = [{"module": "stem", "num_chs": STEM_CHANNELS, "reduction": 2}]
         stages: List[nn.Layer] = []
         in_c = STEM_CHANNELS
-        for i, (repeats, out_c) in enumerate(zip(STAGE_REPEATS, STAGE_CHANNELS)):
+        for i, (repeats, out_c) in enumerate(zip(STAGE_REPEATS, stage_channels)):
             units = [ShuffleUnit(in_c, out_c, 2, act)]
             units += [ShuffleUnit(out_c, out_c, 1, act) for _ in range(repeats - 1)]
             stages.append(nn.Sequential(*units))
             self.feature_info.append({"module": f"stages.{i}", "num_chs": out_c, "reduction": 2 ** (i + 3)})
             in_c = out_c
         self.stages = nn.LayerList(stages)
-        self.conv_last = ConvBNAct(in_c, NUM_FEATURES, 1, act=act)
-        self.feature_info.append({"module": "conv_last", "num_chs": NUM_FEATURES, "reduction": 32})
-        self.num_features = NUM_FEATURES
-        self.fc = make_linear(NUM_FEATURES, num_classes)
+        self.conv_last = ConvBNAct(in_c, num_features, 1, act=act)
+        self.feature_info.append({"module": "conv_last", "num_chs": num_features, "reduction": 32})
+        self.num_features = num_features
+        self.fc = make_linear(num_features, num_classes)
         self.num_classes = num_classes
 
     def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
@@ -151,3 +165,29 @@ def shufflenet_v2_swish(num_classes: int = 1000, in_chans: int = 3) -> ShuffleNe
     PaddleClas ``ShuffleNetV2_swish``, paddle.vision ``shufflenet_v2_swish``.
     """
     return ShuffleNetV2(num_classes=num_classes, in_chans=in_chans, act="swish")
+
+
+@register_model
+def shufflenet_v2_x0_25(num_classes: int = 1000, in_chans: int = 3) -> ShuffleNetV2:
+    """ShuffleNetV2 x0.25 with ReLU (PaddleClas ``ShuffleNetV2_x0_25``)."""
+    return ShuffleNetV2(num_classes=num_classes, in_chans=in_chans, act="relu", scale=0.25)
+
+@register_model
+def shufflenet_v2_x0_33(num_classes: int = 1000, in_chans: int = 3) -> ShuffleNetV2:
+    """ShuffleNetV2 x0.33 with ReLU (PaddleClas ``ShuffleNetV2_x0_33``)."""
+    return ShuffleNetV2(num_classes=num_classes, in_chans=in_chans, act="relu", scale=0.33)
+
+@register_model
+def shufflenet_v2_x0_5(num_classes: int = 1000, in_chans: int = 3) -> ShuffleNetV2:
+    """ShuffleNetV2 x0.5 with ReLU (PaddleClas ``ShuffleNetV2_x0_5``)."""
+    return ShuffleNetV2(num_classes=num_classes, in_chans=in_chans, act="relu", scale=0.5)
+
+@register_model
+def shufflenet_v2_x1_5(num_classes: int = 1000, in_chans: int = 3) -> ShuffleNetV2:
+    """ShuffleNetV2 x1.5 with ReLU (PaddleClas ``ShuffleNetV2_x1_5``)."""
+    return ShuffleNetV2(num_classes=num_classes, in_chans=in_chans, act="relu", scale=1.5)
+
+@register_model
+def shufflenet_v2_x2_0(num_classes: int = 1000, in_chans: int = 3) -> ShuffleNetV2:
+    """ShuffleNetV2 x2.0 with ReLU (PaddleClas ``ShuffleNetV2_x2_0``)."""
+    return ShuffleNetV2(num_classes=num_classes, in_chans=in_chans, act="relu", scale=2.0)

@@ -26,7 +26,7 @@ after the final norm) at strides 4, 8, 16, 32.
 
 from __future__ import annotations
 
-from typing import Any, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
@@ -65,8 +65,8 @@ def shifted_window_mask(height: int, width: int, window: int, shift: int) -> np.
 
 def window_partition(x: Any, window: int) -> Any:
     """``(N, H, W, C)`` -> ``(N * H/window * W/window, window, window, C)`` (numpy or paddle)."""
-    n, h, w, c = x.shape
-    x = x.reshape([n, h // window, window, w // window, window, c])
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    x = x.reshape([-1, h // window, window, w // window, window, c])
     x = x.transpose([0, 1, 3, 2, 4, 5])
     return x.reshape([-1, window, window, c])
 
@@ -94,14 +94,33 @@ class WindowAttention(Attention):
     def position_bias(self) -> paddle.Tensor:
         """``(1, heads, window**2, window**2)`` bias gathered from the table."""
         n = self.window * self.window
-        bias = paddle.index_select(self.relative_position_bias_table, self.relative_position_index.reshape([-1]))
+        bias = paddle.index_select(
+            self.relative_position_bias_table, self.relative_position_index.reshape([-1])
+        )
         return bias.reshape([n, n, -1]).transpose([2, 0, 1]).unsqueeze(0)
+
+    def forward(self, x: paddle.Tensor, mask: Optional[paddle.Tensor] = None) -> paddle.Tensor:
+        """Attention in each window.
+
+        Args:
+            x: ``(N * num_windows, window**2, C)``, the windows of a sample consecutive.
+            mask: ``(num_windows, window**2, window**2)`` additive mask of shifted windows, or None.
+        """
+        logits, v = self.logits(x)
+        logits = logits + self.position_bias()
+        if mask is not None:
+            windows, length = mask.shape[0], mask.shape[1]
+            logits = logits.reshape([-1, windows, self.num_heads, length, length]) + mask.unsqueeze(1)
+            logits = logits.reshape([-1, self.num_heads, length, length])
+        return self.attend(logits, v)
 
 
 class SwinBlock(Block):
     """Pre-norm block whose attention runs in (shifted) windows of a ``(H, W)`` token grid."""
 
-    def __init__(self, dim: int, num_heads: int, window: int, shift: int, mlp_ratio: float, drop_path: float) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, window: int, shift: int, mlp_ratio: float, drop_path: float
+    ) -> None:
         attention = WindowAttention(dim, num_heads, window, qkv_bias=True)
         super().__init__(dim, num_heads, mlp_ratio, drop_path=drop_path, attention=attention)
         self.window = window
@@ -109,9 +128,9 @@ class SwinBlock(Block):
 
     def forward(self, x: paddle.Tensor, grid: Tuple[int, int]) -> paddle.Tensor:
         h, w = grid
-        n, _, c = x.shape
+        c = x.shape[2]
         win = self.window
-        y = self.norm1(x).reshape([n, h, w, c])
+        y = self.norm1(x).reshape([-1, h, w, c])
         pad_h, pad_w = (win - h % win) % win, (win - w % win) % win
         if pad_h or pad_w:
             # 4-element pads are (left, right, top, bottom) whatever the data format
@@ -120,18 +139,13 @@ class SwinBlock(Block):
         if self.shift:
             y = paddle.roll(y, shifts=(-self.shift, -self.shift), axis=(1, 2))
         windows = window_partition(y, win).reshape([-1, win * win, c])
-        bias = self.attn.position_bias()
-        if self.shift:
-            mask = paddle.to_tensor(shifted_window_mask(hp, wp, win, self.shift))
-            # windows are batch-major: window k of sample b is row b * num_windows + k
-            mask = paddle.tile(mask.unsqueeze(0), [n, 1, 1, 1]).reshape([-1, 1, win * win, win * win])
-            bias = bias + mask
-        y = window_reverse(self.attn(windows, bias).reshape([-1, win, win, c]), win, hp, wp)
+        mask = paddle.to_tensor(shifted_window_mask(hp, wp, win, self.shift)) if self.shift else None
+        y = window_reverse(self.attn(windows, mask).reshape([-1, win, win, c]), win, hp, wp)
         if self.shift:
             y = paddle.roll(y, shifts=(self.shift, self.shift), axis=(1, 2))
         if pad_h or pad_w:
             y = y[:, :h, :w, :]
-        x = x + self.drop_path(y.reshape([n, h * w, c]))
+        x = x + self.drop_path(y.reshape([-1, h * w, c]))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
@@ -148,24 +162,35 @@ class PatchMerging(nn.Layer):
 
     def forward(self, x: paddle.Tensor, grid: Tuple[int, int]) -> Tuple[paddle.Tensor, Tuple[int, int]]:
         h, w = grid
-        n, _, c = x.shape
-        x = x.reshape([n, h, w, c])
+        c = x.shape[2]
+        x = x.reshape([-1, h, w, c])
         if h % 2 or w % 2:
             x = nn.functional.pad(x, [0, w % 2, 0, h % 2], data_format="NHWC")
         x = paddle.concat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], axis=-1)
-        x = x.reshape([n, -1, 4 * c])
-        return self.reduction(self.norm(x)), ((h + 1) // 2, (w + 1) // 2)
+        grid = ((h + 1) // 2, (w + 1) // 2)
+        x = x.reshape([-1, grid[0] * grid[1], 4 * c])
+        return self.reduction(self.norm(x)), grid
 
 
 class SwinStage(nn.Layer):
     """``blocks`` (alternately unshifted and shifted) and an optional ``downsample`` at the end."""
 
-    def __init__(self, dim: int, depth: int, num_heads: int, window: int, mlp_ratio: float,
-                 drop_path: Sequence[float], downsample: bool) -> None:
+    def __init__(
+        self,
+        dim: int,
+        depth: int,
+        num_heads: int,
+        window: int,
+        mlp_ratio: float,
+        drop_path: Sequence[float],
+        downsample: bool,
+    ) -> None:
         super().__init__()
         self.blocks = nn.LayerList(
-            [SwinBlock(dim, num_heads, window, 0 if i % 2 == 0 else window // 2, mlp_ratio, drop_path[i])
-             for i in range(depth)]
+            [
+                SwinBlock(dim, num_heads, window, 0 if i % 2 == 0 else window // 2, mlp_ratio, drop_path[i])
+                for i in range(depth)
+            ]
         )
         self.downsample = PatchMerging(dim) if downsample else None
 
@@ -201,7 +226,9 @@ class SwinTransformer(ClassifierNet):
         super().__init__()
         check_num_classes(num_classes)
         if len(depths) != len(num_heads):
-            raise ValueError(f"depths {list(depths)} and num_heads {list(num_heads)} must have one entry per stage")
+            raise ValueError(
+                f"depths {list(depths)} and num_heads {list(num_heads)} must have one entry per stage"
+            )
         self.patch_embed = PatchEmbed(4, in_chans, embed_dim, norm=True, pad=True)
         total = sum(depths)
         rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
@@ -209,8 +236,15 @@ class SwinTransformer(ClassifierNet):
         for i, (depth, heads) in enumerate(zip(depths, num_heads)):
             start = sum(depths[:i])
             stages.append(
-                SwinStage(embed_dim * 2**i, depth, heads, window, mlp_ratio, rates[start:start + depth],
-                          downsample=i < len(depths) - 1)
+                SwinStage(
+                    embed_dim * 2**i,
+                    depth,
+                    heads,
+                    window,
+                    mlp_ratio,
+                    rates[start : start + depth],
+                    downsample=i < len(depths) - 1,
+                )
             )
         self.layers = nn.LayerList(stages)
         self.num_features = embed_dim * 2 ** (len(depths) - 1)
@@ -251,36 +285,48 @@ _LARGE = dict(embed_dim=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48))
 
 
 @register_model
-def swin_tiny_patch4_window7_224(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> SwinTransformer:
+def swin_tiny_patch4_window7_224(
+    num_classes: int = 1000, in_chans: int = 3, **kwargs: Any
+) -> SwinTransformer:
     """Swin-T, window 7."""
     return _swin(num_classes, in_chans, kwargs, window=7, **_TINY)
 
 
 @register_model
-def swin_small_patch4_window7_224(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> SwinTransformer:
+def swin_small_patch4_window7_224(
+    num_classes: int = 1000, in_chans: int = 3, **kwargs: Any
+) -> SwinTransformer:
     """Swin-S, window 7."""
     return _swin(num_classes, in_chans, kwargs, window=7, **_SMALL)
 
 
 @register_model
-def swin_base_patch4_window7_224(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> SwinTransformer:
+def swin_base_patch4_window7_224(
+    num_classes: int = 1000, in_chans: int = 3, **kwargs: Any
+) -> SwinTransformer:
     """Swin-B, window 7."""
     return _swin(num_classes, in_chans, kwargs, window=7, **_BASE)
 
 
 @register_model
-def swin_base_patch4_window12_384(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> SwinTransformer:
+def swin_base_patch4_window12_384(
+    num_classes: int = 1000, in_chans: int = 3, **kwargs: Any
+) -> SwinTransformer:
     """Swin-B, window 12 (trained at 384)."""
     return _swin(num_classes, in_chans, kwargs, window=12, **_BASE)
 
 
 @register_model
-def swin_large_patch4_window7_224(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> SwinTransformer:
+def swin_large_patch4_window7_224(
+    num_classes: int = 1000, in_chans: int = 3, **kwargs: Any
+) -> SwinTransformer:
     """Swin-L, window 7."""
     return _swin(num_classes, in_chans, kwargs, window=7, **_LARGE)
 
 
 @register_model
-def swin_large_patch4_window12_384(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> SwinTransformer:
+def swin_large_patch4_window12_384(
+    num_classes: int = 1000, in_chans: int = 3, **kwargs: Any
+) -> SwinTransformer:
     """Swin-L, window 12 (trained at 384)."""
     return _swin(num_classes, in_chans, kwargs, window=12, **_LARGE)

@@ -93,7 +93,9 @@ class VisionTransformer(ClassifierNet):
         )
         self.norm = nn.LayerNorm(embed_dim, epsilon=epsilon)
         self._tap_at = {b: i for i, b in enumerate(tap_blocks(depth))}
-        self.feature_taps = nn.LayerList([TokensToMap(self.num_prefix_tokens) for _ in range(len(self._tap_at) + 1)])
+        self.feature_taps = nn.LayerList(
+            [TokensToMap(self.num_prefix_tokens) for _ in range(len(self._tap_at) + 1)]
+        )
         self.feature_info = [
             {"module": f"feature_taps.{i}", "num_chs": embed_dim, "reduction": patch_size}
             for i in range(len(self.feature_taps))
@@ -153,7 +155,14 @@ _LARGE = dict(embed_dim=1024, depth=24, num_heads=16, qkv_bias=True, epsilon=1e-
 def vit_small_patch16_224(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VisionTransformer:
     """PaddleClas's ViT_small_patch16_224: width 768, 8 blocks, 8 heads, MLP x3, scale 768**-0.5."""
     return _vit(
-        num_classes, in_chans, kwargs, patch_size=16, embed_dim=768, depth=8, num_heads=8, mlp_ratio=3.0,
+        num_classes,
+        in_chans,
+        kwargs,
+        patch_size=16,
+        embed_dim=768,
+        depth=8,
+        num_heads=8,
+        mlp_ratio=3.0,
         qk_scale=768**-0.5,
     )
 
