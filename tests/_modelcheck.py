@@ -33,6 +33,7 @@ from oracles.paddleclas import run_paddleclas
 from oracles.vision import vision_oracle
 from paddlehub_cls import load_model
 from paddlehub_cls.errors import WeightsMismatchError
+from paddlehub_cls.formats import read_weights
 from paddlehub_cls.layouts import get_layout, match_layout
 from paddlehub_cls.models import get_builder
 from paddlehub_cls.registry import load_registry
@@ -52,7 +53,11 @@ __all__ = [
     "oracle_identity",
     "run_variant_oracle",
     "load_as_variant",
+    "swapped_copy",
+    "assert_loaded_weights_adapt",
+    "assert_predictor_matches",
     "assert_fidelity",
+    "logits_from_file",
     "assert_new_head_keeps_the_rest",
     "assert_params_independent",
     "stage_outputs",
@@ -115,7 +120,7 @@ PADDLECLAS_MODEL_URLS = {
     },
 }
 #: oracle input side per family where the architecture takes less than 224 (CI time)
-ORACLE_SIDE = {"convnext": 64, "hrnet": 64}
+ORACLE_SIDE = {"convnext": 64, "efficientnet": 64, "hrnet": 64, "pp_hgnet": 64, "pp_hgnet_v2": 64}
 _PADDLECLAS_PACKAGES = {
     "paddleclas_legendary": "ppcls.arch.backbone.legendary_models",
     "paddleclas_model_zoo": "ppcls.arch.backbone.model_zoo",
@@ -197,7 +202,8 @@ def oracle_identity(name: str, tag: str) -> Tuple[Any, ...]:
     """What an oracle run depends on: variants with equal identities (a model's base and SSLD
     weights) can share one run."""
     info, variant = REGISTRY.resolve(name, tag)
-    builder = PADDLECLAS_BUILDERS.get(name, name) if variant.layout in _PADDLECLAS_PACKAGES else info.architecture
+    paddleclas = variant.layout in _PADDLECLAS_PACKAGES
+    builder = PADDLECLAS_BUILDERS.get(name, name) if paddleclas else info.architecture
     kwargs = json.dumps(info.build_kwargs(tag), sort_keys=True)
     return (variant.layout, info.family, builder, kwargs, variant.archive_root)
 
@@ -378,6 +384,72 @@ def assert_load_options_work(
     assert [(m.shape[1], side // m.shape[-1]) for m in maps] == [
         (i["num_chs"], i["reduction"]) for i in full.feature_info
     ]
+
+
+def logits_from_file(
+    name: str,
+    tag: str,
+    weights_file: Path,
+    x: np.ndarray,
+    edit: Optional[Callable[[Dict[str, np.ndarray]], None]] = None,
+    alter: Optional[Callable[[Any], None]] = None,
+) -> np.ndarray:
+    """Eval logits of our network for ``name.tag`` filled from ``weights_file`` through the variant's
+    strict layout, after ``edit(tensors)`` changed the file's tensors and ``alter(model)`` the network.
+
+    For the checks that a wrong mapping or a wrong activation would not go unnoticed.
+    """
+    info, variant = REGISTRY.resolve(name, tag)
+    tensors = dict(read_weights(weights_file).tensors)
+    if edit is not None:
+        edit(tensors)
+    model = get_builder(info.architecture)(**info.build_kwargs(tag))
+    match = match_layout(model, tensors, variant.layout, info.family, origin=str(weights_file))
+    model.set_state_dict({k: paddle.to_tensor(np.ascontiguousarray(v)) for k, v in match.arrays.items()})
+    if alter is not None:
+        alter(model)
+    return logits_of(model, x)
+
+
+def swapped_copy(path: Path, out: Path, a: str, b: str) -> Path:
+    """A copy of the ``.pdparams`` file ``path`` at ``out`` with the tensors ``a`` and ``b`` swapped."""
+    state = paddle.load(str(path))
+    state[a], state[b] = state[b], state[a]
+    paddle.save(state, str(out))
+    return out
+
+
+def assert_loaded_weights_adapt(
+    name: str, tag: str, full: Any, cache_dir: Path, x: np.ndarray, maps: Sequence[Sequence[int]]
+) -> None:
+    """``load_model`` of a variant already in ``cache_dir`` (loaded as ``full``) with
+    ``num_classes=10``, ``in_chans=1`` and ``features_only=True``: the new head keeps the other
+    weights, the one-channel first conv is the sum of the RGB filters, and the feature maps of
+    ``x`` have the shapes ``maps``."""
+    ten = load_model(name, weights=tag, num_classes=10, cache_dir=cache_dir)
+    heads = [f"{a}.{p}" for a in full.classifier_attrs for p in ("weight", "bias")]
+    assert_new_head_keeps_the_rest(full, ten, heads)
+    gray = load_model(name, weights=tag, in_chans=1, cache_dir=cache_dir)
+    key = f"{full.first_conv}.weight"
+    rgb_sum = full.state_dict()[key].numpy().sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(gray.state_dict()[key].numpy(), rgb_sum, rtol=1e-6)
+    feats = load_model(name, weights=tag, features_only=True, cache_dir=cache_dir)
+    with paddle.no_grad():
+        got = feats(paddle.to_tensor(x))
+    assert [list(m.shape) for m in got] == [list(m) for m in maps]
+
+
+def assert_predictor_matches(model: Any, out_dir: Path) -> float:
+    """``export(model)`` run by a CPU ``Predictor`` (oneDNN) gives the dygraph logits on a batch of 2.
+
+    Returns the max abs difference.
+    """
+    from paddlehub_cls import Predictor, export
+
+    model.eval()
+    predictor = Predictor(export(model, out_dir), threads=1, use_gpu=False)
+    x = np.concatenate([X224, X224[:, :, ::-1, :]])
+    return assert_logits_close(predictor.run(x), logits_of(model, x))
 
 
 # --------------------------------------------------------------------------- generic network checks

@@ -127,6 +127,35 @@ GRAPHS = {
     "shufflenet_v2_x0_5": Graph("shufflenet_v2_x0_5", {}, 1024, (1024, 5, 6)),
     "shufflenet_v2_x1_5": Graph("shufflenet_v2_x1_5", {}, 1024, (1024, 5, 6)),
     "shufflenet_v2_x2_0": Graph("shufflenet_v2_x2_0", {}, 2048, (2048, 5, 6)),
+    # PP-HGNet(V2): pooled features go through a 1x1 conv to 2048 before the classifier;
+    # PPHGNet_base's dropout scales them by 0.8 at inference.
+    "pphgnet_tiny": Graph("pphgnet_tiny", {}, 2048, (768, 5, 6), pool_is_mean=False),
+    "pphgnet_small": Graph("pphgnet_small", {}, 2048, (1024, 5, 6), pool_is_mean=False),
+    "pphgnet_base": Graph("pphgnet_base", {}, 2048, (1280, 5, 6), pool_is_mean=False, head_scale=0.8),
+    **{
+        f"pphgnetv2_b{b}": Graph(f"pphgnetv2_b{b}", {}, 2048, (c, 5, 6), pool_is_mean=False)
+        for b, c in enumerate((1024, 1024, 1536, 2048, 2048, 2048, 2048))
+    },
+    # EfficientNet keeps its native-resolution paddings on any input (models/efficientnet.py).
+    "efficientnet_b0_small": Graph("efficientnet_b0_small", {}, 1280, (1280, 5, 6)),
+    **{
+        f"efficientnet_b{b}": Graph(f"efficientnet_b{b}", {}, c, (c, 5, 6))
+        for b, c in enumerate((1280, 1280, 1408, 1536, 1792, 2048, 2304, 2560))
+    },
+    # HRNet's forward_features is its head's 2048-channel map at 1/32.
+    "hrnet_w18_c": Graph("hrnet_w18_c", {}, 2048, (2048, 5, 6)),
+    "hrnet_w30_c": Graph("hrnet_w30_c", {}, 2048, (2048, 5, 6)),
+    "hrnet_w32_c": Graph("hrnet_w32_c", {}, 2048, (2048, 5, 6)),
+    "hrnet_w40_c": Graph("hrnet_w40_c", {}, 2048, (2048, 5, 6)),
+    "hrnet_w44_c": Graph("hrnet_w44_c", {}, 2048, (2048, 5, 6)),
+    "hrnet_w48_c": Graph("hrnet_w48_c", {}, 2048, (2048, 5, 6)),
+    "hrnet_w64_c": Graph("hrnet_w64_c", {}, 2048, (2048, 5, 6)),
+    "se_hrnet_w64_c": Graph("se_hrnet_w64_c", {}, 2048, (2048, 5, 6)),
+    # ConvNeXt layer-normalises the pooled vector before the classifier.
+    "convnext_tiny": Graph("convnext_tiny", {}, 768, (768, 5, 6), pool_is_mean=False),
+    "convnext_small": Graph("convnext_small", {}, 768, (768, 5, 6), pool_is_mean=False),
+    "convnext_base": Graph("convnext_base", {}, 1024, (1024, 5, 6), pool_is_mean=False),
+    "convnext_large": Graph("convnext_large", {}, 1536, (1536, 5, 6), pool_is_mean=False),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
@@ -176,7 +205,6 @@ STAGES = {
     "mobilenet_v2-vision": (224, [(16, 2), (24, 4), (32, 8), (96, 16), (1280, 32)]),
     "googlenet": (192, [(64, 2), (192, 4), (480, 8), (832, 16), (1024, 32)]),
     "shufflenet_v2_x1_0": (128, [(24, 2), (116, 8), (232, 16), (464, 32), (1024, 32)]),
-<<<<<<< HEAD
     "mobilenet_v3_large_x1_0": (128, [(16, 2), (24, 4), (40, 8), (112, 16), (160, 32)]),
     # Block 0 of the small network has stride 2: the stem's output is the stride-2 stage.
     "mobilenet_v3_small_x1_0": (128, [(16, 2), (16, 4), (24, 8), (48, 16), (96, 32)]),
@@ -187,12 +215,15 @@ STAGES = {
     "shufflenet_v2_x0_33": (128, [(24, 2), (32, 8), (64, 16), (128, 32), (512, 32)]),
     "mobilenet_v1_x0_75": (224, [(48, 2), (96, 4), (192, 8), (384, 16), (768, 32)]),
     "mobilenet_v2_x1_5": (224, [(24, 2), (36, 4), (48, 8), (144, 16), (1920, 32)]),
-=======
     # a plain ViT keeps one grid: its stages are token maps after the 3rd, 6th, 9th block and the final norm
     "deit_tiny_distilled_patch16_224": (224, [(192, 16)] * 4),
     "vit_base_patch32_384": (384, [(768, 32)] * 4),
     "swin_tiny_patch4_window7_224": (224, [(96, 4), (192, 8), (384, 16), (768, 32)]),
->>>>>>> zoo-transformers
+    "pphgnet_tiny": (128, [(224, 4), (448, 8), (512, 16), (768, 32)]),
+    "pphgnetv2_b0": (128, [(64, 4), (256, 8), (512, 16), (1024, 32)]),
+    "efficientnet_b3": (128, [(24, 2), (32, 4), (48, 8), (136, 16), (384, 32)]),
+    "hrnet_w18_c": (64, [(18, 4), (36, 8), (72, 16), (144, 32)]),
+    "convnext_tiny": (64, [(96, 4), (192, 8), (384, 16), (768, 32)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -208,16 +239,18 @@ HEADS = [
     "mobilenet_v2_x0_25",
     "shufflenet_v2_x1_0",
     "shufflenet_v2_swish",
-<<<<<<< HEAD
     "mobilenet_v3_large_x1_0",
     "mobilenet_v3_small_x0_35",
     "pplcnet_x0_25",
     "pplcnet_v2_small",
     "shufflenet_v2_x2_0",
-=======
     "deit_tiny_patch16_224",
     "swin_tiny_patch4_window7_224",
->>>>>>> zoo-transformers
+    "pphgnet_base",
+    "pphgnetv2_b0",
+    "efficientnet_b0",
+    "hrnet_w18_c",
+    "convnext_tiny",
 ]
 IN_CHANS = [
     "resnet18",
@@ -227,16 +260,18 @@ IN_CHANS = [
     "mobilenet_v2-vision",
     "googlenet",
     "shufflenet_v2_swish",
-<<<<<<< HEAD
     "mobilenet_v3_small_x0_35",
     "pplcnet_x0_25",
     "pplcnet_v2_small",
     "mobilenet_v1_x0_5",
     "shufflenet_v2_x0_25",
-=======
     "deit_tiny_distilled_patch16_224",
     "swin_tiny_patch4_window7_224",
->>>>>>> zoo-transformers
+    "pphgnet_tiny",
+    "pphgnetv2_b0",
+    "efficientnet_b0_small",
+    "hrnet_w18_c",
+    "convnext_tiny",
 ]
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
@@ -246,19 +281,21 @@ SIDE_BY_SIDE = {
     "mobilenet": [("mobilenet_v1", {}), ("mobilenet_v1", {}), ("mobilenet_v2", {})],
     "googlenet": [("googlenet", {}), ("googlenet", {})],
     "shufflenet": [("shufflenet_v2_x1_0", {}), ("shufflenet_v2_x1_0", {}), ("shufflenet_v2_swish", {})],
-<<<<<<< HEAD
     "mobile": [
         ("mobilenet_v3_small_x0_35", {}),
         ("mobilenet_v3_small_x0_35", {}),
         ("pplcnet_x0_25", {}),
         ("pplcnet_v2_small", {}),
-=======
+    ],
     "transformers": [
         ("deit_tiny_patch16_224", {}),
         ("deit_tiny_distilled_patch16_224", {}),
         ("swin_tiny_patch4_window7_224", {}),
->>>>>>> zoo-transformers
     ],
+    "pp_hgnet": [("pphgnetv2_b0", {}), ("pphgnetv2_b0", {}), ("pphgnet_tiny", {})],
+    "efficientnet": [("efficientnet_b0", {}), ("efficientnet_b0", {}), ("efficientnet_b0_small", {})],
+    "hrnet": [("hrnet_w18_c", {}), ("hrnet_w18_c", {}), ("hrnet_w30_c", {})],
+    "convnext": [("convnext_tiny", {}), ("convnext_tiny", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -276,15 +313,17 @@ TRAINING = {
     "vgg11": ("vgg11", {}, 2, 32, "sgd", 0.01, 3, "eval"),
     "shufflenet_v2_x1_0": ("shufflenet_v2_x1_0", {}, 4, 64, "momentum", 0.05, 6, "train"),
     "shufflenet_v2_swish": ("shufflenet_v2_swish", {}, 4, 64, "momentum", 0.05, 6, "train"),
-<<<<<<< HEAD
     "mobilenet_v3_small_x0_35": ("mobilenet_v3_small_x0_35", {}, 4, 64, "momentum", 0.05, 6, "train"),
     "pplcnet_x0_25": ("pplcnet_x0_25", {}, 4, 64, "momentum", 0.05, 6, "train"),
     # Its 2x2 last stage on 64x64 with batch 4 makes momentum 0.05 diverge; plain SGD at 0.01 descends.
     "pplcnet_v2_small": ("pplcnet_v2_small", {}, 4, 64, "sgd", 0.01, 6, "train"),
-=======
     "deit_tiny_distilled_patch16_224": ("deit_tiny_distilled_patch16_224", {}, 2, 64, "momentum", 0.01, 5, "train"),
     "swin_tiny_patch4_window7_224": ("swin_tiny_patch4_window7_224", {}, 2, 64, "momentum", 0.01, 5, "train"),
->>>>>>> zoo-transformers
+    "pphgnet_tiny": ("pphgnet_tiny", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    "pphgnetv2_b0": ("pphgnetv2_b0", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    "efficientnet_b0": ("efficientnet_b0", {}, 4, 64, "momentum", 0.05, 6, "train"),
+    "hrnet_w18_c": ("hrnet_w18_c", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    "convnext_tiny": ("convnext_tiny", {}, 2, 64, "momentum", 0.01, 5, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives
@@ -397,7 +436,17 @@ def test_invalid_num_classes_is_refused(builder):
 # a fresh MobileNetV1 in eval mode gave pooled features of ~1e-17, MobileNetV2 ~1e-8,
 # ShuffleNetV2 ~1e-5, and such networks did not train from scratch.
 @pytest.mark.parametrize(
-    "name", ["MobileNetV1", "MobileNetV2", "ShuffleNetV2", "ShuffleNetV2_swish", "SE_ResNeXt50_32x4d", "ResNet18"]
+    "name",
+    [
+        "MobileNetV1",
+        "MobileNetV2",
+        "ShuffleNetV2",
+        "ShuffleNetV2_swish",
+        "SE_ResNeXt50_32x4d",
+        "ResNet18",
+        "PPHGNet_tiny",
+        "PPHGNetV2_B0",
+    ],
 )
 def test_a_fresh_network_keeps_its_features_in_eval_mode(name):
     paddle.seed(0)

@@ -73,7 +73,9 @@ def paddleclas_legendary(model) -> Dict[str, Source]:
             ours, theirs = f"stages.{s}.{m}", f"st{s + 2}.stage_func_list.{m}"
             for i, branch in enumerate(module.branches):
                 for b, block in enumerate(branch):
-                    out.update(_block(f"{ours}.branches.{i}.{b}", f"{theirs}.basic_block_list.{i}.{b}", block))
+                    out.update(
+                        _block(f"{ours}.branches.{i}.{b}", f"{theirs}.basic_block_list.{i}.{b}", block)
+                    )
             for n, (i, j, k) in enumerate(fuse_convs(len(module.branches))):
                 path = f"{ours}.fuse.{i}.paths.{j}" + (f".{k}" if j < i else "")
                 out.update(_convbn(path, f"{theirs}.fuse_func.residual_func_list.{n}"))

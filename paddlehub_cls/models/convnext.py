@@ -53,7 +53,9 @@ def _linear(fan_in: int, fan_out: int) -> nn.Linear:
     return nn.Linear(fan_in, fan_out, weight_attr=_trunc_normal_attr(), bias_attr=_zeros_attr())
 
 
-def _conv(c_in: int, c_out: int, kernel: int, stride: int = 1, padding: int = 0, groups: int = 1) -> nn.Conv2D:
+def _conv(
+    c_in: int, c_out: int, kernel: int, stride: int = 1, padding: int = 0, groups: int = 1
+) -> nn.Conv2D:
     return nn.Conv2D(
         c_in,
         c_out,
@@ -101,11 +103,19 @@ class ConvNeXtStage(nn.Layer):
     """Optional downsampling (channels-first norm, 2x2 stride-2 conv), then the blocks."""
 
     def __init__(
-        self, c_in: int, c_out: int, depth: int, downsample: bool, drop_paths: Sequence[float], layer_scale: float
+        self,
+        c_in: int,
+        c_out: int,
+        depth: int,
+        downsample: bool,
+        drop_paths: Sequence[float],
+        layer_scale: float,
     ) -> None:
         super().__init__()
         self.downsample = (
-            nn.Sequential(LayerNorm2d(c_in, _EPS), _conv(c_in, c_out, 2, stride=2)) if downsample else nn.Identity()
+            nn.Sequential(LayerNorm2d(c_in, _EPS), _conv(c_in, c_out, 2, stride=2))
+            if downsample
+            else nn.Identity()
         )
         self.blocks = nn.Sequential(*[ConvNeXtBlock(c_out, drop_paths[b], layer_scale) for b in range(depth)])
 
@@ -144,7 +154,11 @@ class ConvNeXt(ClassifierNet):
             raise ValueError(f"depths and dims need one entry per stage, got {list(depths)} and {list(dims)}")
         if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
             raise ValueError(f"in_chans must be a positive int, got {in_chans!r}")
-        if isinstance(drop_path_rate, bool) or not isinstance(drop_path_rate, (int, float)) or not 0 <= drop_path_rate < 1:
+        if (
+            isinstance(drop_path_rate, bool)
+            or not isinstance(drop_path_rate, (int, float))
+            or not 0 <= drop_path_rate < 1
+        ):
             raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate!r}")
         check_num_classes(num_classes)
         total = sum(depths)

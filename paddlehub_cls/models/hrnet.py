@@ -14,7 +14,9 @@ convs of a chain, not after the last). The head turns each of the four branches 
 average pooling and the classifier.
 
 SE-HRNet adds squeeze-excitation (ratio 16) to every basic block and bottleneck.
-Nearest upsampling by a fixed factor needs input sides that are multiples of 32.
+PaddleClas upsamples by a fixed factor, so it needs input sides that are multiples of 32; we
+crop the upsampled map to the finer branch's size, which is the same there and works at any side
+(:func:`upsample_nearest`).
 
 State-dict keys: ``stem.<0|1>``, ``layer1.<b>.{conv1,conv2,conv3,shortcut}``,
 ``transition1.<0|1>``, ``transition2``, ``transition3``,
@@ -45,6 +47,22 @@ HEAD_CHANNELS = 2048
 _SE_REDUCTION = 16
 
 
+def upsample_nearest(x: paddle.Tensor, factor: int, size: Sequence[int]) -> paddle.Tensor:
+    """Each pixel repeated ``factor`` x ``factor`` times, cropped to ``size`` (H, W).
+
+    Where ``size`` is ``factor`` times the input (sides divisible by 32), this is PaddleClas's
+    ``upsample(scale_factor=factor, mode="nearest")`` pixel for pixel; at other sides, where
+    PaddleClas's sum fails on mismatched shapes, the odd last row/column is dropped. Written
+    with tile and reshape because Paddle Inference's oneDNN ``nearest_interp`` kernel rejects
+    the op's float ``scale`` attribute, so an exported HRNet with ``interpolate`` does not run
+    on CPU.
+    """
+    h, w = x.shape[2], x.shape[3]
+    y = paddle.tile(x.unsqueeze([3, 5]), [1, 1, 1, factor, 1, factor])
+    y = y.reshape([0, 0, h * factor, w * factor])
+    return y[:, :, : size[0], : size[1]]
+
+
 class FuseOutput(nn.Layer):
     """Output ``i`` of a fuse: ReLU(branch i + every other branch resampled to branch i).
 
@@ -72,7 +90,7 @@ class FuseOutput(nn.Layer):
         out = xs[self.i]
         for j, (path, x) in enumerate(zip(self.paths, xs)):
             if j > self.i:
-                out = out + nn.functional.interpolate(path(x), scale_factor=2 ** (j - self.i), mode="nearest")
+                out = out + upsample_nearest(path(x), 2 ** (j - self.i), out.shape[2:])
             elif j < self.i:
                 out = out + path(x)
         return nn.functional.relu(out)
@@ -85,7 +103,9 @@ class HighResolutionModule(nn.Layer):
         super().__init__()
         self.branches = nn.LayerList(
             [
-                nn.Sequential(*[BasicBlock(c, c, c, 1, False, se_reduction=se_reduction) for _ in range(BLOCKS_PER_BRANCH)])
+                nn.Sequential(
+                    *[BasicBlock(c, c, c, 1, False, se_reduction=se_reduction) for _ in range(BLOCKS_PER_BRANCH)]
+                )
                 for c in channels
             ]
         )
@@ -122,7 +142,10 @@ class HRNet(ClassifierNet):
 
         self.stem = nn.Sequential(ConvBNAct(in_chans, 64, 3, stride=2), ConvBNAct(64, 64, 3, stride=2))
         self.layer1 = nn.Sequential(
-            *[Bottleneck(64 if b == 0 else 256, 64, 256, 1, b == 0, se_reduction=se_reduction) for b in range(4)]
+            *[
+                Bottleneck(64 if b == 0 else 256, 64, 256, 1, b == 0, se_reduction=se_reduction)
+                for b in range(4)
+            ]
         )
         self.transition1 = nn.LayerList(
             [ConvBNAct(256, channels[0], 3), ConvBNAct(256, channels[1], 3, stride=2)]
@@ -141,7 +164,10 @@ class HRNet(ClassifierNet):
 
         outs = [4 * w for w in HEAD_WIDTHS]
         self.incre = nn.LayerList(
-            [Bottleneck(c, w, 4 * w, 1, True, se_reduction=se_reduction) for c, w in zip(channels, HEAD_WIDTHS)]
+            [
+                Bottleneck(c, w, 4 * w, 1, True, se_reduction=se_reduction)
+                for c, w in zip(channels, HEAD_WIDTHS)
+            ]
         )
         self.downsamp = nn.LayerList([ConvBNAct(outs[i], outs[i + 1], 3, stride=2) for i in range(3)])
         self.final = ConvBNAct(outs[-1], HEAD_CHANNELS, 1)

@@ -302,8 +302,10 @@ class LayerNorm2d(nn.Layer):
     """Layer norm over the channels of an NCHW map (ConvNeXt's "channels_first" norm).
 
     Normalises each pixel's channel vector with its biased variance, then scales and
-    shifts per channel; the same maths as ``nn.LayerNorm`` on the NHWC view, without
-    the two transposes. Keys: ``weight`` (ones), ``bias`` (zeros).
+    shifts per channel. Computed as ``layer_norm`` on the NHWC view: PaddleClas writes the
+    mean and variance out with ``mean(1)``, which Paddle Inference's oneDNN kernels get wrong
+    in an exported program (logits off by ~100 % on CPU), while its ``layer_norm`` is right.
+    Keys: ``weight`` (ones), ``bias`` (zeros).
     """
 
     def __init__(self, channels: int, epsilon: float = 1e-6) -> None:
@@ -313,10 +315,8 @@ class LayerNorm2d(nn.Layer):
         self.epsilon = epsilon
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        mean = x.mean(1, keepdim=True)
-        var = (x - mean).pow(2).mean(1, keepdim=True)
-        x = (x - mean) / paddle.sqrt(var + self.epsilon)
-        return self.weight[:, None, None] * x + self.bias[:, None, None]
+        y = nn.functional.layer_norm(x.transpose([0, 2, 3, 1]), x.shape[1:2], self.weight, self.bias, self.epsilon)
+        return y.transpose([0, 3, 1, 2])
 
 
 class DropPath(nn.Layer):
