@@ -13,8 +13,9 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
+from paddlehub_cls._types import PathLike
 from paddlehub_cls.errors import UnsafeWeightsError, WeightsFormatError
 from paddlehub_cls.registry import ModelInfo, Registry, WeightVariant, load_registry
 
@@ -24,7 +25,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 @dataclass

@@ -19,7 +19,7 @@ import time
 import uuid
 import zlib
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from paddlehub_cls._cache import (
     HEX,
@@ -34,6 +34,7 @@ from paddlehub_cls._cache import (
     read_stamp,
     write_ref,
 )
+from paddlehub_cls._types import PathLike
 from paddlehub_cls.cache import hits_for
 from paddlehub_cls.errors import (
     CacheError,
@@ -43,7 +44,6 @@ from paddlehub_cls.errors import (
     UnsafeArchiveError,
 )
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 BUNDLE_FORMAT = "paddlehub_cls-bundle"
 _MAX_MANIFEST = 16 << 20

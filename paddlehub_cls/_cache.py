@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from paddlehub_cls._env import download_timeout, env_flag
+from paddlehub_cls._types import PathLike
 from paddlehub_cls.errors import CacheError, LockTimeoutError, RegistryError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,7 +32,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 HEX = {"md5": re.compile(r"^[0-9a-f]{32}$"), "sha256": re.compile(r"^[0-9a-f]{64}$")}
 

@@ -16,13 +16,11 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence
 
 from paddlehub_cls._cache import atomic_write_json
+from paddlehub_cls._types import PathLike
 from paddlehub_cls.errors import WeightsFormatError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from paddle import nn
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +39,6 @@ __all__ = [
 CHECKPOINT_FORMAT = "paddlehub_cls-finetune-checkpoint"
 CHECKPOINT_VERSION = 1
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 def sidecar_path(checkpoint: PathLike) -> Path:

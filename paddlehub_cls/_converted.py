@@ -12,16 +12,15 @@ when tensors are compared.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Collection, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Collection, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from paddlehub_cls import archive
 from paddlehub_cls._cache import HEX, Artifact, CacheRoot
+from paddlehub_cls._types import PathLike
 from paddlehub_cls.errors import CacheError, UnsafeWeightsError, WeightsFormatError
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 _SUFFIX = ".safetensors"
 

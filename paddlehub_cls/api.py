@@ -8,18 +8,17 @@ when a network is built.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence
 
 from paddlehub_cls import _builder
 from paddlehub_cls._builder import LoadReport, info_for, local_weights_path
+from paddlehub_cls._types import PathLike
 from paddlehub_cls.registry import ModelInfo, load_registry
 
 if TYPE_CHECKING:  # pragma: no cover
     from paddle import nn
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 __all__ = [
     "LoadReport",

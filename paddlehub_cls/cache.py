@@ -7,12 +7,11 @@ Nothing here imports paddle (or numpy, unless ``verify_cache`` compares converte
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence
 
 from paddlehub_cls import _converted, archive
 from paddlehub_cls._cache import (
@@ -31,9 +30,9 @@ from paddlehub_cls._cache import (
     read_stamp,
     try_lock,
 )
+from paddlehub_cls._types import PathLike
 from paddlehub_cls.errors import CacheError, UnknownModelError
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 __all__ = [
     "Entry",

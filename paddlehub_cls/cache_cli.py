@@ -18,7 +18,7 @@ import logging
 import os
 import sys
 from dataclasses import asdict
-from typing import Any, Union
+from typing import Any
 
 from paddlehub_cls._bundle import BUNDLE_FORMAT, export_bundle, import_bundle
 from paddlehub_cls._messages import message_line
@@ -27,7 +27,6 @@ from paddlehub_cls.errors import PaddleHubClsError
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 __all__ = [
     "BUNDLE_FORMAT",

@@ -21,12 +21,12 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
+from paddlehub_cls._types import PathLike
+
 if TYPE_CHECKING:  # pragma: no cover
     from paddle import nn
 
 logger = logging.getLogger(__name__)
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: file name prefix of the program and parameters inside an export directory.
 MODEL_PREFIX = "inference"

@@ -46,6 +46,7 @@ from paddlehub_cls._cache import (
     user_cache_root,
 )
 from paddlehub_cls._dtypes import DIRECT_DTYPES
+from paddlehub_cls._types import PathLike
 from paddlehub_cls.errors import CacheError, WeightsFormatError, WeightsMismatchError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -55,7 +56,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: directory under a cache root (``CacheRoot.converted_dir``), for tests and tools.
 SUBDIR = CacheRoot(Path(), True).converted_dir

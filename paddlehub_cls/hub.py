@@ -40,6 +40,7 @@ from paddlehub_cls._cache import (
     shared_cache_roots,
     user_cache_root,
 )
+from paddlehub_cls._types import PathLike
 from paddlehub_cls.errors import DownloadError, LockTimeoutError, UnsafeArchiveError, WeightsFormatError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -47,7 +48,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 __all__ = [
     "Artifact",

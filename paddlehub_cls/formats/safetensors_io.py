@@ -21,15 +21,15 @@ import os
 import struct
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Mapping, Optional, Tuple, Union, overload
+from typing import Any, Dict, List, Literal, Mapping, Optional, Tuple, overload
 
 import numpy as np
 
 from paddlehub_cls._dtypes import DIRECT_DTYPES, SAFETENSORS_DTYPES
+from paddlehub_cls._types import PathLike
 from paddlehub_cls.errors import WeightsFormatError
 from paddlehub_cls.formats._io import open_regular
 
-PathLike = Union[str, os.PathLike]
 
 # safetensors' own limit on the header size.
 MAX_HEADER_SIZE = 100_000_000
