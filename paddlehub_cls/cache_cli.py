@@ -1,9 +1,9 @@
 """The CLI subcommands of cache management (list, verify, remove, export, import).
 
-The functions live in :mod:`paddlehub_cls.cache` (and are importable from here too); :func:`add_parsers` registers
-``download NAME... | --all [--weights TAG]`` and ``cache ls | verify | rm | add | export | import``
-on an argparse subparsers object; each subcommand sets ``handler(args) -> int`` (the
-exit status). Nothing here imports paddle.
+The functions live in :mod:`paddlehub_cls.cache` (and are importable from here too);
+:func:`add_parsers` registers ``download NAME... | --all [--weights TAG]`` and
+``cache ls | verify | rm | add | export | import`` on an argparse subparsers object; each
+subcommand sets ``handler(args) -> int`` (the exit status). Nothing here imports paddle.
 
 Bundles (``cache export`` / ``cache import``) are built in :mod:`paddlehub_cls._bundle`; the
 converted files of :mod:`paddlehub_cls.fastload` are listed, removed and checked through

@@ -279,7 +279,8 @@ def test_artifact_key():
     sha = "ab" * 32
     root = _cache.CacheRoot(Path("/c"), True)
     assert _cache.Artifact(root.blob(sha), sha, root).key == sha
-    a = _cache.Artifact(root.unpacked(sha) / "ResNet50_pretrained", sha, root, inner="ResNet50_pretrained").key
+    inner = "ResNet50_pretrained"
+    a = _cache.Artifact(root.unpacked(sha) / inner, sha, root, inner=inner).key
     b = _cache.Artifact(root.unpacked(sha) / "Other", sha, root, inner="Other").key
     assert a.startswith(f"{sha}-") and b.startswith(f"{sha}-") and a != b and len(a) == 64 + 17
     assert _cache.Artifact(root.blob("cd" * 32), "cd" * 32, root).key != sha
