@@ -223,6 +223,7 @@ def _variant_lines(v: WeightVariant, is_default: bool) -> list[str]:
 # Parser and entry point
 
 from paddlehub_cls.cache_cli import add_parsers as add_download_and_cache_parsers  # noqa: E402
+from paddlehub_cls.deploy.serve import add_parsers as add_serve_parser  # noqa: E402
 from paddlehub_cls.exporting import add_parsers as add_export_parser  # noqa: E402
 from paddlehub_cls.finetune import add_parsers as add_finetune_parser  # noqa: E402
 from paddlehub_cls.predict import add_parsers as add_predict_parser  # noqa: E402
@@ -234,6 +235,7 @@ SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (
     add_export_parser,
     add_predict_parser,
     add_finetune_parser,
+    add_serve_parser,
 )
 
 

@@ -104,6 +104,22 @@ class ExportedModelError(PaddleHubClsError, OSError):
     """
 
 
+class MissingExtraError(PaddleHubClsError, ImportError):
+    """A feature needs an optional dependency that is not installed; the message names the extra.
+
+    Attributes:
+        extra: the ``pip install "paddlehub_cls[EXTRA]"`` extra that provides it.
+    """
+
+    def __init__(self, message: str, extra: str) -> None:
+        super().__init__(message)
+        self.extra = extra
+
+
+class ExportError(PaddleHubClsError, RuntimeError):
+    """A converter (paddle2onnx) failed on an exported program; the message names the model and file."""
+
+
 __all__ = [
     "PaddleHubClsError",
     "UnknownModelError",
@@ -121,4 +137,6 @@ __all__ = [
     "PredictionError",
     "DatasetError",
     "ExportedModelError",
+    "MissingExtraError",
+    "ExportError",
 ]

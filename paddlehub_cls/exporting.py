@@ -35,8 +35,10 @@ CONFIG_NAME = "paddlehub_cls.json"
 #: version of the JSON layout; Predictor refuses newer ones.
 CONFIG_VERSION = 1
 INPUT_NAME = "x"
+#: what :func:`export` writes: a Paddle Inference program, or an ONNX model (the ``[onnx]`` extra).
+FORMATS = ("paddle", "onnx")
 
-__all__ = ["CONFIG_NAME", "MODEL_PREFIX", "add_parsers", "export", "run_export"]
+__all__ = ["CONFIG_NAME", "FORMATS", "MODEL_PREFIX", "add_parsers", "export", "install_files", "run_export"]
 
 
 def _input_size(model: Any, input_size: Optional[Union[int, Sequence[int]]]) -> Tuple[int, int, int]:
@@ -114,8 +116,9 @@ def export(
     batch_size: Optional[int] = None,
     weights: Optional[PathLike] = None,
     pretrained: bool = True,
+    format: str = "paddle",
 ) -> Path:
-    """Write a network as a Paddle Inference model with its preprocessing metadata.
+    """Write a network as a Paddle Inference (or ONNX) model with its preprocessing metadata.
 
     Args:
         model_or_name: a registry name (loaded with :func:`paddlehub_cls.load_model`) or a
@@ -127,13 +130,16 @@ def export(
         weights: variant tag or local checkpoint, with a model name only; a fine-tuned
             checkpoint's sidecar supplies its class names and training image size.
         pretrained: with a model name, False exports random weights (for tests and timing).
+        format: ``"paddle"`` (Paddle Inference) or ``"onnx"`` (``inference.onnx`` through
+            paddle2onnx; needs the ``[onnx]`` extra; see :func:`paddlehub_cls.deploy.onnx.export_onnx`).
 
     Returns:
         ``out_dir``, holding ``inference.json`` (or ``.pdmodel``), ``inference.pdiparams`` and
-        ``paddlehub_cls.json``.
+        ``paddlehub_cls.json`` (format ``"onnx"``: ``inference.onnx`` and ``paddlehub_cls.json``).
 
     Raises:
-        ValueError: bad ``input_size`` or ``batch_size``, or ``weights`` with a network.
+        ValueError: bad ``input_size``, ``batch_size`` or ``format``, or ``weights`` with a network.
+        MissingExtraError: ``format="onnx"`` without paddle2onnx installed.
         TypeError: ``model_or_name`` is neither a name nor a network.
         UnknownModelError, DownloadError, ...: as :func:`paddlehub_cls.load_model`.
         OSError: ``out_dir`` cannot be written.
@@ -142,6 +148,15 @@ def export(
         >>> path = export("ResNet50", "resnet50_infer", batch_size=None)
         >>> Predictor(path).predict("cat.jpg")
     """
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {list(FORMATS)}, got {format!r}")
+    if format == "onnx":
+        from paddlehub_cls.deploy.onnx import export_onnx
+
+        return export_onnx(
+            model_or_name, out_dir, input_size=input_size, batch_size=batch_size, weights=weights,
+            pretrained=pretrained,
+        )
     batch_size = _check_batch(batch_size)
     model = _resolve(model_or_name, weights, pretrained)
     size = _input_size(model, input_size)
@@ -160,23 +175,32 @@ def export(
         written = sorted(p.name for p in tmp.iterdir())
         if not any(n.endswith(".pdiparams") for n in written):
             raise OSError(f"paddle.jit.save wrote {written} into {tmp}, without a .pdiparams file")
-        config["files"] = written
-        exts = (".json", ".pdmodel", ".pdiparams", ".pdiparams.info")
-        stale = [out / CONFIG_NAME] + [out / f"{MODEL_PREFIX}{ext}" for ext in exts]
-        for p in stale:
-            if p.exists():
-                p.unlink()
-        for name in written:
-            os.replace(tmp / name, out / name)
-        cfg_tmp = out / f".{CONFIG_NAME}.tmp"
-        cfg_tmp.write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
-        os.replace(cfg_tmp, out / CONFIG_NAME)
+        install_files(tmp, out, written, config)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if was_training:
             model.train()
     logger.info("exported %s (input %s) to %s", config["model"], config["input"]["shape"], out)
     return out
+
+
+def install_files(tmp: Path, out: Path, written: Sequence[str], config: Dict[str, Any]) -> None:
+    """Move ``written`` from ``tmp`` into ``out`` and write ``config`` as :data:`CONFIG_NAME`.
+
+    The files of an earlier export (of either format) are removed first, so that a Predictor never
+    sees a program of one export beside the metadata of another.
+    """
+    config["files"] = list(written)
+    exts = (".json", ".pdmodel", ".pdiparams", ".pdiparams.info", ".onnx")
+    stale = [out / CONFIG_NAME] + [out / f"{MODEL_PREFIX}{ext}" for ext in exts]
+    for p in stale:
+        if p.exists():
+            p.unlink()
+    for name in written:
+        os.replace(tmp / name, out / name)
+    cfg_tmp = out / f".{CONFIG_NAME}.tmp"
+    cfg_tmp.write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
+    os.replace(cfg_tmp, out / CONFIG_NAME)
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -211,6 +235,13 @@ def add_parsers(subparsers: Any) -> None:
         help="square side, or H W, or C H W (default: the model's own input size)",
     )
     p.add_argument("--random", action="store_true", help="export random weights (no download; for testing)")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="paddle",
+        help="paddle: Paddle Inference (default); onnx: inference.onnx for ONNX Runtime "
+        "(needs paddlehub_cls[onnx])",
+    )
     p.set_defaults(handler=run_export)
 
 
@@ -230,6 +261,7 @@ def run_export(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         weights=args.weights,
         pretrained=not args.random,
+        format=args.format,
     )
     for name in sorted(p.name for p in out.iterdir() if not p.name.startswith(".")):
         print(out / name)

@@ -1,4 +1,4 @@
-"""Run an exported model with Paddle Inference: :class:`Predictor`.
+"""Run an exported model with Paddle Inference or ONNX Runtime: :class:`Predictor`.
 
 :func:`paddlehub_cls.export` writes the directory this module reads. The predictor uses
 oneDNN on CPU (GPU when paddle is compiled with CUDA and a device is visible), a chosen number
@@ -22,6 +22,11 @@ from paddlehub_cls._types import PathLike
 from paddlehub_cls.errors import ExportedModelError
 from paddlehub_cls.exporting import CONFIG_NAME, CONFIG_VERSION, MODEL_PREFIX
 
+#: the ONNX model of an ``export(..., format="onnx")`` directory (see paddlehub_cls.deploy.onnx).
+ONNX_NAME = f"{MODEL_PREFIX}.onnx"
+#: the engines a Predictor can run an export on.
+BACKENDS = ("paddle", "onnxruntime")
+
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
@@ -43,8 +48,8 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _locate(path_or_dir: PathLike) -> Tuple[Path, Path, Path]:
-    """(config, program, params) of an export directory or of a file inside it."""
+def _locate(path_or_dir: PathLike) -> Path:
+    """The ``paddlehub_cls.json`` of an export directory or of a file inside it."""
     p = Path(os.fspath(path_or_dir)).expanduser()
     folder = p if p.is_dir() else p.parent
     config = folder / CONFIG_NAME
@@ -55,6 +60,11 @@ def _locate(path_or_dir: PathLike) -> Tuple[Path, Path, Path]:
             f"{str(folder)!r}. Write one with paddlehub_cls.export(model_or_name, out_dir) or "
             "`paddlehub-cls export NAME OUT_DIR`"
         )
+    return config
+
+
+def _paddle_files(folder: Path) -> Tuple[Path, Path]:
+    """(program, params) of a Paddle Inference export."""
     program = next(
         (
             folder / f"{MODEL_PREFIX}{ext}"
@@ -69,7 +79,21 @@ def _locate(path_or_dir: PathLike) -> Tuple[Path, Path, Path]:
             f"export directory {str(folder)!r} lacks {MODEL_PREFIX}.json/.pdmodel or {params.name} "
             f"(found {sorted(x.name for x in folder.iterdir())}); export the model again"
         )
-    return config, program, params
+    return program, params
+
+
+def _choose_backend(folder: Path, backend: Optional[str]) -> str:
+    """The backend asked for, or the one the directory's files call for."""
+    onnx = folder / ONNX_NAME
+    if backend is None:
+        return "onnxruntime" if onnx.is_file() else "paddle"
+    if backend == "onnxruntime" and not onnx.is_file():
+        raise ExportedModelError(
+            f"backend='onnxruntime' needs {ONNX_NAME} in {str(folder)!r} (found "
+            f"{sorted(x.name for x in folder.iterdir())}); export with format='onnx' "
+            "(`paddlehub-cls export NAME OUT_DIR --format onnx`), or pass backend='paddle' or None"
+        )
+    return backend
 
 
 def _read_config(path: Path) -> Dict[str, Any]:
@@ -104,8 +128,42 @@ def _want_gpu(use_gpu: Optional[bool]) -> bool:
     return bool(use_gpu)
 
 
+class _PaddleEngine:
+    """Paddle Inference on a ``paddle.jit.save`` program: oneDNN on CPU, or a CUDA device."""
+
+    def __init__(
+        self, program: Path, params: Path, threads: int, use_gpu: Optional[bool], gpu_id: int
+    ) -> None:
+        import paddle.inference as pi
+
+        cfg = pi.Config(str(program), str(params))
+        if _want_gpu(use_gpu):
+            cfg.enable_use_gpu(256, gpu_id)
+            self.device = f"gpu:{gpu_id}"
+        else:
+            cfg.disable_gpu()
+            # oneDNN kernels are what make CPU inference fast (issue 4 measured ~5x over dygraph).
+            (cfg.enable_onednn if hasattr(cfg, "enable_onednn") else cfg.enable_mkldnn)()
+            cfg.set_cpu_math_library_num_threads(threads)
+            self.device = "cpu"
+        cfg.switch_ir_optim(True)
+        cfg.disable_glog_info()
+        self._predictor = pi.create_predictor(cfg)
+        self._input = self._predictor.get_input_handle(self._predictor.get_input_names()[0])
+        self._output_name = self._predictor.get_output_names()[0]
+        # A Paddle Inference predictor is not thread-safe; one lock keeps shared use correct.
+        self._lock = threading.Lock()
+
+    def run(self, x: "np.ndarray") -> "np.ndarray":
+        with self._lock:
+            self._input.reshape(list(x.shape))
+            self._input.copy_from_cpu(x)
+            self._predictor.run()
+            return self._predictor.get_output_handle(self._output_name).copy_to_cpu()
+
+
 class Predictor:
-    """A Paddle Inference predictor for a :func:`paddlehub_cls.export` directory.
+    """A Paddle Inference or ONNX Runtime predictor for a :func:`paddlehub_cls.export` directory.
 
     Args:
         path_or_dir: the export directory (or a file in it).
@@ -114,17 +172,21 @@ class Predictor:
         batch_size: images per forward pass in :meth:`predict` (an export with a fixed batch
             size always runs that many, padding the last batch).
         gpu_id: the device used on GPU.
+        backend: ``"paddle"`` (Paddle Inference) or ``"onnxruntime"`` (an ``export(..., format="onnx")``
+            directory; needs the ``[onnx]`` extra); None picks the one the directory's files call for.
 
     Attributes:
         pretrained_cfg: the exported model's metadata (preprocessing, head size, weights).
         input_size: ``(C, H, W)`` the program accepts.
         fixed_batch: the exported batch size, or None for any.
         device: ``"cpu"`` or ``"gpu:<id>"``.
+        backend: ``"paddle"`` or ``"onnxruntime"``.
         threads: CPU threads in use.
 
     Raises:
-        ExportedModelError: not an export directory.
+        ExportedModelError: not an export directory, or ``backend`` asks for files it lacks.
         ValueError: bad arguments, or ``use_gpu=True`` without a usable GPU.
+        MissingExtraError: an ONNX export without onnxruntime installed.
 
     Example:
         >>> p = Predictor("resnet50_infer")
@@ -140,13 +202,22 @@ class Predictor:
         use_gpu: Optional[bool] = None,
         batch_size: int = 8,
         gpu_id: int = 0,
+        backend: Optional[str] = None,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be None (automatic) or a positive int, got {threads!r}")
-        config_path, program, params = _locate(path_or_dir)
+        if backend is not None and backend not in BACKENDS:
+            raise ValueError(
+                f"backend must be None (chosen by the export's files) or one of {list(BACKENDS)}, "
+                f"got {backend!r}"
+            )
+        config_path = _locate(path_or_dir)
         self.path = config_path.parent
+        self.backend = _choose_backend(self.path, backend)
+        # The engine's files are checked before the JSON is read: a missing program is the likelier fault.
+        files = _paddle_files(self.path) if self.backend == "paddle" else None
         self.config = _read_config(config_path)
         self.pretrained_cfg: Dict[str, Any] = self.config["pretrained_cfg"]
         shape = list(self.config["input"]["shape"])
@@ -155,34 +226,24 @@ class Predictor:
         self.batch_size = self.fixed_batch or batch_size
         self.num_classes = int(self.config["output"]["num_classes"])
         self.threads = threads or default_threads()
+        self._engine: Any
+        if files is None:
+            from paddlehub_cls.deploy.onnx import OnnxRuntimeEngine
 
-        import paddle.inference as pi
-
-        cfg = pi.Config(str(program), str(params))
-        if _want_gpu(use_gpu):
-            cfg.enable_use_gpu(256, gpu_id)
-            self.device = f"gpu:{gpu_id}"
+            self._engine = OnnxRuntimeEngine(self.path / ONNX_NAME, self.threads, use_gpu, gpu_id)
         else:
-            cfg.disable_gpu()
-            # oneDNN kernels are what make CPU inference fast (issue 4 measured ~5x over dygraph).
-            (cfg.enable_onednn if hasattr(cfg, "enable_onednn") else cfg.enable_mkldnn)()
-            cfg.set_cpu_math_library_num_threads(self.threads)
-            self.device = "cpu"
-        cfg.switch_ir_optim(True)
-        cfg.disable_glog_info()
-        self._predictor = pi.create_predictor(cfg)
-        self._input = self._predictor.get_input_handle(self._predictor.get_input_names()[0])
-        self._output_name = self._predictor.get_output_names()[0]
-        # A Paddle Inference predictor is not thread-safe; one lock keeps shared use correct.
-        self._lock = threading.Lock()
+            self._engine = _PaddleEngine(*files, self.threads, use_gpu, gpu_id)
+        self.device: str = self._engine.device
         self._transform: Any = None
-        logger.debug("Predictor for %s on %s (%d threads)", self.path, self.device, self.threads)
+        logger.debug(
+            "Predictor for %s: %s on %s (%d threads)", self.path, self.backend, self.device, self.threads
+        )
 
     def __repr__(self) -> str:
         return (
             f"Predictor({str(self.path)!r}, model={self.config.get('model')!r}, "
             f"input={list(self.input_size)}, "
-            f"batch={self.fixed_batch or 'any'}, device={self.device!r})"
+            f"batch={self.fixed_batch or 'any'}, backend={self.backend!r}, device={self.device!r})"
         )
 
     def run(self, batch: "np.ndarray") -> "np.ndarray":
@@ -213,12 +274,7 @@ class Predictor:
                 f"this model was exported for batches of exactly {self.fixed_batch}, got {x.shape[0]}; "
                 "export it with batch_size=None for any batch size"
             )
-        x = np.ascontiguousarray(x)
-        with self._lock:
-            self._input.reshape(list(x.shape))
-            self._input.copy_from_cpu(x)
-            self._predictor.run()
-            return self._predictor.get_output_handle(self._output_name).copy_to_cpu()
+        return self._engine.run(np.ascontiguousarray(x))
 
     @property
     def transform(self) -> Any:

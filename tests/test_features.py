@@ -28,9 +28,9 @@ FAMILY_MODELS = _smallest_per_family()
 UNPADDED_POOLS = {"googlenet"}
 # HRNet's stages are its four parallel branches; its classification head (incre, downsamp, final)
 # runs after them, so forward_features returns the head's 2048-channel map, not the last branch.
-# MobileNetV3's forward_features ends with its 1x1 expansion conv (PaddleClas's last_second_conv),
-# which widens the last stage's map before pooling: same size, more channels.
-HEAD_AFTER_STAGES = {"hrnet", "mobilenet_v3"}
+# EfficientNet's forward_features ends with its widening 1x1 head conv, after its last stage. (MobileNetV3's
+# widening conv_feature is its last feature_info stage, as MobileNetV2's conv_head is.)
+HEAD_AFTER_STAGES = {"efficientnet", "hrnet"}
 # Plain ViTs keep one token grid, so every stage has the patch stride (16 for the smallest of
 # each family), and forward_features returns the tokens, class token first.
 TOKEN_FAMILIES = {"vision_transformer", "distilled_vision_transformer"}

@@ -1,4 +1,4 @@
-"""MobileNetV1 (x0.25-x1.0) and MobileNetV2 (x0.25-x2.0): graphs, layouts, and fidelity to the three weight sources.
+"""MobileNetV1 (x0.25-x1.0) and MobileNetV2 (x0.25-x2.0): graphs, layouts, fidelity to the weight sources.
 
 Fidelity (``tests/_modelcheck.py``): each variant's oracle (paddle.vision, PaddleClas 2.6.0,
 the 2019 fluid program) writes random weights in its source's format; ``load_model`` must
@@ -27,15 +27,19 @@ from _modelcheck import (  # noqa: E402, F401  (cleanup and oracles are fixtures
     REGISTRY,
     X224,
     assert_fidelity,
+    assert_published_count_near,
     assert_logits_close,
     assert_new_head_keeps_the_rest,
     cleanup,
     lazy,
     load_as_variant,
+    load_via_layout,
     logits_of,
     numel,
     oracles,
     run_variant_oracle,
+    source_tensors,
+    swap_sources,
     trainable,
     variant_params,
 )
@@ -46,7 +50,13 @@ PADDLECLAS = {
 }
 X64 = np.ascontiguousarray(X224[:, :, :64, :64])
 V1_WIDTHS = {"MobileNetV1_x0_25": 0.25, "MobileNetV1_x0_5": 0.5, "MobileNetV1_x0_75": 0.75}
-V2_WIDTHS = {"MobileNetV2_x0_25": 0.25, "MobileNetV2_x0_5": 0.5, "MobileNetV2_x0_75": 0.75, "MobileNetV2_x1_5": 1.5, "MobileNetV2_x2_0": 2.0}
+V2_WIDTHS = {
+    "MobileNetV2_x0_25": 0.25,
+    "MobileNetV2_x0_5": 0.5,
+    "MobileNetV2_x0_75": 0.75,
+    "MobileNetV2_x1_5": 1.5,
+    "MobileNetV2_x2_0": 2.0,
+}
 
 
 # --------------------------------------------------------------------------- graphs
@@ -108,7 +118,8 @@ def test_mobilenet_v2_width_keeps_the_1280_head_below_x1():
     assert s["conv_head.conv.weight"].shape == [1280, 80, 1, 1] and small.num_features == 1280
     assert b["blocks.16.project.conv.weight"].shape == [480, 1440, 1, 1]  # 6 * int(160 * 1.5)
     assert b["conv_head.conv.weight"].shape == [1920, 480, 1, 1] and large.num_features == 1920
-    assert [blk.use_residual for blk in small.blocks] == [blk.use_residual for blk in lazy("mobilenet_v2").blocks]
+    x1 = lazy("mobilenet_v2")
+    assert [blk.use_residual for blk in small.blocks] == [blk.use_residual for blk in x1.blocks]
 
 
 # --------------------------------------------------------------------------- layouts
@@ -191,35 +202,29 @@ def test_every_width_and_ssld_file_is_registered():
 @pytest.mark.parametrize("name", sorted(V1_WIDTHS) + sorted(V2_WIDTHS))
 def test_published_param_count_is_near_paddleclas_or_explained(name, oracles):
     res = oracles(name, "paddleclas", X64)
-    published = REGISTRY.get(name).num_params
-    if abs(published["value"] - res.extra["num_trainable"]) > 0.02 * res.extra["num_trainable"]:
-        assert f"{res.extra['num_trainable']:,} trainable" in published["note"]
-
-
-def _loaded(builder, res, family, layout, edit=None):
-    tensors = {k: v.numpy() for k, v in paddle.load(str(res.path)).items()}
-    if edit is not None:
-        edit(tensors)
-    model = lazy(builder)
-    model.set_state_dict(match_layout(model, tensors, layout, family).arrays)
-    return model
+    assert_published_count_near(name, res)
 
 
 def test_wrong_width_mapping_or_activation_fails(oracles):
     res = oracles("MobileNetV2_x0_5", "paddleclas", X64)
-    assert_logits_close(logits_of(_loaded("mobilenet_v2_x0_5", res, "mobilenet_v2", "paddleclas_model_zoo"), X64), res.logits)
-    with pytest.raises(WeightsMismatchError, match="conv1._conv.weight: source \\[16, 3, 3, 3\\] vs network \\[8, 3, 3, 3\\]"):
-        _loaded("mobilenet_v2_x0_25", res, "mobilenet_v2", "paddleclas_model_zoo")
+    tensors = source_tensors(res.path)
 
-    def swap(t):
-        a, b = "conv9._batch_norm.weight", "conv9._batch_norm.bias"
-        t[a], t[b] = t[b], t[a]
+    def v2(builder, t):
+        return load_via_layout(lazy(builder), t, "paddleclas_model_zoo", "mobilenet_v2")
 
-    swapped = _loaded("mobilenet_v2_x0_5", res, "mobilenet_v2", "paddleclas_model_zoo", swap)
-    wrong_act = _loaded("mobilenet_v2_x0_5", res, "mobilenet_v2", "paddleclas_model_zoo")
+    assert_logits_close(logits_of(v2("mobilenet_v2_x0_5", tensors), X64), res.logits)
+    wrong_width = r"conv1._conv.weight: source \[16, 3, 3, 3\] vs network \[8, 3, 3, 3\]"
+    with pytest.raises(WeightsMismatchError, match=wrong_width):
+        v2("mobilenet_v2_x0_25", tensors)
+    swapped = v2(
+        "mobilenet_v2_x0_5", swap_sources(tensors, "conv9._batch_norm.weight", "conv9._batch_norm.bias")
+    )
+    wrong_act = v2("mobilenet_v2_x0_5", tensors)
     wrong_act.conv_head.act = paddle.nn.ReLU()  # ReLU6 in every source
     res1 = oracles("MobileNetV1_x0_25", "paddleclas", X64)
-    v1_act = _loaded("mobilenet_v1_x0_25", res1, "mobilenet_v1", "paddleclas_legendary")
+    v1_act = load_via_layout(
+        lazy("mobilenet_v1_x0_25"), source_tensors(res1.path), "paddleclas_legendary", "mobilenet_v1"
+    )
     assert_logits_close(logits_of(v1_act, X64), res1.logits)
     v1_act.blocks[3].dw.act = paddle.nn.Swish()
     for model, ref in ((swapped, res), (wrong_act, res), (v1_act, res1)):

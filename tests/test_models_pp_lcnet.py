@@ -21,12 +21,12 @@ from paddlehub_cls.models.layers import HardSigmoid
 pytest.register_assert_rewrite("_modelcheck")
 from _modelcheck import (  # noqa: E402, F401  (cleanup and shared_oracles are fixtures)
     REGISTRY,
-    X224,
     assert_fidelity,
     assert_load_options_work,
     assert_logits_differ,
     assert_swap_is_caught,
     cleanup,
+    family_input,
     family_variants,
     lazy,
     load_as_variant,
@@ -37,10 +37,10 @@ from _modelcheck import (  # noqa: E402, F401  (cleanup and shared_oracles are f
 
 FAMILY = "pp_lcnet"
 LAYOUT = "paddleclas_legendary"
+X96 = family_input(FAMILY)  # 96x96 (tests/_modelcheck.py ORACLE_SIDE says why)
 WIDTHS = ("x0_25", "x0_35", "x0_5", "x0_75", "x1_0", "x1_5", "x2_0", "x2_5")
 SSLD = ("x0_25", "x0_5", "x1_0", "x2_5")
 LEGENDARY = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/legendary_models/"
-X64 = np.ascontiguousarray(X224[:, :, :64, :64])
 
 
 def test_x1_0_follows_the_paddleclas_config():
@@ -94,34 +94,34 @@ def test_every_registry_variant_of_the_family_is_covered():
 
 @pytest.mark.parametrize("name,tag", variant_params(FAMILY))
 def test_fidelity(name, tag, shared_oracles, cleanup, monkeypatch, record_property):
-    res = shared_oracles(name, tag, X64)
+    res = shared_oracles(name, tag, X96)
     model = load_as_variant(name, tag, res.path, cleanup, monkeypatch)
-    assert_fidelity(model, res, record_property, x=X64)
+    assert_fidelity(model, res, record_property, x=X96)
 
 
 def test_load_model_with_a_new_head_one_channel_and_features_only(shared_oracles, cleanup, monkeypatch):
-    res = shared_oracles("PPLCNet_x0_25", "paddleclas", X64)
-    assert_load_options_work("PPLCNet_x0_25", "paddleclas", res, cleanup, monkeypatch, X64)
+    res = shared_oracles("PPLCNet_x0_25", "paddleclas", X96)
+    assert_load_options_work("PPLCNet_x0_25", "paddleclas", res, cleanup, monkeypatch, X96)
 
 
 def test_a_swapped_tensor_is_caught(shared_oracles, monkeypatch):
-    res = shared_oracles("PPLCNet_x0_25", "paddleclas", X64)
+    res = shared_oracles("PPLCNet_x0_25", "paddleclas", X96)
     # Two depthwise 5x5 kernels of stage 3 (equal shapes): wrong logits.
     pair = ("stages.3.2.dw.conv.weight", "stages.3.3.dw.conv.weight")
-    assert_swap_is_caught("pplcnet_x0_25", res, FAMILY, LAYOUT, pair, monkeypatch, X64)
+    assert_swap_is_caught("pplcnet_x0_25", res, FAMILY, LAYOUT, pair, monkeypatch, X96)
     # The depthwise and pointwise convs of one block: a mismatch error.
     pair = ("stages.1.0.dw.conv.weight", "stages.1.0.pw.conv.weight")
-    assert_swap_is_caught("pplcnet_x0_25", res, FAMILY, LAYOUT, pair, monkeypatch, X64)
+    assert_swap_is_caught("pplcnet_x0_25", res, FAMILY, LAYOUT, pair, monkeypatch, X96)
 
 
 def test_a_wrong_activation_changes_the_logits(shared_oracles):
-    res = shared_oracles("PPLCNet_x0_25", "paddleclas", X64)
+    res = shared_oracles("PPLCNet_x0_25", "paddleclas", X96)
     model = load_mapped(get_builder("pplcnet_x0_25")(), res, FAMILY, LAYOUT)
     # MobileNetV3's SE gate slope (0.2) in place of Paddle's default 1/6.
     for block in model.stages[4]:
         block.se.gate = HardSigmoid(slope=0.2)
-    assert_logits_differ(model, res, X64)
+    assert_logits_differ(model, res, X96)
     # ReLU in place of hardswish after the stem's batch norm.
     model = load_mapped(get_builder("pplcnet_x0_25")(), res, FAMILY, LAYOUT)
     model.stem.act = paddle.nn.ReLU()
-    assert_logits_differ(model, res, X64)
+    assert_logits_differ(model, res, X96)

@@ -16,8 +16,7 @@ import paddle
 import pytest
 
 from paddlehub_cls.errors import WeightsMismatchError
-from paddlehub_cls.layouts import get_layout, match_layout
-from paddlehub_cls.models import get_builder
+from paddlehub_cls.layouts import get_layout
 
 # Imported after this call, so that pytest rewrites the shared checks' asserts (values in failure messages).
 pytest.register_assert_rewrite("_modelcheck")
@@ -25,27 +24,31 @@ from _modelcheck import (  # noqa: E402, F401  (cleanup and oracles are fixtures
     REGISTRY,
     X224,
     assert_fidelity,
+    assert_published_count_near,
     assert_logits_close,
     cleanup,
     family_variants,
     lazy,
     load_as_variant,
+    load_via_layout,
     logits_of,
     oracles,
+    source_tensors,
+    swap_sources,
     variant_params,
 )
 
 FAMILIES = ("resnext", "resnext_vd")
 X64 = np.ascontiguousarray(X224[:, :, :64, :64])
-NAMES = [
-    f"ResNeXt{d}{vd}_{c}x4d" for vd in ("", "_vd") for d in (50, 101, 152) for c in (32, 64)
-]
+NAMES = [f"ResNeXt{d}{vd}_{c}x4d" for vd in ("", "_vd") for d in (50, 101, 152) for c in (32, 64)]
 
 
 # --------------------------------------------------------------------------- graphs
 
 
-@pytest.mark.parametrize("card,widths,outs", [(32, (128, 256, 512, 1024), 2), (64, (256, 512, 1024, 2048), 1)])
+@pytest.mark.parametrize(
+    "card,widths,outs", [(32, (128, 256, 512, 1024), 2), (64, (256, 512, 1024, 2048), 1)]
+)
 def test_widths_groups_and_stage_outputs_follow_the_cardinality(card, widths, outs):
     model = lazy(f"resnext101_{card}x4d")
     sd = model.state_dict()
@@ -68,7 +71,9 @@ def test_widths_groups_and_stage_outputs_follow_the_cardinality(card, widths, ou
 def test_vd_adds_the_deep_stem_and_average_pool_shortcuts_only():
     plain, vd = lazy("resnext50_32x4d"), lazy("resnext50_vd_32x4d")
     a, b = plain.state_dict(), vd.state_dict()
-    assert sorted(set(a) - set(b)) == sorted(f"stem.{k}" for k in ("conv.weight", "bn.weight", "bn.bias", "bn._mean", "bn._variance"))
+    assert sorted(set(a) - set(b)) == sorted(
+        f"stem.{k}" for k in ("conv.weight", "bn.weight", "bn.bias", "bn._mean", "bn._variance")
+    )
     assert all(a[k].shape == b[k].shape for k in a if not k.startswith("stem."))
     assert [b[f"stem.{i}.conv.weight"].shape[0] for i in range(3)] == [32, 32, 64]
     assert not hasattr(vd.stages[0][0].shortcut, "pool")
@@ -120,41 +125,25 @@ def test_fidelity(name, tag, oracles, cleanup, monkeypatch, record_property):
     res = oracles(name, tag, X64)
     model = load_as_variant(name, tag, res.path, cleanup, monkeypatch)
     assert_fidelity(model, res, record_property, x=X64)
-    published = REGISTRY.get(name).num_params["value"]
-    assert abs(published - res.extra["num_trainable"]) <= 0.02 * res.extra["num_trainable"]
+    assert_published_count_near(name, res)
 
 
 def test_wrong_mapping_or_activation_changes_the_logits(oracles):
     res = oracles("ResNeXt50_vd_32x4d", "paddleclas", X64)
-    tensors = {k: v.numpy() for k, v in paddle.load(str(res.path)).items()}
+    tensors = source_tensors(res.path)
 
-    def loaded(edit=None, **kwargs):
-        model = lazy("resnext50_vd_32x4d", **kwargs)
-        if edit is not None:
-            tensors_ = dict(tensors)
-            edit(tensors_)
-        else:
-            tensors_ = tensors
-        match = match_layout(model, tensors_, "paddleclas_model_zoo", "resnext_vd")
-        model.set_state_dict(match.arrays)
-        return model
+    def loaded(t):
+        return load_via_layout(lazy("resnext50_vd_32x4d"), t, "paddleclas_model_zoo", "resnext_vd")
 
-    np.testing.assert_allclose(logits_of(loaded(), X64), res.logits, atol=1e-4 * max(1, np.abs(res.logits).max()))
-
-    def swap(a, b):
-        def edit(t):
-            t[a], t[b] = t[b], t[a]
-
-        return edit
-
+    assert_logits_close(logits_of(loaded(tensors), X64), res.logits)
     # Same shape (both [256] BN scales): loads, but the logits differ.
-    same = loaded(swap("bb_0_0.conv2._batch_norm.weight", "bb_0_0.short._batch_norm.weight"))
+    same = loaded(swap_sources(tensors, "bb_0_0.conv2._batch_norm.weight", "bb_0_0.short._batch_norm.weight"))
     with pytest.raises(AssertionError, match="max abs diff"):
         assert_logits_close(logits_of(same, X64), res.logits)
     # Different shapes: refused by name.
     with pytest.raises(WeightsMismatchError, match="bb_0_0.conv0._conv.weight"):
-        loaded(swap("bb_0_0.conv0._conv.weight", "bb_0_0.conv2._conv.weight"))
-    wrong_act = loaded()
+        loaded(swap_sources(tensors, "bb_0_0.conv0._conv.weight", "bb_0_0.conv2._conv.weight"))
+    wrong_act = loaded(tensors)
     wrong_act.stages[0][0].conv1.act = paddle.nn.Swish()
     with pytest.raises(AssertionError, match="max abs diff"):
         assert_logits_close(logits_of(wrong_act, X64), res.logits)

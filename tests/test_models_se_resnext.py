@@ -21,7 +21,7 @@ import pytest
 from oracles import OracleError
 from oracles.paddleclas import run_paddleclas
 from paddlehub_cls.errors import PaddleHubClsError, WeightsMismatchError
-from paddlehub_cls.layouts import get_layout, match_layout
+from paddlehub_cls.layouts import get_layout
 from paddlehub_cls.models import get_builder
 
 # Imported after this call, so that pytest rewrites the shared checks' asserts (values in failure messages).
@@ -35,9 +35,12 @@ from _modelcheck import (  # noqa: E402, F401  (cleanup and oracles are fixtures
     family_variants,
     lazy,
     load_as_variant,
+    load_via_layout,
     logits_of,
     oracles,
     run_variant_oracle,
+    source_tensors,
+    swap_sources,
     variant_params,
 )
 
@@ -171,7 +174,8 @@ def test_fidelity(name, tag, oracles, cleanup, monkeypatch, record_property):
 def test_se_resnext152_has_the_deep_stem_and_feeds_its_128_channels_on():
     model = lazy("se_resnext152_64x4d")
     sd = model.state_dict()
-    assert [sd[f"stem.{i}.conv.weight"].shape for i in range(3)] == [[64, 3, 3, 3], [64, 64, 3, 3], [128, 64, 3, 3]]
+    stem = [sd[f"stem.{i}.conv.weight"].shape for i in range(3)]
+    assert stem == [[64, 3, 3, 3], [64, 64, 3, 3], [128, 64, 3, 3]]
     assert [len(s) for s in model.stages] == [3, 8, 36, 3]
     assert sd["stages.0.0.conv1.conv.weight"].shape == [256, 128, 1, 1]
     assert sd["stages.0.0.shortcut.conv.weight"].shape == [256, 128, 1, 1]
@@ -193,21 +197,14 @@ def test_paddleclas_se_resnext152_cannot_run_as_shipped(tmp_path):
 
 def test_se_resnext152_wrong_mapping_fails(oracles):
     res = oracles(SE152, "paddleclas", X64)
-    tensors = {k: v.numpy() for k, v in paddle.load(str(res.path)).items()}
+    tensors = source_tensors(res.path)
 
     def loaded(t):
-        model = lazy("se_resnext152_64x4d")
-        model.set_state_dict(match_layout(model, t, "paddleclas_model_zoo", FAMILY).arrays)
-        return model
+        return load_via_layout(lazy("se_resnext152_64x4d"), t, "paddleclas_model_zoo", FAMILY)
 
     assert_logits_close(logits_of(loaded(tensors), X64), res.logits)
-    swapped = dict(tensors)
-    a, b = "bb_0_0.conv2._batch_norm.weight", "bb_0_0.short._batch_norm.weight"
-    swapped[a], swapped[b] = tensors[b], tensors[a]
+    same = loaded(swap_sources(tensors, "bb_0_0.conv2._batch_norm.weight", "bb_0_0.short._batch_norm.weight"))
     with pytest.raises(AssertionError, match="max abs diff"):
-        assert_logits_close(logits_of(loaded(swapped), X64), res.logits)
-    swapped = dict(tensors)
-    a, b = "bb_0_0.scale.squeeze.weight", "bb_0_0.scale.excitation.weight"
-    swapped[a], swapped[b] = tensors[b], tensors[a]
+        assert_logits_close(logits_of(same, X64), res.logits)
     with pytest.raises(WeightsMismatchError, match="bb_0_0.scale.squeeze.weight: source \\[16, 256\\]"):
-        loaded(swapped)
+        loaded(swap_sources(tensors, "bb_0_0.scale.squeeze.weight", "bb_0_0.scale.excitation.weight"))

@@ -25,13 +25,17 @@ from _modelcheck import (  # noqa: E402, F401  (oracles is a fixture)
     REGISTRY,
     X224,
     assert_fidelity,
+    assert_published_count_near,
     assert_logits_close,
     assert_new_head_keeps_the_rest,
     lazy,
     load_as_variant,
+    load_via_layout,
     logits_of,
     numel,
     oracles,
+    source_tensors,
+    swap_sources,
     trainable,
     variant_params,
 )
@@ -225,8 +229,7 @@ def test_width_fidelity(name, tag, oracles, tmp_path, monkeypatch, record_proper
     res = oracles(name, tag, X64)
     model = load_as_variant(name, tag, res.path, tmp_path, monkeypatch)
     assert_fidelity(model, res, record_property, x=X64)
-    published = REGISTRY.get(name).num_params["value"]
-    assert abs(published - res.extra["num_trainable"]) <= 0.02 * res.extra["num_trainable"]
+    assert_published_count_near(name, res)
 
 
 def test_width_variants_cover_the_registry():
@@ -235,19 +238,18 @@ def test_width_variants_cover_the_registry():
 
 def test_wrong_width_mapping_or_activation_fails(oracles):
     res = oracles("ShuffleNetV2_x0_5", "paddleclas", X64)
-    tensors = {k: v.numpy() for k, v in paddle.load(str(res.path)).items()}
+    tensors = source_tensors(res.path)
 
-    def loaded(builder, tensors):
-        model = lazy(builder)
-        model.set_state_dict(match_layout(model, tensors, "paddleclas_model_zoo", FAMILY).arrays)
-        return model
+    def loaded(builder, t):
+        return load_via_layout(lazy(builder), t, "paddleclas_model_zoo", FAMILY)
 
     assert_logits_close(logits_of(loaded("shufflenet_v2_x0_5", tensors), X64), res.logits)
-    with pytest.raises(WeightsMismatchError, match="2_1._conv_linear_1._conv.weight: source \\[24, 24, 1, 1\\] vs network \\[12, 24, 1, 1\\]"):
+    wrong_width = r"2_1._conv_linear_1._conv.weight: source \[24, 24, 1, 1\] vs network \[12, 24, 1, 1\]"
+    with pytest.raises(WeightsMismatchError, match=wrong_width):
         loaded("shufflenet_v2_x0_25", tensors)
-    swapped = dict(tensors)
-    a, b = "2_1._conv_dw_1._batch_norm.weight", "2_1._conv_linear_1._batch_norm.weight"
-    swapped[a], swapped[b] = tensors[b], tensors[a]
+    swapped = swap_sources(
+        tensors, "2_1._conv_dw_1._batch_norm.weight", "2_1._conv_linear_1._batch_norm.weight"
+    )
     wrong_act = loaded("shufflenet_v2_x0_5", tensors)
     wrong_act.stem.act = paddle.nn.Swish()
     for model in (loaded("shufflenet_v2_x0_5", swapped), wrong_act):

@@ -87,6 +87,8 @@ def test_wheel_contains_the_registry_and_the_console_script(wheel: Path) -> None
         (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         assert "paddlehub-cls = paddlehub_cls.cli:main" in zf.read(entry_points).decode()
         assert not [n for n in names if n.startswith("tests/")]
+        # `paddlehub-cls serve` reads its page from the package.
+        assert "paddlehub_cls/deploy/page.html" in names and "paddlehub_cls/deploy/serve.py" in names
 
 
 def test_installed_wheel_lists_every_model(wheel: Path, tmp_path: Path) -> None:

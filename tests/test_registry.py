@@ -270,7 +270,8 @@ def _problems_of(name: str, entry: dict[str, Any]) -> list[str]:
         m = v.get("metrics")
         # PaddleClas's README gives top-1 only for its SSLD files.
         need_top5 = tag != "paddleclas_ssld"
-        if tag != "paddle_vision" and not (m and m.get("source") and m.get("top1") and (m.get("top5") or not need_top5)):
+        has_top5 = bool(m and m.get("top5")) or not need_top5
+        if tag != "paddle_vision" and not (m and m.get("source") and m.get("top1") and has_top5):
             out.append(f"{where}.metrics: top1, top5 and source required, got {m!r}")
         if EXPECTED_KWARGS.get((name, tag), {}) != {
             **entry.get("arch_kwargs", {}),

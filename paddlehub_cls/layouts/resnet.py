@@ -30,7 +30,8 @@ def require_plain_stem(model, layout: str) -> None:
     if stem_convs(model) != ["stem"]:
         raise PaddleHubClsError(
             f"layout {layout!r} has no deep 3x3 stem (vd, SE_ResNeXt152): only PaddleClas publishes "
-            "weights for it; use the model's PaddleClas layout ('paddleclas_legendary' or 'paddleclas_model_zoo')"
+            "weights for it; use the model's PaddleClas layout "
+            "('paddleclas_legendary' or 'paddleclas_model_zoo')"
         )
 
 

@@ -1,7 +1,8 @@
 """ResNeXt name map: PaddleClas 2.6.0 ``model_zoo/resnext.py`` -> ours.
 
 Our keys (:mod:`paddlehub_cls.models.resnext`, a :class:`~paddlehub_cls.models.resnet.ResNet`):
-``stem.{conv,bn}.*`` (``stem.<i>.*`` for a deep stem), ``stages.<s>.<b>.{conv1,conv2,conv3,shortcut}.{conv,bn}.*``,
+``stem.{conv,bn}.*`` (``stem.<i>.*`` for a deep stem),
+``stages.<s>.<b>.{conv1,conv2,conv3,shortcut}.{conv,bn}.*``,
 ``fc.{weight,bias}``.
 
 The PaddleClas ``model_zoo`` ResNet relatives (``resnext``, ``resnext_vd``, ``se_resnext``)
@@ -46,5 +47,5 @@ def model_zoo_resnet(model) -> Dict[str, Source]:
 
 @register_layout(FAMILY, "paddleclas_model_zoo")
 def paddleclas_model_zoo(model) -> Dict[str, Source]:
-    """PaddleClas 2.6.0 ``model_zoo/resnext.py``: ``conv``, ``bb_<s>_<b>.{conv0,conv1,conv2,short}``, ``out``."""
+    """PaddleClas 2.6.0 ``model_zoo/resnext.py``: ``conv``, ``bb_<s>_<b>.{conv0,...,short}``, ``out``."""
     return model_zoo_resnet(model)

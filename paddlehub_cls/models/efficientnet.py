@@ -31,7 +31,13 @@ from paddle import nn
 
 from paddlehub_cls.models._base import ClassifierNet, check_num_classes, make_linear
 from paddlehub_cls.models._registry import register_model
-from paddlehub_cls.models.layers import ConvBNAct, DropPath, conv_weight_attr, global_pool_flatten, make_dropout
+from paddlehub_cls.models.layers import (
+    ConvBNAct,
+    DropPath,
+    conv_weight_attr,
+    global_pool_flatten,
+    make_dropout,
+)
 
 # TensorFlow's batch norm defaults, kept by PaddleClas for these weights.
 BN_MOMENTUM = 0.99
@@ -107,10 +113,28 @@ class ConvBN(ConvBNAct):
     Keys: ``conv.weight``, ``bn.*``.
     """
 
-    def __init__(self, in_c: int, out_c: int, kernel: int, stride: int = 1, groups: int = 1,
-                 act: Any = "swish", padding: int = 0, crop: bool = False) -> None:
-        super().__init__(in_c, out_c, kernel, stride=stride, groups=groups, act=act, padding=padding,
-                         bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON)
+    def __init__(
+        self,
+        in_c: int,
+        out_c: int,
+        kernel: int,
+        stride: int = 1,
+        groups: int = 1,
+        act: Any = "swish",
+        padding: int = 0,
+        crop: bool = False,
+    ) -> None:
+        super().__init__(
+            in_c,
+            out_c,
+            kernel,
+            stride=stride,
+            groups=groups,
+            act=act,
+            padding=padding,
+            bn_momentum=BN_MOMENTUM,
+            bn_epsilon=BN_EPSILON,
+        )
         self.crop = crop
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
@@ -142,8 +166,17 @@ class MBConv(nn.Layer):
     Keys: ``expand.*`` (absent for expansion 1), ``dw.*``, ``se.*`` (absent without SE), ``project.*``.
     """
 
-    def __init__(self, in_c: int, out_c: int, expand: int, kernel: int, stride: int, use_se: bool,
-                 padding: Tuple[int, bool], drop_connect: float) -> None:
+    def __init__(
+        self,
+        in_c: int,
+        out_c: int,
+        expand: int,
+        kernel: int,
+        stride: int,
+        use_se: bool,
+        padding: Tuple[int, bool],
+        drop_connect: float,
+    ) -> None:
         super().__init__()
         mid = in_c * expand
         self.expand = ConvBN(in_c, mid, 1) if expand != 1 else None
@@ -200,12 +233,16 @@ class EfficientNet(ClassifierNet):
             return native_same_padding(size, stride, kernel)
 
         stem_c = round_filters(32, width)
-        self.stem = ConvBN(in_chans, stem_c, 3, stride=2, padding=pad(resolution, 2, 3)[0],
-                           crop=pad(resolution, 2, 3)[1])
+        self.stem = ConvBN(
+            in_chans, stem_c, 3, stride=2, padding=pad(resolution, 2, 3)[0], crop=pad(resolution, 2, 3)[1]
+        )
         size, reduction = -(-resolution // 2), 2
         groups = [
-            g._replace(in_c=round_filters(g.in_c, width), out_c=round_filters(g.out_c, width),
-                       repeats=round_repeats(g.repeats, depth))
+            g._replace(
+                in_c=round_filters(g.in_c, width),
+                out_c=round_filters(g.out_c, width),
+                repeats=round_repeats(g.repeats, depth),
+            )
             for g in B0_GROUPS
         ]
         total = sum(g.repeats for g in groups)
@@ -213,16 +250,25 @@ class EfficientNet(ClassifierNet):
         for gi, g in enumerate(groups):
             for r in range(g.repeats):
                 stride = g.stride if r == 0 else 1
-                block = MBConv(g.in_c if r == 0 else g.out_c, g.out_c, g.expand, g.kernel, stride, use_se,
-                               pad(size, stride, g.kernel), drop_connect * len(blocks) / total)
+                block = MBConv(
+                    g.in_c if r == 0 else g.out_c,
+                    g.out_c,
+                    g.expand,
+                    g.kernel,
+                    stride,
+                    use_se,
+                    pad(size, stride, g.kernel),
+                    drop_connect * len(blocks) / total,
+                )
                 # PaddleClas names a group's first block apart from its repeats (layouts/efficientnet.py).
                 block.first_in_group = r == 0
                 blocks.append(block)
             # Every block of a group gets the padding of the group's input size.
             size, reduction = -(-size // g.stride), reduction * g.stride
             if gi + 1 == len(groups) or groups[gi + 1].stride == 2:
-                self.feature_info.append({"module": f"blocks.{len(blocks) - 1}", "num_chs": g.out_c,
-                                          "reduction": reduction})
+                self.feature_info.append(
+                    {"module": f"blocks.{len(blocks) - 1}", "num_chs": g.out_c, "reduction": reduction}
+                )
         self.blocks = nn.Sequential(*blocks)
         self.num_features = round_filters(1280, width)
         self.head = ConvBN(groups[-1].out_c, self.num_features, 1)
@@ -240,7 +286,9 @@ class EfficientNet(ClassifierNet):
 
 def _efficientnet(variant: str, num_classes: int, in_chans: int, **kwargs: Any) -> EfficientNet:
     width, depth, resolution, dropout = EFFICIENTNET_CONFIGS[variant]
-    return EfficientNet(width, depth, resolution, dropout, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    return EfficientNet(
+        width, depth, resolution, dropout, num_classes=num_classes, in_chans=in_chans, **kwargs
+    )
 
 
 @register_model

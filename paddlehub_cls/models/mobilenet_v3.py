@@ -147,6 +147,8 @@ class MobileNetV3(ConvHeadNet):
         self.blocks = nn.Sequential(*blocks)
         feature_width = make_divisible(FEATURE_WIDTHS[size] * scale)
         self.conv_feature = ConvBNAct(in_c, feature_width, 1, act="hardswish")
+        # The deepest stage is what forward_features returns (the contract of features_only).
+        self.feature_info[-1] = {"module": "conv_feature", "num_chs": feature_width, "reduction": reduction}
         self._init_head(feature_width, HEAD_WIDTH, "hardswish", num_classes, dropout, dropout_mode)
 
     def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:

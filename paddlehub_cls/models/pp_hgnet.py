@@ -39,19 +39,34 @@ StageCfg = Tuple[int, int, int, int, bool]
 PPHGNET_CONFIGS: Dict[str, Tuple[Tuple[int, ...], Tuple[StageCfg, ...], int, float]] = {
     "tiny": (
         (48, 48, 96),
-        ((96, 96, 224, 1, False), (224, 128, 448, 1, True), (448, 160, 512, 2, True), (512, 192, 768, 1, True)),
+        (
+            (96, 96, 224, 1, False),
+            (224, 128, 448, 1, True),
+            (448, 160, 512, 2, True),
+            (512, 192, 768, 1, True),
+        ),
         5,
         0.0,
     ),
     "small": (
         (64, 64, 128),
-        ((128, 128, 256, 1, False), (256, 160, 512, 1, True), (512, 192, 768, 2, True), (768, 224, 1024, 1, True)),
+        (
+            (128, 128, 256, 1, False),
+            (256, 160, 512, 1, True),
+            (512, 192, 768, 2, True),
+            (768, 224, 1024, 1, True),
+        ),
         6,
         0.0,
     ),
     "base": (
         (96, 96, 160),
-        ((160, 192, 320, 1, False), (320, 224, 640, 2, True), (640, 256, 960, 3, True), (960, 288, 1280, 2, True)),
+        (
+            (160, 192, 320, 1, False),
+            (320, 224, 640, 2, True),
+            (640, 256, 960, 3, True),
+            (960, 288, 1280, 2, True),
+        ),
         7,
         0.2,
     ),
@@ -67,7 +82,9 @@ class HGNetHead(ClassifierNet):
 
     classifier_attrs = ("fc",)
 
-    def _build_head(self, in_channels: int, num_classes: int, dropout: float, lab: Optional[nn.Layer] = None) -> None:
+    def _build_head(
+        self, in_channels: int, num_classes: int, dropout: float, lab: Optional[nn.Layer] = None
+    ) -> None:
         self.last_conv = nn.Conv2D(
             in_channels, CLASS_EXPAND, 1, weight_attr=conv_weight_attr(CLASS_EXPAND, 1), bias_attr=False
         )
@@ -107,7 +124,9 @@ class HGBlock(nn.Layer):
     Keys: ``layers.<i>.*``, ``aggregation_conv.*``, ``att.conv.*``.
     """
 
-    def __init__(self, in_channels: int, mid_channels: int, out_channels: int, layer_num: int, identity: bool):
+    def __init__(
+        self, in_channels: int, mid_channels: int, out_channels: int, layer_num: int, identity: bool
+    ):
         super().__init__()
         self.identity = identity
         self.layers = nn.LayerList(
@@ -134,7 +153,10 @@ class HGStage(nn.Layer):
         in_c, mid_c, out_c, num_blocks, downsample = cfg
         self.downsample = ConvBNAct(in_c, in_c, 3, stride=2, groups=in_c, act=None) if downsample else None
         self.blocks = nn.Sequential(
-            *[HGBlock(in_c if j == 0 else out_c, mid_c, out_c, layer_num, identity=j > 0) for j in range(num_blocks)]
+            *[
+                HGBlock(in_c if j == 0 else out_c, mid_c, out_c, layer_num, identity=j > 0)
+                for j in range(num_blocks)
+            ]
         )
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
@@ -170,7 +192,10 @@ class PPHGNet(HGNetHead):
         check_num_classes(num_classes)
         chans = [in_chans, *stem_channels]
         self.stem = nn.Sequential(
-            *[ConvBNAct(chans[i], chans[i + 1], 3, stride=2 if i == 0 else 1) for i in range(len(stem_channels))]
+            *[
+                ConvBNAct(chans[i], chans[i + 1], 3, stride=2 if i == 0 else 1)
+                for i in range(len(stem_channels))
+            ]
         )
         self.pool = nn.MaxPool2D(kernel_size=3, stride=2, padding=1)
         self.stages = nn.LayerList([HGStage(cfg, layer_num) for cfg in stages])

@@ -37,44 +37,72 @@ StageCfg = Tuple[int, int, int, int, bool, bool, int, int]
 PPHGNETV2_CONFIGS: Dict[str, Tuple[Tuple[int, int], Tuple[StageCfg, ...], bool]] = {
     "b0": (
         (16, 16),
-        ((16, 16, 64, 1, False, False, 3, 3), (64, 32, 256, 1, True, False, 3, 3),
-         (256, 64, 512, 2, True, True, 5, 3), (512, 128, 1024, 1, True, True, 5, 3)),
+        (
+            (16, 16, 64, 1, False, False, 3, 3),
+            (64, 32, 256, 1, True, False, 3, 3),
+            (256, 64, 512, 2, True, True, 5, 3),
+            (512, 128, 1024, 1, True, True, 5, 3),
+        ),
         True,
     ),
     "b1": (
         (24, 32),
-        ((32, 32, 64, 1, False, False, 3, 3), (64, 48, 256, 1, True, False, 3, 3),
-         (256, 96, 512, 2, True, True, 5, 3), (512, 192, 1024, 1, True, True, 5, 3)),
+        (
+            (32, 32, 64, 1, False, False, 3, 3),
+            (64, 48, 256, 1, True, False, 3, 3),
+            (256, 96, 512, 2, True, True, 5, 3),
+            (512, 192, 1024, 1, True, True, 5, 3),
+        ),
         True,
     ),
     "b2": (
         (24, 32),
-        ((32, 32, 96, 1, False, False, 3, 4), (96, 64, 384, 1, True, False, 3, 4),
-         (384, 128, 768, 3, True, True, 5, 4), (768, 256, 1536, 1, True, True, 5, 4)),
+        (
+            (32, 32, 96, 1, False, False, 3, 4),
+            (96, 64, 384, 1, True, False, 3, 4),
+            (384, 128, 768, 3, True, True, 5, 4),
+            (768, 256, 1536, 1, True, True, 5, 4),
+        ),
         True,
     ),
     "b3": (
         (24, 32),
-        ((32, 32, 128, 1, False, False, 3, 5), (128, 64, 512, 1, True, False, 3, 5),
-         (512, 128, 1024, 3, True, True, 5, 5), (1024, 256, 2048, 1, True, True, 5, 5)),
+        (
+            (32, 32, 128, 1, False, False, 3, 5),
+            (128, 64, 512, 1, True, False, 3, 5),
+            (512, 128, 1024, 3, True, True, 5, 5),
+            (1024, 256, 2048, 1, True, True, 5, 5),
+        ),
         True,
     ),
     "b4": (
         (32, 48),
-        ((48, 48, 128, 1, False, False, 3, 6), (128, 96, 512, 1, True, False, 3, 6),
-         (512, 192, 1024, 3, True, True, 5, 6), (1024, 384, 2048, 1, True, True, 5, 6)),
+        (
+            (48, 48, 128, 1, False, False, 3, 6),
+            (128, 96, 512, 1, True, False, 3, 6),
+            (512, 192, 1024, 3, True, True, 5, 6),
+            (1024, 384, 2048, 1, True, True, 5, 6),
+        ),
         False,
     ),
     "b5": (
         (32, 64),
-        ((64, 64, 128, 1, False, False, 3, 6), (128, 128, 512, 2, True, False, 3, 6),
-         (512, 256, 1024, 5, True, True, 5, 6), (1024, 512, 2048, 2, True, True, 5, 6)),
+        (
+            (64, 64, 128, 1, False, False, 3, 6),
+            (128, 128, 512, 2, True, False, 3, 6),
+            (512, 256, 1024, 5, True, True, 5, 6),
+            (1024, 512, 2048, 2, True, True, 5, 6),
+        ),
         False,
     ),
     "b6": (
         (48, 96),
-        ((96, 96, 192, 2, False, False, 3, 6), (192, 192, 512, 3, True, False, 3, 6),
-         (512, 384, 1024, 6, True, True, 5, 6), (1024, 768, 2048, 3, True, True, 5, 6)),
+        (
+            (96, 96, 192, 2, False, False, 3, 6),
+            (192, 192, 512, 3, True, False, 3, 6),
+            (512, 384, 1024, 6, True, True, 5, 6),
+            (1024, 768, 2048, 3, True, True, 5, 6),
+        ),
         False,
     ),
 }
@@ -114,7 +142,9 @@ class LightConv(nn.Layer):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, use_lab: bool) -> None:
         super().__init__()
         self.conv1 = ConvBNActLab(in_channels, out_channels, 1, act=None, use_lab=use_lab)
-        self.conv2 = ConvBNActLab(out_channels, out_channels, kernel_size, groups=out_channels, use_lab=use_lab)
+        self.conv2 = ConvBNActLab(
+            out_channels, out_channels, kernel_size, groups=out_channels, use_lab=use_lab
+        )
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         return self.conv2(self.conv1(x))
@@ -144,15 +174,26 @@ class HGV2Block(nn.Layer):
     Keys: ``layers.<i>.*``, ``aggregation_squeeze_conv.*``, ``aggregation_excitation_conv.*``.
     """
 
-    def __init__(self, in_c: int, mid_c: int, out_c: int, kernel: int, layer_num: int, identity: bool,
-                 light: bool, use_lab: bool) -> None:
+    def __init__(
+        self,
+        in_c: int,
+        mid_c: int,
+        out_c: int,
+        kernel: int,
+        layer_num: int,
+        identity: bool,
+        light: bool,
+        use_lab: bool,
+    ) -> None:
         super().__init__()
         self.identity = identity
         layers = []
         for i in range(layer_num):
             c = in_c if i == 0 else mid_c
             layers.append(
-                LightConv(c, mid_c, kernel, use_lab) if light else ConvBNActLab(c, mid_c, kernel, use_lab=use_lab)
+                LightConv(c, mid_c, kernel, use_lab)
+                if light
+                else ConvBNActLab(c, mid_c, kernel, use_lab=use_lab)
             )
         self.layers = nn.LayerList(layers)
         self.aggregation_squeeze_conv = ConvBNActLab(in_c + layer_num * mid_c, out_c // 2, 1, use_lab=use_lab)
@@ -175,7 +216,9 @@ class HGV2Stage(nn.Layer):
         super().__init__()
         in_c, mid_c, out_c, num_blocks, downsample, light, kernel, layer_num = cfg
         self.downsample = (
-            ConvBNActLab(in_c, in_c, 3, stride=2, groups=in_c, act=None, use_lab=use_lab) if downsample else None
+            ConvBNActLab(in_c, in_c, 3, stride=2, groups=in_c, act=None, use_lab=use_lab)
+            if downsample
+            else None
         )
         self.blocks = nn.Sequential(
             *[

@@ -58,9 +58,8 @@ def _register(depth: int, cardinality: int, vd: bool) -> None:
         return resnext(depth, cardinality, vd, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
     builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = (
-        f"ResNeXt-{depth} {cardinality}x4d"
-        + (" vd (deep stem, average-pool projection shortcuts)." if vd else " (7x7 stem).")
+    builder.__doc__ = f"ResNeXt-{depth} {cardinality}x4d" + (
+        " vd (deep stem, average-pool projection shortcuts)." if vd else " (7x7 stem)."
     )
     register_model(builder)
 

@@ -111,7 +111,9 @@ class ShuffleNetV2(ClassifierNet):
     classifier_attrs = ("fc",)
     first_conv = "stem.conv"
 
-    def __init__(self, num_classes: int = 1000, in_chans: int = 3, act: str = "relu", scale: float = 1.0) -> None:
+    def __init__(
+        self, num_classes: int = 1000, in_chans: int = 3, act: str = "relu", scale: float = 1.0
+    ) -> None:
         super().__init__()
         check_num_classes(num_classes)
         if act not in ACTIVATIONS:
