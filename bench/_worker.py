@@ -179,7 +179,7 @@ def make_variant(name: str, file: str) -> None:
     import paddle
 
     import paddlehub_cls
-    from paddlehub_cls.layouts import Optional as OptionalSource
+    from paddlehub_cls.layouts import OptionalSource
     from paddlehub_cls.layouts import get_layout
     from paddlehub_cls.registry import load_registry
 

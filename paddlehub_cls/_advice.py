@@ -77,8 +77,8 @@ def offline_miss(want: Want, roots: Sequence[CacheRoot]) -> str:
     others = other_copy_lines(want, roots)
     state = "has no copy with that checksum in any cache" if others else "is in no cache"
     variant = name(want)
-    model, _, tag = variant.partition(".")
-    download = "paddlehub-cls download " + (f"{model} --weights {tag}" if want.model else "NAME")
+    command = f"{want.model} --weights {want.tag}" if want.model and want.tag else "NAME"
+    download = f"paddlehub-cls download {command}"
     return "\n".join(
         [
             f"PADDLEHUB_CLS_OFFLINE=1 and {want.describe()} (checksum {want.checksum or 'none published'}) "

@@ -19,7 +19,7 @@ import time
 import uuid
 import zlib
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from paddlehub_cls._cache import (
     HEX,
@@ -29,12 +29,13 @@ from paddlehub_cls._cache import (
     blob_names,
     cache_roots,
     check_blob,
-    hits_for,
     now,
     parse_checksum,
     read_stamp,
     write_ref,
 )
+from paddlehub_cls._types import PathLike
+from paddlehub_cls.cache import hits_for
 from paddlehub_cls.errors import (
     CacheError,
     ChecksumError,
@@ -43,7 +44,6 @@ from paddlehub_cls.errors import (
     UnsafeArchiveError,
 )
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 BUNDLE_FORMAT = "paddlehub_cls-bundle"
 _MAX_MANIFEST = 16 << 20

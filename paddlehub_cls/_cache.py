@@ -18,65 +18,22 @@ import time
 import urllib.parse
 import uuid
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
-from paddlehub_cls.errors import CacheError, DownloadError, RegistryError, UnknownModelError
+from paddlehub_cls._env import download_timeout, env_flag
+from paddlehub_cls._types import PathLike
+from paddlehub_cls.errors import CacheError, LockTimeoutError, RegistryError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import filelock
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, "os.PathLike[str]"]
 
-_TRUE = {"1", "true", "yes", "on"}
 HEX = {"md5": re.compile(r"^[0-9a-f]{32}$"), "sha256": re.compile(r"^[0-9a-f]{64}$")}
-
-
-# --------------------------------------------------------------------------- environment
-
-
-def env_flag(name: str) -> bool:
-    """True when the environment variable ``name`` is set to 1/true/yes/on (read at call time)."""
-    return os.environ.get(name, "").strip().lower() in _TRUE
-
-
-def env_number(name: str, default: float, minimum: float = 0.0) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not value >= minimum:  # also rejects NaN
-        raise DownloadError(
-            f"{name}={raw!r} is not a number >= {minimum:g}; unset it or set e.g. {name}={default:g}"
-        )
-    return value
-
-
-def download_timeout() -> float:
-    """Seconds a process waits for another one's download (``PADDLEHUB_CLS_DOWNLOAD_TIMEOUT``)."""
-    return env_number("PADDLEHUB_CLS_DOWNLOAD_TIMEOUT", 3600.0)
-
-
-def local_rank() -> Optional[int]:
-    """This process's rank on its node under ``paddle.distributed.launch``, or None.
-
-    Read from ``PADDLE_RANK_IN_NODE``, then ``PADDLE_LOCAL_RANK`` (both set by the
-    launcher), then ``PADDLE_TRAINER_ID`` (the global rank, used only when the others
-    are absent). Paddle itself is not imported.
-    """
-    for name in ("PADDLE_RANK_IN_NODE", "PADDLE_LOCAL_RANK", "PADDLE_TRAINER_ID"):
-        raw = os.environ.get(name, "").strip()
-        if raw:
-            try:
-                return int(raw)
-            except ValueError:
-                raise DownloadError(
-                    f"{name}={raw!r} is not an integer rank; unset it or fix the launcher"
-                ) from None
-    return None
 
 
 # --------------------------------------------------------------------------- roots and layout
@@ -107,20 +64,42 @@ class CacheRoot:
     path: Path
     writable: bool
 
+    @property
+    def blobs(self) -> Path:
+        """The folder of verified files, named by their sha256."""
+        return self.path / "blobs" / "sha256"
+
     def blob(self, sha256: str) -> Path:
-        return self.path / "blobs" / "sha256" / sha256
+        return self.blobs / sha256
 
     def stamp(self, sha256: str) -> Path:
-        return self.path / "blobs" / "sha256" / f"{sha256}.json"
+        return self.blobs / f"{sha256}.json"
+
+    @property
+    def refs(self) -> Path:
+        """Holds ``md5/`` and ``url/``: one file per key naming a blob's sha256."""
+        return self.path / "refs"
 
     def ref(self, kind: str, key: str) -> Path:
         """``kind`` "md5": key is the md5 hex; "url": key is the URL (stored by its sha256)."""
         if kind == "url":
             key = hashlib.sha256(key.encode("utf-8")).hexdigest()
-        return self.path / "refs" / kind / key
+        return self.refs / kind / key
+
+    @property
+    def unpacked_dir(self) -> Path:
+        return self.path / "unpacked"
 
     def unpacked(self, sha256: str) -> Path:
-        return self.path / "unpacked" / sha256
+        return self.unpacked_dir / sha256
+
+    @property
+    def converted_dir(self) -> Path:
+        """fastload's converted files; the version changes if the converted layout ever does."""
+        return self.path / "fastload" / "v1"
+
+    def converted(self, key: str) -> Path:
+        return self.converted_dir / f"{key}.safetensors"
 
     @property
     def tmp(self) -> Path:
@@ -137,7 +116,7 @@ class CacheRoot:
     def prepare(self) -> None:
         """Create the writable directories, with an error that says how to fix a bad cache path."""
         try:
-            for d in (self.path / "blobs" / "sha256", self.tmp, self.locks):
+            for d in (self.blobs, self.tmp, self.locks):
                 d.mkdir(parents=True, exist_ok=True)
             probe = self.tmp / f".probe-{os.getpid()}-{uuid.uuid4().hex[:6]}"
             probe.touch()
@@ -155,6 +134,66 @@ def cache_roots(cache_dir: Optional[PathLike] = None) -> List[CacheRoot]:
     return [CacheRoot(p, False) for p in shared_cache_roots()] + [CacheRoot(user_cache_root(cache_dir), True)]
 
 
+# --------------------------------------------------------------------------- artifact locks
+
+
+def _file_lock(root: CacheRoot, key: str) -> "filelock.FileLock":
+    import filelock  # here, not at the top: a warm load (a cache hit) takes no lock
+
+    # 0o664: users sharing a cache through a group can wait on each other's locks.
+    return filelock.FileLock(str(root.locks / f"{key}.lock"), mode=0o664)
+
+
+@contextmanager
+def locked(root: CacheRoot, key: str, what: str, fix: Optional[str] = None) -> Iterator[Path]:
+    """Hold the lock of artifact ``key`` in ``root`` (bounded by PADDLEHUB_CLS_DOWNLOAD_TIMEOUT).
+
+    Args:
+        root: a writable cache root.
+        key: names the lock file ``<root>/locks/<key>.lock``.
+        what: what the other process is doing, for the timeout message ("downloading URL").
+        fix: the ways out a timeout message gives (default: wait, raise the timeout, delete a stale lock).
+
+    Yields:
+        The lock file's path.
+
+    Raises:
+        LockTimeoutError: another process held the lock for the whole timeout.
+    """
+    import filelock
+
+    lock = _file_lock(root, key)
+    path = root.locks / f"{key}.lock"
+    timeout = download_timeout()
+    try:
+        lock.acquire(timeout=timeout)
+    except filelock.Timeout:
+        raise LockTimeoutError(
+            f"waited {timeout:g}s for lock {path} while another process was {what}; "
+            + (
+                fix
+                or "if that process is still working, wait or raise PADDLEHUB_CLS_DOWNLOAD_TIMEOUT; if no "
+                "other process is running (a stale lock on a network filesystem), delete the lock file"
+            )
+        ) from None
+    try:
+        yield path
+    finally:
+        lock.release()
+
+
+def try_lock(root: CacheRoot, key: str) -> Optional["filelock.FileLock"]:
+    """The lock of artifact ``key`` if nobody holds it right now (release it when done), else None."""
+    import filelock
+
+    lock = _file_lock(root, key)
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        return None
+    return lock
+
+
 def warn_user(message: str) -> None:
     """``warnings.warn`` pointing at the first caller outside this package (and log it)."""
     logger.warning("%s", message)
@@ -168,15 +207,21 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
-    """Write JSON so that readers see the old file or the complete new one."""
+def atomic_write_json(
+    path: Path, data: Any, *, indent: int = 1, sort_keys: bool = True, end: str = ""
+) -> None:
+    """Write JSON so that readers see the old file or the complete new one (``end`` follows it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:6]}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps(data, indent=indent, sort_keys=sort_keys) + end)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_json(path: Path) -> Optional[Dict[str, Any]]:
@@ -312,6 +357,46 @@ class Hit:
     @property
     def path(self) -> Path:
         return self.root.blob(self.sha256)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A verified artifact as :func:`paddlehub_cls.hub.download_variant` returns it.
+
+    Attributes:
+        path: what the format readers need: the verified file, or for an archive the
+            ``archive_root`` directory inside its unpacked copy.
+        sha256: hex sha256 of the verified file (the archive itself for an unpacked directory).
+        root: the cache root holding it (``root.writable`` is False for a shared cache).
+        md5: hex md5 where the registry pins one, else None.
+        inner: for an unpacked archive, ``path`` relative to the extraction (posix), else None.
+    """
+
+    path: Path
+    sha256: str
+    root: CacheRoot
+    md5: Optional[str] = None
+    inner: Optional[str] = None
+
+    @property
+    def checksum(self) -> str:
+        """``"sha256:<hex>"``, as :class:`~paddlehub_cls.api.LoadReport` reports it."""
+        return f"sha256:{self.sha256}"
+
+    @property
+    def shared(self) -> bool:
+        """True when the artifact is in a read-only shared cache."""
+        return not self.root.writable
+
+    @property
+    def key(self) -> str:
+        """Names its converted copy: the sha256, plus 16 hex of ``inner`` inside an archive."""
+        if self.inner is None:
+            return self.sha256
+        return f"{self.sha256}-{hashlib.sha256(self.inner.encode('utf-8')).hexdigest()[:16]}"
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.path)
 
 
 def read_ref(path: Path) -> Optional[str]:
@@ -454,47 +539,7 @@ def add_source(hit: Hit, want: Want) -> None:
 
 def blob_names(root: CacheRoot) -> List[str]:
     """sha256 names of the blobs in ``root``, sorted."""
-    d = root.path / "blobs" / "sha256"
     try:
-        return sorted(n for n in os.listdir(d) if HEX["sha256"].match(n))
+        return sorted(n for n in os.listdir(root.blobs) if HEX["sha256"].match(n))
     except FileNotFoundError:
         return []
-
-
-def registry_wants(name: str) -> List[Want]:
-    """One :class:`Want` per weight variant of registry model ``name`` (only that variant for "
-    "``NAME.TAG``)."""
-    from paddlehub_cls.registry import load_registry
-
-    info, variant = load_registry().resolve(name)
-    variants = [variant] if "." in name else list(info.weights.values())
-    return [Want.make(v.urls, v.checksum, size=v.size, model=info.name, tag=v.tag) for v in variants]
-
-
-def hits_for(name: str, roots: Sequence[CacheRoot]) -> List[Hit]:
-    """Artifacts of model ``name`` (or ``NAME.TAG``): stamps naming it, plus its registry variants found in "
-    "``roots``."""
-    model, _, tag = name.lower().partition(".")
-    hits: Dict[tuple, Hit] = {}
-    for root in roots:
-        for sha in blob_names(root):
-            stamp = read_stamp(root.stamp(sha))
-            for s in stamp.get("sources", []):
-                if (
-                    isinstance(s, dict)
-                    and str(s.get("model", "")).lower() == model
-                    and (not tag or str(s.get("tag", "")).lower() == tag)
-                ):
-                    hits[(str(root.path), sha)] = Hit(root, sha, stamp)
-    try:
-        wants = registry_wants(name)
-    except UnknownModelError:
-        if hits:
-            return list(hits.values())
-        raise
-    for want in wants:
-        for root in roots:
-            hit = find_in_root(root, want)
-            if hit:
-                hits.setdefault((str(root.path), hit.sha256), hit)
-    return list(hits.values())

@@ -16,12 +16,11 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence
 
+from paddlehub_cls._cache import atomic_write_json
+from paddlehub_cls._types import PathLike
 from paddlehub_cls.errors import WeightsFormatError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from paddle import nn
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +30,6 @@ __all__ = [
     "apply_checkpoint_meta",
     "epoch_callback",
     "is_writer",
-    "load_checkpoint",
-    "load_with_sidecar",
     "plot_history",
     "read_checkpoint_meta",
     "save_epoch",
@@ -42,7 +39,6 @@ __all__ = [
 CHECKPOINT_FORMAT = "paddlehub_cls-finetune-checkpoint"
 CHECKPOINT_VERSION = 1
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 def sidecar_path(checkpoint: PathLike) -> Path:
@@ -91,46 +87,6 @@ def apply_checkpoint_meta(model: Any, meta: Dict[str, Any]) -> Any:
     return model
 
 
-def load_checkpoint(checkpoint: PathLike, **kwargs: Any) -> "nn.Layer":
-    """Load a fine-tuned checkpoint by its sidecar: model name, head size and class names.
-
-    Equivalent to ``load_model(meta["model"], weights=checkpoint,
-    num_classes=len(meta["class_names"]))`` plus the class names.
-
-    Raises:
-        FileNotFoundError: no sidecar next to the checkpoint (use ``load_model``
-            with the model name instead).
-    """
-    from paddlehub_cls.api import load_model
-
-    meta = read_checkpoint_meta(checkpoint)
-    if meta is None:
-        raise FileNotFoundError(
-            f"no sidecar {sidecar_path(checkpoint)} next to {checkpoint}; load it with "
-            f"load_model(NAME, weights={str(checkpoint)!r}, num_classes=N)"
-        )
-    model = load_model(meta["model"], weights=checkpoint, num_classes=len(meta["class_names"]), **kwargs)
-    return apply_checkpoint_meta(model, meta)
-
-
-def load_with_sidecar(name: str, weights: Optional[PathLike], **kwargs: Any) -> "nn.Layer":
-    """``load_model(name, weights=weights, **kwargs)``, plus a fine-tuned checkpoint's sidecar.
-
-    When ``weights`` is a local checkpoint with an ``epoch_NNN.json`` beside it, its class
-    names and training image size are attached (:func:`apply_checkpoint_meta`), so every
-    route from a name and a checkpoint (``predict``, ``export``) keeps them.
-    """
-    from paddlehub_cls.api import load_model, local_weights_path
-
-    model = load_model(name, weights=weights, **kwargs)
-    local = local_weights_path(name, weights) if weights is not None else None
-    if local is not None and local.is_file():
-        meta = read_checkpoint_meta(local)
-        if meta is not None:
-            apply_checkpoint_meta(model, meta)
-    return model
-
-
 def _atomic_write_bytes(path: Path, write: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -139,10 +95,6 @@ def _atomic_write_bytes(path: Path, write: Any) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    _atomic_write_bytes(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8"))
 
 
 def _optimizer_state_by_key(model: Any, optimizer: Any) -> Dict[str, Any]:
@@ -208,10 +160,14 @@ def save_epoch(state: Dict[str, Any], row: Dict[str, Any], optimizer: Any) -> No
         weights_file=weights.name,
         optimizer_file=f"{stem}.pdopt",
     )
-    _write_json(sidecar_path(weights), meta)
-    _write_json(
+    # Indented for people reading them, in the order written.
+    atomic_write_json(sidecar_path(weights), meta, indent=2, sort_keys=False, end="\n")
+    atomic_write_json(
         out / "history.json",
         {"model": meta["model"], "class_names": meta["class_names"], "history": state["history"]},
+        indent=2,
+        sort_keys=False,
+        end="\n",
     )
     state["checkpoints"].append(weights)
     state["plot"] = plot_history(state["history"], out / "curves.png", title=f"{meta['model']} fine-tuning")

@@ -12,16 +12,15 @@ when tensors are compared.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Collection, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Collection, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from paddlehub_cls import archive
-from paddlehub_cls._cache import HEX, CacheRoot
+from paddlehub_cls._cache import HEX, Artifact, CacheRoot
+from paddlehub_cls._types import PathLike
 from paddlehub_cls.errors import CacheError, UnsafeWeightsError, WeightsFormatError
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 _SUFFIX = ".safetensors"
 
@@ -73,8 +72,6 @@ def scan(roots: Sequence[CacheRoot]) -> List[ConvertedFile]:
 
 def find_source(conv: ConvertedFile, roots: Sequence[CacheRoot]) -> Optional[Path]:
     """The cached artifact ``conv`` was converted from (a blob, or a directory in an unpacked archive)."""
-    from paddlehub_cls import fastload
-
     sha = conv.source_sha256
     for root in roots:
         if conv.key == sha:
@@ -86,7 +83,7 @@ def find_source(conv: ConvertedFile, roots: Sequence[CacheRoot]) -> Optional[Pat
             continue
         hint = (conv.stamp or {}).get("source")
         for candidate in _candidates(top, hint if isinstance(hint, str) else None):
-            if fastload.source_key(candidate, f"sha256:{sha}") == conv.key:
+            if Artifact(candidate, sha, root, inner=candidate.relative_to(top).as_posix()).key == conv.key:
                 return candidate
     return None
 

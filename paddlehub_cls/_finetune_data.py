@@ -6,15 +6,15 @@ import copy
 import logging
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from paddlehub_cls._types import PathLike
 from paddlehub_cls.errors import DatasetError, ImageReadError
 
 __all__ = ["build_datasets", "find_unreadable"]
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 def _class_folder_dataset(root: Path, transform: Any) -> Any:

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from paddlehub_cls._cache import CacheRoot, Want, atomic_write_json, env_flag, env_number, read_json
+from paddlehub_cls._cache import CacheRoot, Want, atomic_write_json, read_json
+from paddlehub_cls._env import env_flag, env_number
 from paddlehub_cls._hashing import Hashes as _Hashes
 from paddlehub_cls.errors import DownloadError
 

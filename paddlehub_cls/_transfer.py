@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence
 
 from paddlehub_cls import _advice
+from paddlehub_cls._env import env_flag, env_number
 from paddlehub_cls._cache import (
     CacheRoot,
     Hit,
     Want,
-    env_flag,
-    env_number,
     fsync_dir,
     record,
     recorded_pin,

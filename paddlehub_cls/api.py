@@ -1,29 +1,35 @@
 """The public entry points: orchestration only.
 
-HTTP, archives and caching live in :mod:`paddlehub_cls.hub`, file formats in
-:mod:`paddlehub_cls.formats`, name maps in :mod:`paddlehub_cls.layouts`, networks
-in :mod:`paddlehub_cls.models`. Paddle is imported only when a network is built.
+How a network is built and filled lives in :mod:`paddlehub_cls._builder`; HTTP, archives and
+caching in :mod:`paddlehub_cls.hub`, file formats in :mod:`paddlehub_cls.formats`, name maps in
+:mod:`paddlehub_cls.layouts`, networks in :mod:`paddlehub_cls.models`. Paddle is imported only
+when a network is built.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import logging
-import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence
 
-from paddlehub_cls.errors import UnsafeWeightsError, WeightsFormatError
-from paddlehub_cls.registry import ModelInfo, WeightVariant, load_registry
+from paddlehub_cls import _builder
+from paddlehub_cls._builder import LoadReport, info_for, local_weights_path
+from paddlehub_cls._types import PathLike
+from paddlehub_cls.registry import ModelInfo, load_registry
 
 if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
     from paddle import nn
 
-logger = logging.getLogger(__name__)
 
-PathLike = Union[str, "os.PathLike[str]"]
+__all__ = [
+    "LoadReport",
+    "download",
+    "list_models",
+    "load_checkpoint",
+    "load_model",
+    "load_with_sidecar",
+    "local_weights_path",
+    "model_info",
+]
 
 
 def list_models(
@@ -70,14 +76,7 @@ def model_info(name: str) -> ModelInfo:
     Raises:
         UnknownModelError: listing the closest names.
     """
-    return _info(load_registry(), name)
-
-
-def _info(reg: Any, name: str) -> ModelInfo:
-    # "Name.tag" resolves through the variant; a bare name must not require weights.
-    if isinstance(name, str) and name.lower() not in reg and "." in name:
-        return reg.resolve(name)[0]
-    return reg.get(name)
+    return info_for(load_registry(), name)
 
 
 def download(
@@ -102,151 +101,7 @@ def download(
     from paddlehub_cls import hub
 
     info, variant = load_registry().resolve(name, weights)
-    return hub.download_variant(info, variant, cache_dir=cache_dir, progress=progress)
-
-
-@dataclass
-class LoadReport:
-    """What :func:`load_model` did, key by key.
-
-    Attributes:
-        model: registry name of the model.
-        weights: variant tag, or ``"local"`` for a path.
-        path: file or directory the tensors were read from.
-        checksum: the verified checksum of the artifact (``md5:``/``sha256:``), if known.
-        format: container read (``fluid``, ``pdparams``, ``safetensors``).
-        layout: name map applied (``fluid2019``, ``paddle_vision``, ...).
-        loaded: our keys restored from the file.
-        reset: our keys freshly initialised (new classifier).
-        adapted: our key -> how it was changed (``in_chans``).
-        filled: our key -> why it was filled with a constant (absent in the source).
-        cast: our key -> dtype conversion applied.
-    """
-
-    model: str
-    weights: str
-    path: str
-    checksum: Optional[str]
-    format: str
-    layout: str
-    loaded: List[str] = field(default_factory=list)
-    reset: List[str] = field(default_factory=list)
-    adapted: Dict[str, str] = field(default_factory=dict)
-    filled: Dict[str, str] = field(default_factory=dict)
-    cast: Dict[str, str] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        lines = [
-            f"{self.model} weights {self.weights!r} from {self.path} "
-            f"({self.format}, layout {self.layout}, checksum {self.checksum or 'none'})",
-            f"  loaded {len(self.loaded)} tensors",
-        ]
-        if self.reset:
-            lines.append(f"  reset {len(self.reset)}: {', '.join(self.reset)}")
-        for title, items in (("adapted", self.adapted), ("filled", self.filled), ("cast", self.cast)):
-            if items:
-                lines.append(f"  {title} {len(items)}: " + "; ".join(f"{k}: {v}" for k, v in items.items()))
-        return "\n".join(lines)
-
-
-def local_weights_path(name: str, weights: PathLike) -> Optional[Path]:
-    """The file or folder that ``weights`` names, or None when it names a registered variant.
-
-    A tag registered for ``name`` always wins, even over a file or folder of that name in
-    the current directory; any other string is a path when it contains a path separator or
-    exists; an ``os.PathLike`` (``Path(...)``) is always a path.
-
-    Raises:
-        UnknownModelError: ``name`` is not in the registry (for a string ``weights``).
-    """
-    if isinstance(weights, os.PathLike):
-        return Path(os.fspath(weights)).expanduser()
-    if weights.lower() in {tag.lower() for tag in _info(load_registry(), name).weights}:
-        return None
-    local = Path(weights).expanduser()
-    separators = [sep for sep in (os.sep, os.altsep) if sep]
-    return local if any(sep in weights for sep in separators) or local.exists() else None
-
-
-def _resolve_weights(
-    name: str, weights: Optional[PathLike], pretrained: bool
-) -> Tuple[ModelInfo, Optional[WeightVariant], Optional[Path]]:
-    """Split ``weights`` into a registry variant or a local path.
-
-    Returns:
-        (model, variant, path): ``variant`` is the one to download, or for a local
-        path the variant named in ``"Name.tag"`` (a hint), else None.
-    """
-    reg = load_registry()
-    if weights is None and not pretrained:
-        return _info(reg, name), None, None
-    if weights is not None and not isinstance(weights, (str, os.PathLike)):
-        raise TypeError(f"weights must be a variant tag or a path, got {weights!r} ({type(weights).__name__})")
-    if weights is not None:
-        local = local_weights_path(name, weights)
-        if local is not None:
-            if not local.exists():
-                raise FileNotFoundError(
-                    f"weights path {str(local)!r} for {name} does not exist; pass an existing file or "
-                    f"directory, or a variant tag such as {sorted(_info(reg, name).weights)}"
-                )
-            # "Name.tag" with a path says which variant's graph and names the file has.
-            hinted = name.lower() not in reg and "." in name
-            info, hint = reg.resolve(name) if hinted else (_info(reg, name), None)
-            return info, hint, local
-    info, variant = reg.resolve(name, weights)
-    return info, variant, None
-
-
-def _first_conv_adapter(in_chans: int) -> Callable[["np.ndarray"], "np.ndarray"]:
-    def adapt(w: "np.ndarray") -> "np.ndarray":
-        import numpy as np
-
-        w = np.asarray(w, dtype=np.float32)
-        if w.shape[1] != 3:
-            raise ValueError(f"first conv has {w.shape[1]} input channels, expected 3 to adapt to {in_chans}")
-        if in_chans == 1:
-            return w.sum(axis=1, keepdims=True)
-        # Repeating the RGB filters keeps the pattern; scaling by 3/N keeps the
-        # activation magnitude of an input whose channels look alike.
-        reps = -(-in_chans // 3)
-        return (np.tile(w, (1, reps, 1, 1))[:, :in_chans] * (3.0 / in_chans)).astype(np.float32)
-
-    return adapt
-
-
-def _check_args(num_classes: Optional[int], in_chans: int) -> None:
-    if num_classes is not None and (
-        isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0
-    ):
-        raise ValueError(
-            f"num_classes must be None (keep the checkpoint's head), 0 (pooled features) or a positive int; "
-            f"got {num_classes!r}"
-        )
-    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
-        raise ValueError(f"in_chans must be a positive int, got {in_chans!r}")
-
-
-def _pretrained_cfg(info: ModelInfo, variant: Optional[WeightVariant], model: Any) -> Dict[str, Any]:
-    cfg = {
-        "name": info.name,
-        "architecture": info.architecture,
-        "family": info.family,
-        "num_classes": model.num_classes,
-        "input_size": list(info.input_size),
-        "mean": list(info.mean),
-        "std": list(info.std),
-        "interpolation": info.interpolation,
-        "crop_pct": info.crop_pct,
-        "classifier": list(model.classifier_attrs),
-        "first_conv": model.first_conv,
-        "tag": None,
-    }
-    if variant is not None:
-        cfg.update(tag=variant.tag, urls=list(variant.urls), layout=variant.layout, checksum=variant.checksum)
-    # The loaded file's own eval pipeline, so create_transform(model) follows it (None: the legacy fields).
-    cfg["preprocess"] = info.preprocess_for(variant.tag) if variant is not None else info.preprocess_for(None)
-    return cfg
+    return hub.download_variant(info, variant, cache_dir=cache_dir, progress=progress).path
 
 
 def load_model(
@@ -291,189 +146,65 @@ def load_model(
         DownloadError, ChecksumError, OfflineError: the weights could not be fetched.
         ValueError: invalid ``num_classes`` or ``in_chans``.
     """
-    _check_args(num_classes, in_chans)
+    _builder.check_args(num_classes, in_chans)
+    if out_indices is not None and not features_only:
+        raise ValueError("out_indices selects feature maps: pass it with features_only=True")
+    if features_only and num_classes not in (None, 0):
+        raise ValueError(
+            "features_only=True returns feature maps, not logits; leave num_classes unset, "
+            f"got {num_classes!r}"
+        )
+    model = _builder.load(
+        name,
+        pretrained,
+        0 if features_only else num_classes,
+        weights=weights,
+        in_chans=in_chans,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
     if features_only:
-        if num_classes not in (None, 0):
-            raise ValueError(f"features_only=True returns feature maps, not logits; leave num_classes unset, "
-                             f"got {num_classes!r}")
         from paddlehub_cls.features import FeatureListNet
 
-        backbone = load_model(name, pretrained, 0, weights=weights, in_chans=in_chans, cache_dir=cache_dir,
-                              progress=progress)
-        return FeatureListNet(backbone, out_indices)
-    if out_indices is not None:
-        raise ValueError("out_indices selects feature maps: pass it with features_only=True")
-    if weights is not None:
-        pretrained = True
-    info, variant, local = _resolve_weights(name, weights, pretrained)
-    if pretrained and local is None:
-        from paddlehub_cls import hub
-
-        # Before paddle is imported (seconds): a download that cannot succeed fails at once.
-        path = hub.download_variant(info, variant, cache_dir=cache_dir, progress=progress)
-
-    import paddle
-
-    from paddlehub_cls.models import get_builder
-
-    builder = get_builder(info.architecture)
-    build_kwargs = info.build_kwargs(variant.tag if variant is not None else None)
-    head = variant.num_classes if variant is not None else info.num_classes
-    if not pretrained:
-        model = builder(num_classes=head if num_classes is None else num_classes, in_chans=in_chans, **build_kwargs)
-        model.pretrained_cfg = _pretrained_cfg(info, None, model)
-        model.eval()
-        return model
-
-    from paddlehub_cls import layouts
-
-    if local is not None:
-        path, checksum, tag = _unpack_local(local, cache_dir), None, "local"
-    else:
-        from paddlehub_cls import hub
-
-        checksum, tag = hub.recorded_checksum(path) or variant.checksum, variant.tag
-    try:
-        source = _read_source(path, checksum, cache_dir)
-    except (UnsafeWeightsError, WeightsFormatError) as err:
-        if local is None:
-            # Verified bytes that are hostile or unreadable must not stay where a good artifact is expected.
-            from paddlehub_cls import hub
-
-            moved = hub.reject_artifact(path, str(err), cache_dir=cache_dir)
-            if moved is not None:
-                raise type(err)(f"{err} The downloaded file was moved to {moved}.") from err
-        raise
-    if local is None:
-        # Build without random initialisation: every parameter is assigned below.
-        with paddle.LazyGuard():
-            model = builder(num_classes=head, in_chans=in_chans, **build_kwargs)
-        match = layouts.match_layout(
-            model, source.tensors, variant.layout, info.family, origin=str(path), adapt=_adapters(model, in_chans)
-        )
-    else:
-        model, match, matched = _match_local(info, builder, source.tensors, variant, in_chans, str(path))
-        head = model.num_classes
-        if matched is not None:
-            variant, tag = matched, f"local:{matched.tag}"
-    reset_head = num_classes is not None and num_classes != head
-    skip = set(model.classifier_keys()) if reset_head else set()
-    report = LoadReport(
-        model=info.name, weights=tag, path=str(path), checksum=checksum, format=source.format, layout=match.layout
-    )
-    _assign(model, match.arrays, skip)
-    report.loaded = [k for k in match.arrays if k not in skip]
-    report.filled, report.cast = dict(match.filled), dict(match.cast)
-    report.adapted = {
-        k: f"first conv adapted from 3 to {in_chans} input channels" for k in _adapters(model, in_chans)
-    }
-    if reset_head:
-        model.reset_classifier(num_classes)
-        report.reset = model.classifier_keys()
-    model.pretrained_cfg = _pretrained_cfg(info, variant, model)
-    model.load_report = report
-    model.eval()
-    logger.debug("%s", report)
+        return FeatureListNet(model, out_indices)
     return model
 
 
-def _read_source(path: Path, checksum: Optional[str] = None, cache_dir: Optional[PathLike] = None) -> Any:
-    """Tensors of an artifact: one the hub verified (``checksum`` is its ``sha256:``) through its
-    memory-mapped conversion in the cache (:mod:`paddlehub_cls.fastload`), a local one as it is."""
-    from paddlehub_cls import fastload
+def load_checkpoint(checkpoint: PathLike, **kwargs: Any) -> "nn.Layer":
+    """Load a fine-tuned checkpoint by its sidecar: model name, head size and class names.
 
-    return fastload.read_source(path, checksum, cache_dir=cache_dir)
+    Equivalent to ``load_model(meta["model"], weights=checkpoint,
+    num_classes=len(meta["class_names"]))`` plus the class names.
 
-
-def _adapters(model: Any, in_chans: int) -> Dict[str, Callable[["np.ndarray"], "np.ndarray"]]:
-    if in_chans == 3:
-        return {}
-    return {f"{model.first_conv}.weight": _first_conv_adapter(in_chans)}
-
-
-def _match_local(
-    info: ModelInfo,
-    builder: Callable[..., Any],
-    tensors: Dict[str, "np.ndarray"],
-    hint: Optional[WeightVariant],
-    in_chans: int,
-    origin: str,
-) -> Tuple[Any, Any, Optional[WeightVariant]]:
-    """Find the weight variant whose graph and layout a local file fits.
-
-    Variants differ in graph as well as names (dropout scaling, an extra
-    shortcut conv), so each candidate is built with its own kwargs and matched
-    with its own layout; a checkpoint of ours (``native`` names) is tried last,
-    with the hinted or default variant's graph.
-
-    Returns:
-        (lazily built network, layout match, the variant matched or None for native).
+    Raises:
+        FileNotFoundError: no sidecar next to the checkpoint (use ``load_model``
+            with the model name instead).
     """
-    import paddle
+    from paddlehub_cls._checkpoint import apply_checkpoint_meta, read_checkpoint_meta, sidecar_path
 
-    from paddlehub_cls import layouts
-    from paddlehub_cls.errors import WeightsMismatchError
-
-    if hint is not None:
-        candidates: List[Optional[WeightVariant]] = [hint]
-    else:
-        candidates = sorted(info.weights.values(), key=lambda v: v.tag != info.default_weights)
-    candidates.append(None)
-    tried = []
-    for cand in candidates:
-        graph = cand if cand is not None else hint
-        kwargs = info.build_kwargs(graph.tag if graph is not None else None)
-        layout = cand.layout if cand is not None else layouts.NATIVE
-        head = cand.num_classes if cand is not None else info.num_classes
-        with paddle.LazyGuard():
-            model = builder(num_classes=head, in_chans=in_chans, **kwargs)
-        # A fine-tuned checkpoint carries its own head size.
-        found = _head_from_layout(model, tensors, info.family, layout)
-        if found is not None and found != head:
-            with paddle.LazyGuard():
-                model = builder(num_classes=found, in_chans=in_chans, **kwargs)
-        try:
-            match = layouts.match_layout(
-                model, tensors, layout, info.family, origin=origin, adapt=_adapters(model, in_chans)
-            )
-        except WeightsMismatchError as err:
-            detail = " ".join(line.strip() for line in str(err).splitlines()[1:3])
-            tried.append(f"{cand.tag if cand is not None else 'native'} (layout {layout}): {detail}")
-            continue
-        return model, match, cand
-    raise WeightsMismatchError(
-        f"{origin} fits none of the weight variants of {info.name}. Tried:\n  "
-        + "\n  ".join(tried)
-        + f"\nCheck that the file holds {info.name} weights; name the variant it came from with "
-        f"'{info.name}.<tag>' to see the full mismatch."
-    )
+    meta = read_checkpoint_meta(checkpoint)
+    if meta is None:
+        raise FileNotFoundError(
+            f"no sidecar {sidecar_path(checkpoint)} next to {checkpoint}; load it with "
+            f"load_model(NAME, weights={str(checkpoint)!r}, num_classes=N)"
+        )
+    model = load_model(meta["model"], weights=checkpoint, num_classes=len(meta["class_names"]), **kwargs)
+    return apply_checkpoint_meta(model, meta)
 
 
-def _head_from_layout(model: Any, tensors: Dict[str, "np.ndarray"], family: str, layout: str) -> Optional[int]:
-    """Classifier width of a checkpoint, read through the layout's name for it."""
-    from paddlehub_cls import layouts
+def load_with_sidecar(name: str, weights: Optional[PathLike], **kwargs: Any) -> "nn.Layer":
+    """``load_model(name, weights=weights, **kwargs)``, plus a fine-tuned checkpoint's sidecar.
 
-    src = layouts.get_layout(family, layout)(model).get(f"{model.classifier_attrs[0]}.weight")
-    src = getattr(src, "key", src)
-    if src in tensors and tensors[src].ndim == 2:
-        return int(tensors[src].shape[-1])
-    return None
+    When ``weights`` is a local checkpoint with an ``epoch_NNN.json`` beside it, its class
+    names and training image size are attached (``apply_checkpoint_meta``), so every
+    route from a name and a checkpoint (``predict``, ``export``) keeps them.
+    """
+    from paddlehub_cls._checkpoint import apply_checkpoint_meta, read_checkpoint_meta
 
-
-def _assign(model: Any, arrays: Dict[str, "np.ndarray"], skip: set) -> None:
-    from paddlehub_cls import fastload
-
-    # Zero copy where the array can become the parameter's memory (see fastload.assign).
-    fastload.assign(model, arrays, skip)
-
-
-def _unpack_local(path: Path, cache_dir: Optional[PathLike]) -> Path:
-    """A local archive is unpacked safely into the cache; files and dirs are used as they are."""
-    if path.is_file():
-        from paddlehub_cls import archive
-
-        if archive.is_archive(path):
-            from paddlehub_cls import hub
-
-            return hub.unpack_local_archive(path, cache_dir=cache_dir)
-    return path
+    model = load_model(name, weights=weights, **kwargs)
+    local = local_weights_path(name, weights) if weights is not None else None
+    if local is not None and local.is_file():
+        meta = read_checkpoint_meta(local)
+        if meta is not None:
+            apply_checkpoint_meta(model, meta)
+    return model

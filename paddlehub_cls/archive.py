@@ -25,11 +25,10 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import IO, Callable, Dict, Iterator, List, Optional, Tuple
 
+from paddlehub_cls._types import PathLike
 from paddlehub_cls.errors import CacheError, UnsafeArchiveError
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: Written into the top of an extraction before it is renamed into place.
 MARKER = ".paddlehub_cls_complete.json"

@@ -21,12 +21,12 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
+from paddlehub_cls._types import PathLike
+
 if TYPE_CHECKING:  # pragma: no cover
     from paddle import nn
 
 logger = logging.getLogger(__name__)
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: file name prefix of the program and parameters inside an export directory.
 MODEL_PREFIX = "inference"
@@ -73,7 +73,7 @@ def _check_batch(batch_size: Optional[int]) -> Optional[int]:
 def _resolve(model_or_name: Any, weights: Optional[PathLike], pretrained: bool) -> "nn.Layer":
     if isinstance(model_or_name, str):
         # A fine-tuned checkpoint's sidecar supplies its class names and training image size.
-        from paddlehub_cls._checkpoint import load_with_sidecar
+        from paddlehub_cls.api import load_with_sidecar
 
         return load_with_sidecar(model_or_name, weights, pretrained=pretrained)
     if weights is not None:

@@ -16,8 +16,9 @@ of that lock also deletes the temporaries that killed conversions left. Read-onl
 shared caches (``PADDLEHUB_CLS_SHARED_CACHE``) are searched for a converted file first and never
 written.
 
-Only artifacts the hub verified are converted (the caller passes their ``sha256:``); a local file
-is read as it is. ``PADDLEHUB_CLS_FASTLOAD=0`` turns conversion off. Any failure to convert (full
+Only artifacts the hub verified are converted (the caller passes the
+:class:`~paddlehub_cls.hub.Artifact` that :func:`~paddlehub_cls.hub.download_variant` returned); a
+local file is read as it is. ``PADDLEHUB_CLS_FASTLOAD=0`` turns conversion off. Any failure to convert (full
 disk, unwritable cache) is logged and the source is read directly.
 
 This module never imports paddle, except inside :func:`assign`, and imports numpy only when it
@@ -26,17 +27,26 @@ reads tensors, so the cache commands can list and remove converted files cheaply
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import mmap
 import os
 import shutil
 import time
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Collection, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
+from paddlehub_cls._cache import (
+    Artifact,
+    CacheRoot,
+    atomic_write_json,
+    cache_roots,
+    locked,
+    read_json,
+    user_cache_root,
+)
+from paddlehub_cls._dtypes import DIRECT_DTYPES
+from paddlehub_cls._types import PathLike
 from paddlehub_cls.errors import CacheError, WeightsFormatError, WeightsMismatchError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,28 +56,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, "os.PathLike[str]"]
 
-#: directory under a cache root; the version changes if the converted layout ever does.
-SUBDIR = Path("fastload") / "v1"
+#: directory under a cache root (``CacheRoot.converted_dir``), for tests and tools.
+SUBDIR = CacheRoot(Path(), True).converted_dir
 FORMAT_VERSION = 1
 _META_KEY = "paddlehub_cls.fastload"
-# safetensors dtype codes that map one-to-one onto numpy (what save_safetensors writes).
-_DIRECT = {
-    "BOOL": "|b1",
-    "U8": "|u1",
-    "I8": "|i1",
-    "U16": "<u2",
-    "I16": "<i2",
-    "U32": "<u4",
-    "I32": "<i4",
-    "U64": "<u8",
-    "I64": "<i8",
-    "F16": "<f2",
-    "F32": "<f4",
-    "F64": "<f8",
-    "C64": "<c8",
-}
 # Free space kept on the cache's filesystem beyond the converted file itself.
 _SPACE_MARGIN = 64 << 20
 
@@ -77,65 +70,13 @@ def enabled() -> bool:
     return os.environ.get("PADDLEHUB_CLS_FASTLOAD", "").strip().lower() not in {"0", "false", "no", "off"}
 
 
-def source_key(path: PathLike, checksum: Optional[str]) -> Optional[str]:
-    """The cache key of a hub-verified artifact, or None when ``path`` is not one.
-
-    Args:
-        path: what the hub returned: ``blobs/sha256/<hex>``, or a directory inside
-            ``unpacked/<hex>/`` for an archive.
-        checksum: ``"sha256:<hex>"`` the hub recorded for it (``hub.recorded_checksum``).
-
-    Returns:
-        ``<hex>`` for a blob, ``<hex>-<16 hex of the inner path>`` for a directory inside an
-        unpacked archive; None if ``checksum`` is not a sha256 or does not name ``path``.
-    """
-    if not checksum or not str(checksum).startswith("sha256:"):
-        return None
-    sha = str(checksum)[len("sha256:") :].lower()
-    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
-        return None
-    p = Path(path)
-    if p.name == sha and p.parent.name == "sha256":
-        return sha
-    for parent in p.parents:
-        if parent.name == sha and parent.parent.name == "unpacked":
-            inner = p.relative_to(parent).as_posix()
-            return f"{sha}-{hashlib.sha256(inner.encode('utf-8')).hexdigest()[:16]}"
-    return None
-
-
 def converted_path(root: PathLike, key: str) -> Path:
     """Where the converted file of ``key`` lives under the cache root ``root``."""
-    return Path(root) / SUBDIR / f"{key}.safetensors"
+    return CacheRoot(Path(root), True).converted(key)
 
 
 def _stamp_path(file: Path) -> Path:
     return file.with_name(file.name + ".json")
-
-
-def _read_json(path: Path) -> Optional[Dict[str, Any]]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:6]}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def fresh_stamp(file: PathLike, key: str) -> Optional[Dict[str, Any]]:
@@ -151,7 +92,7 @@ def _fresh(file: Path, key: str) -> Optional[Dict[str, Any]]:
         st = file.stat()
     except OSError:
         return None
-    stamp = _read_json(_stamp_path(file))
+    stamp = read_json(_stamp_path(file))
     if not stamp:
         return None
     written = (stamp.get("version"), stamp.get("key"), stamp.get("size"), stamp.get("mtime_ns"))
@@ -186,13 +127,13 @@ def map_safetensors(path: PathLike) -> Tuple[Dict[str, np.ndarray], Dict[str, st
     if len(mapped) != size:
         raise WeightsFormatError(f"{os.fspath(path)}: file changed size while being mapped; convert it again")
     for name, (code, shape, begin, end) in entries.items():
-        if code not in _DIRECT:
+        if code not in DIRECT_DTYPES:
             raise WeightsFormatError(
                 f"{os.fspath(path)}: tensor {name!r} has dtype {code}, which cannot be mapped without a "
                 "copy; "
                 "read it with paddlehub_cls.formats.load_safetensors"
             )
-        dtype = np.dtype(_DIRECT[code])
+        dtype = np.dtype(DIRECT_DTYPES[code])
         arr = np.frombuffer(mapped, dtype=dtype, count=(end - begin) // dtype.itemsize, offset=begin)
         tensors[name] = arr.reshape(shape)
     return tensors, dict(metadata)
@@ -213,10 +154,8 @@ def _load_converted(file: Path, stamp: Mapping[str, Any]) -> "WeightsSource":
 
 def find_converted(key: str, cache_dir: Optional[PathLike] = None) -> Optional["WeightsSource"]:
     """Map the converted file of ``key`` from the first cache root holding a fresh one, or None."""
-    from paddlehub_cls._cache import cache_roots
-
     for root in cache_roots(cache_dir):
-        file = converted_path(root.path, key)
+        file = root.converted(key)
         stamp = _fresh(file, key)
         if stamp is None:
             continue
@@ -236,15 +175,14 @@ def find_converted(key: str, cache_dir: Optional[PathLike] = None) -> Optional["
 
 
 def read_source(
-    path: PathLike, checksum: Optional[str] = None, *, cache_dir: Optional[PathLike] = None
+    source: "Union[Artifact, PathLike]", *, cache_dir: Optional[PathLike] = None
 ) -> "WeightsSource":
     """Tensors of a weight artifact, through its converted copy when the hub verified it.
 
     Args:
-        path: the artifact (file or directory) as :func:`paddlehub_cls.hub.download_variant`
-            returned it, or any local weights path.
-        checksum: the ``"sha256:<hex>"`` the hub recorded for ``path``; None (a local path)
-            reads ``path`` directly.
+        source: the :class:`~paddlehub_cls.hub.Artifact` that
+            :func:`paddlehub_cls.hub.download_variant` returned, or any local weights path
+            (read directly).
         cache_dir: user cache root, as given to ``load_model``.
 
     Returns:
@@ -257,14 +195,14 @@ def read_source(
     """
     from paddlehub_cls import formats
 
-    key = source_key(path, checksum) if enabled() else None
-    if key is None:
-        return formats.read_weights(path)
+    if not isinstance(source, Artifact) or not enabled():
+        return formats.read_weights(source.path if isinstance(source, Artifact) else source)
+    path, key = source.path, source.key
     hit = find_converted(key, cache_dir)
     if hit is not None:
         return hit
     try:
-        return _convert_locked(Path(path), key, cache_dir)
+        return _convert_locked(path, key, cache_dir)
     except (OSError, CacheError) as exc:
         logger.warning(
             "could not write converted weights for %s into the cache (%s); reading it directly. Free disk "
@@ -276,34 +214,18 @@ def read_source(
 
 
 def _convert_locked(path: Path, key: str, cache_dir: Optional[PathLike]) -> "WeightsSource":
-    import filelock
-
-    from paddlehub_cls._cache import CacheRoot, download_timeout, user_cache_root
-    from paddlehub_cls.errors import LockTimeoutError
-
     root = CacheRoot(user_cache_root(cache_dir), True)
     root.prepare()
-    dest = converted_path(root.path, key)
+    dest = root.converted(key)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    lock = filelock.FileLock(str(root.locks / f"fastload-{key}.lock"), mode=0o664)
-    timeout = download_timeout()
-    try:
-        lock.acquire(timeout=timeout)
-    except filelock.Timeout:
-        raise LockTimeoutError(
-            f"waited {timeout:g}s for {root.locks / f'fastload-{key}.lock'} while another process converted "
-            f"{path}; raise PADDLEHUB_CLS_DOWNLOAD_TIMEOUT, delete a stale lock file, or set "
-            "PADDLEHUB_CLS_FASTLOAD=0"
-        ) from None
-    try:
+    fix = "raise PADDLEHUB_CLS_DOWNLOAD_TIMEOUT, delete a stale lock file, or set PADDLEHUB_CLS_FASTLOAD=0"
+    with locked(root, f"fastload-{key}", f"converting {path}", fix):
         remove_temporaries(dest)
         stamp = _fresh(dest, key)  # another process may have converted it while we waited
         if stamp is None:
             stamp = convert(path, dest, key)
         else:
             logger.debug("converted weights for %s appeared while waiting: %s", path, dest)
-    finally:
-        lock.release()
     return _load_converted(dest, stamp)
 
 
@@ -376,7 +298,7 @@ def convert(source: PathLike, dest: PathLike, key: str) -> Dict[str, Any]:
         "tensors": len(src.tensors),
         "converted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    _write_json(_stamp_path(dest), stamp)
+    atomic_write_json(_stamp_path(dest), stamp)
     logger.info(
         "converted %s (%s, %d tensors) to %s in %.2fs",
         source,
@@ -397,13 +319,11 @@ def iter_converted(
         cache_dir: user cache root, as given to ``load_model``.
         root: list this cache root instead (a shared cache, say).
     """
-    from paddlehub_cls._cache import user_cache_root
-
-    folder = Path(root if root is not None else user_cache_root(cache_dir)) / SUBDIR
+    folder = CacheRoot(Path(root if root is not None else user_cache_root(cache_dir)), True).converted_dir
     if not folder.is_dir():
         return
     for file in sorted(folder.glob("*.safetensors")):
-        yield file, _read_json(_stamp_path(file))
+        yield file, read_json(_stamp_path(file))
 
 
 def remove_converted(sha256: str, cache_dir: Optional[PathLike] = None) -> List[Path]:
@@ -498,5 +418,4 @@ __all__ = [
     "read_source",
     "remove_converted",
     "remove_temporaries",
-    "source_key",
 ]

@@ -28,7 +28,7 @@ import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple
 
 # Checkpoints (and what each epoch writes) and the data live in their own modules;
 # the public names (and DatasetError, from errors.py) stay importable from here.
@@ -39,12 +39,13 @@ from paddlehub_cls._checkpoint import (  # noqa: F401  (re-exported)
     apply_checkpoint_meta,
     epoch_callback,
     is_writer,
-    load_checkpoint,
     plot_history,
     read_checkpoint_meta,
     sidecar_path,
 )
 from paddlehub_cls._finetune_data import _build_datasets, build_datasets
+from paddlehub_cls._types import PathLike
+from paddlehub_cls.api import load_checkpoint  # noqa: F401  (re-exported)
 from paddlehub_cls.errors import DatasetError  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,6 @@ __all__ = [
 #: weight of each auxiliary loss (GoogLeNet), as in the 2019 training script
 AUX_LOSS_WEIGHT = 0.3
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 # ----------------------------------------------------------------------- model

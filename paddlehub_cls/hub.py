@@ -22,17 +22,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence, Tuple, Union
 
 from paddlehub_cls import _transfer, archive
+from paddlehub_cls._env import download_timeout, env_flag, local_rank
 from paddlehub_cls._cache import (
-    HEX,
+    Artifact,
     CacheRoot,
     Hit,
     Want,
     add_source,
     cache_roots,
-    download_timeout,
-    env_flag,
     hash_file,
-    local_rank,
+    locked,
     lookup,
     quarantine_blob,
     read_ref,
@@ -41,6 +40,7 @@ from paddlehub_cls._cache import (
     shared_cache_roots,
     user_cache_root,
 )
+from paddlehub_cls._types import PathLike
 from paddlehub_cls.errors import DownloadError, LockTimeoutError, UnsafeArchiveError, WeightsFormatError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,13 +48,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 __all__ = [
+    "Artifact",
     "cache_add",
     "download_variant",
     "fetch",
-    "recorded_checksum",
     "shared_cache_roots",
     "unpack_local_archive",
     "user_cache_root",
@@ -104,12 +103,13 @@ def download_variant(
     *,
     cache_dir: Optional[PathLike] = None,
     progress: Optional[bool] = None,
-) -> Path:
+) -> Artifact:
     """Fetch a registry weight variant and return what the format readers need.
 
     Returns:
-        The verified file (``pdparams``, ``safetensors``), or for ``fluid-tar`` /
-        ``fluid-zip`` the ``archive_root`` directory inside the safely unpacked archive.
+        The verified artifact: its ``path`` is the verified file (``pdparams``, ``safetensors``),
+        or for ``fluid-tar`` / ``fluid-zip`` the ``archive_root`` directory inside the safely
+        unpacked archive; it carries the sha256 (and md5 where pinned) and the cache root.
 
     Raises:
         See :func:`fetch`; also UnsafeArchiveError for a hostile archive and
@@ -117,12 +117,14 @@ def download_variant(
     """
     want = _variant_want(info, variant)
     hit = obtain(want, cache_dir=cache_dir, progress=progress, check=readable_check(variant.container))
+    md5 = want.hexdigest if want.algo == "md5" else None
+    blob = Artifact(hit.path, hit.sha256, hit.root, md5)
     if variant.container not in ("fluid-tar", "fluid-zip"):
-        return hit.path
+        return blob
     try:
         top = unpack(hit, cache_dir=cache_dir)
     except UnsafeArchiveError as err:
-        moved = reject_artifact(hit.path, str(err), cache_dir=cache_dir)
+        moved = reject_artifact(blob, str(err), cache_dir=cache_dir)
         where = f" It was moved to {moved}." if moved else ""
         raise UnsafeArchiveError(f"{want.describe()}: {err}{where}") from err
     target = top / variant.archive_root if variant.archive_root else top
@@ -133,7 +135,9 @@ def download_variant(
             "the registry names; the file behind the URL may have changed: fix archive_root or the URL in "
             "the registry"
         )
-    return target
+    # The extraction may sit in a shared root even when the archive does not (see unpack).
+    where = next(r for r in cache_roots(cache_dir) if top.parent == r.unpacked_dir)
+    return Artifact(target, hit.sha256, where, md5, target.relative_to(top).as_posix())
 
 
 def cache_add(
@@ -153,7 +157,8 @@ def cache_add(
         cache_dir: user cache root (default ``$PADDLEHUB_CLS_HOME`` or ``~/.cache/paddlehub_cls``).
 
     Returns:
-        What :func:`download_variant` returns for it: the cached file, or the unpacked directory.
+        The path of what :func:`download_variant` returns for it: the cached file, or the
+        unpacked directory.
 
     Raises:
         UnknownModelError: unknown model or tag.
@@ -177,9 +182,9 @@ def cache_add(
         raise DownloadError(_strict_message(want, cache_dir))
     user = CacheRoot(user_cache_root(cache_dir), True)
     user.prepare()
-    with _locked(user, want.key, f"adding {src}"):
+    with locked(user, want.key, f"adding {src}"):
         _transfer.add_file(want, user, src, readable_check(variant.container))
-    return download_variant(info, variant, cache_dir=cache_dir, progress=False)
+    return download_variant(info, variant, cache_dir=cache_dir, progress=False).path
 
 
 def _variant_want(info: "ModelInfo", variant: "WeightVariant") -> Want:
@@ -239,17 +244,10 @@ def _ends(path: Path) -> Tuple[bytes, bytes]:
         return head, f.read(1)
 
 
-def recorded_checksum(path: PathLike) -> Optional[str]:
-    """``"sha256:<hex>"`` of the verified artifact behind a path this module returned, else None."""
-    path = Path(path)
-    for candidate in (path, *path.parents):
-        if candidate.parent.name in ("sha256", "unpacked") and HEX["sha256"].match(candidate.name):
-            return f"sha256:{candidate.name}"
-    return None
-
-
-def reject_artifact(path: PathLike, reason: str, *, cache_dir: Optional[PathLike] = None) -> Optional[Path]:
-    """Quarantine the user-cache artifact behind ``path`` whose content turned out hostile or unreadable.
+def reject_artifact(
+    artifact: Artifact, reason: str, *, cache_dir: Optional[PathLike] = None
+) -> Optional[Path]:
+    """Quarantine a user-cache artifact whose content turned out hostile or unreadable.
 
     A checksum proves only that the bytes are the ones published; a file that
     then fails to unpack or parse must not stay where a verified artifact is
@@ -260,14 +258,11 @@ def reject_artifact(path: PathLike, reason: str, *, cache_dir: Optional[PathLike
     Returns:
         The quarantine path, or None when the artifact is not in the user cache.
     """
-    found = recorded_checksum(path)
-    if found is None:
-        return None
-    sha = found.split(":", 1)[1]
+    sha = artifact.sha256
     user = CacheRoot(user_cache_root(cache_dir), True)
     if not user.blob(sha).exists():
         return None
-    with _locked(user, f"unpack-{sha}", f"quarantining {user.blob(sha)}"):
+    with locked(user, f"unpack-{sha}", f"quarantining {user.blob(sha)}"):
         shutil.rmtree(user.unpacked(sha), ignore_errors=True)
         if not user.blob(sha).exists():
             return None
@@ -279,7 +274,7 @@ def reject_artifact(path: PathLike, reason: str, *, cache_dir: Optional[PathLike
 
 
 def _drop_first_use_refs(root: CacheRoot, sha256: str) -> None:
-    refs = root.path / "refs" / "url"
+    refs = root.refs / "url"
     for ref in sorted(refs.iterdir()) if refs.is_dir() else []:
         if read_ref(ref) == sha256:
             try:
@@ -316,7 +311,7 @@ def _unpack_blob(blob: Path, sha256: str, roots: Sequence[CacheRoot]) -> Path:
             return root.unpacked(sha256)
     user = roots[-1]
     user.prepare()
-    with _locked(user, f"unpack-{sha256}", f"unpacking {blob}"):
+    with locked(user, f"unpack-{sha256}", f"unpacking {blob}"):
         dest = user.unpacked(sha256)
         if archive.is_complete(dest):
             return dest
@@ -325,35 +320,6 @@ def _unpack_blob(blob: Path, sha256: str, roots: Sequence[CacheRoot]) -> Path:
             shutil.rmtree(stale, ignore_errors=True)
         logger.info("unpacking %s into %s", blob, dest)
         return archive.extract_archive(blob, dest, archive_sha256=sha256)
-
-
-class _locked:
-    """Per-artifact file lock in the user cache, bounded by PADDLEHUB_CLS_DOWNLOAD_TIMEOUT."""
-
-    def __init__(self, root: CacheRoot, key: str, what: str) -> None:
-        import filelock  # here, not at the top: a warm load (a cache hit) takes no lock
-
-        self.path = root.locks / f"{key}.lock"
-        self.what = what
-        # 0o664: users sharing a cache through a group can wait on each other's locks.
-        self.lock = filelock.FileLock(str(self.path), mode=0o664)
-
-    def __enter__(self) -> "_locked":
-        import filelock
-
-        timeout = download_timeout()
-        try:
-            self.lock.acquire(timeout=timeout)
-        except filelock.Timeout:
-            raise LockTimeoutError(
-                f"waited {timeout:g}s for lock {self.path} while another process was {self.what}; if that "
-                "process is still working, wait or raise PADDLEHUB_CLS_DOWNLOAD_TIMEOUT; if no other "
-                "process is running (a stale lock on a network filesystem), delete the lock file"
-            ) from None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.lock.release()
 
 
 def obtain(
@@ -380,7 +346,7 @@ def obtain(
         return _wait_for_rank0(want, roots, rank)
     user = roots[-1]
     user.prepare()
-    with _locked(user, want.key, f"downloading {want.urls[0]}"):
+    with locked(user, want.key, f"downloading {want.urls[0]}"):
         hit = lookup(want, roots)  # another process may have finished while we waited
         if hit:
             add_source(hit, want)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple, Union
 
 # ExportedModelError lives in paddlehub_cls.errors; importing it from here keeps working.
+from paddlehub_cls._types import PathLike
 from paddlehub_cls.errors import ExportedModelError
 from paddlehub_cls.exporting import CONFIG_NAME, CONFIG_VERSION, MODEL_PREFIX
 
@@ -31,7 +32,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, "os.PathLike[str]"]
 Prediction = Dict[str, Any]
 
 __all__ = ["ExportedModelError", "Predictor", "default_threads"]

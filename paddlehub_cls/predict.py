@@ -167,7 +167,7 @@ def class_labels(model: Any) -> List[str]:
 
 def _resolve_model(model_or_name: Any, weights: Optional[Any]) -> "nn.Layer":
     if isinstance(model_or_name, str):
-        from paddlehub_cls._checkpoint import load_with_sidecar
+        from paddlehub_cls.api import load_with_sidecar
 
         return load_with_sidecar(model_or_name, weights)
     if weights is not None:

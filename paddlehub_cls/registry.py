@@ -40,7 +40,24 @@ __all__ = [
     "ModelInfo",
     "Registry",
     "load_registry",
+    "split_name",
 ]
+
+
+def split_name(name: str, known: Optional[Any] = None) -> tuple[str, Optional[str]]:
+    """Split ``"Name.tag"`` into ``(name, tag)``; ``(name, None)`` when it names no tag.
+
+    The tag follows the last dot. A name found in ``known`` (a registry, or any container of
+    lower-case names) is never split, so a registered name holding a dot keeps it.
+
+    Example:
+        >>> split_name("ResNet50.paddleclas")
+        ('ResNet50', 'paddleclas')
+    """
+    if (known is not None and name.lower() in known) or "." not in name:
+        return name, None
+    base, tag = name.rsplit(".", 1)
+    return base, tag
 
 
 class FrozenMapping(Mapping):
@@ -255,6 +272,10 @@ class Registry:
     def __len__(self) -> int:
         return len(self.models)
 
+    def split_name(self, name: str) -> tuple[str, Optional[str]]:
+        """:func:`split_name` that never splits a registered name."""
+        return split_name(name, self._index)  # type: ignore[attr-defined]
+
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
@@ -303,8 +324,8 @@ class Registry:
         """
         if not isinstance(name, str):
             raise TypeError(f"model name must be a str, got {type(name).__name__}: {name!r}")
-        if name.lower() not in self._index and "." in name:  # type: ignore[attr-defined]
-            base, tag = name.rsplit(".", 1)
+        base, tag = self.split_name(name)
+        if tag is not None:
             info = self.get(base)
             if weights is not None and weights.lower() != tag.lower():
                 raise ValueError(

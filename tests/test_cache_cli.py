@@ -92,7 +92,7 @@ def local_registry(
 
 def download(name: str, tag: str, **kwargs: object) -> Path:
     info, variant = load_registry().resolve(name, tag)
-    return hub.download_variant(info, variant, **kwargs)  # type: ignore[arg-type]
+    return hub.download_variant(info, variant, **kwargs).path  # type: ignore[arg-type]
 
 
 def blob_files(root: Path) -> List[str]:
@@ -393,10 +393,10 @@ def converted(cache_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("PADDLEHUB_CLS_REGISTRY", str(extra))
     monkeypatch.setenv("PADDLEHUB_CLS_OFFLINE", "1")
     for name in weights:
-        blob = download(name, "paddle_vision")
-        src = fastload.read_source(blob, hub.recorded_checksum(blob))
+        artifact = hub.download_variant(*load_registry().resolve(name, "paddle_vision"))
+        src = fastload.read_source(artifact)
         out[name] = Path(src.metadata["fastload"])
-        assert out[name] == fastload.converted_path(cache_env, blob.name)
+        assert out[name] == fastload.converted_path(cache_env, artifact.path.name)
     return out
 
 

@@ -79,6 +79,11 @@ def blob_of(cache: Path, file: Path) -> tuple:
     return cache / "blobs" / "sha256" / sha, sha
 
 
+def verified(cache: Path, blob: Path) -> _cache.Artifact:
+    """The artifact ``hub.download_variant`` returns for a blob of the user cache ``cache``."""
+    return _cache.Artifact(blob, blob.name, _cache.CacheRoot(cache, True))
+
+
 def test_first_load_converts_once_and_warm_loads_map_it(pinned, vision_file, monkeypatch):
     cold = load_model("MobileNetV1")
     blob, sha = blob_of(pinned, vision_file)
@@ -140,14 +145,14 @@ def test_converted_arrays_are_writable_copy_on_write(pinned, vision_file):
     blob, sha = blob_of(pinned, vision_file)
     conv = fastload.converted_path(pinned, sha)
     before = hashlib.sha256(conv.read_bytes()).hexdigest()
-    src = fastload.read_source(blob, f"sha256:{sha}")
+    src = fastload.read_source(verified(pinned, blob))
     assert src.format == "pdparams" and src.metadata["fastload"] == str(conv)
     name, arr = max(src.tensors.items(), key=lambda kv: kv[1].size)
     assert arr.flags.writeable and arr.flags.c_contiguous
     original = arr.copy()
     arr += 1.0
     assert hashlib.sha256(conv.read_bytes()).hexdigest() == before
-    again = fastload.read_source(blob, f"sha256:{sha}")
+    again = fastload.read_source(verified(pinned, blob))
     np.testing.assert_array_equal(again.tensors[name], original)
     assert not np.array_equal(arr, original)
 
@@ -163,7 +168,7 @@ def test_changed_converted_file_is_converted_again(pinned, vision_file, monkeypa
     converts = []
     real = fastload.convert
     monkeypatch.setattr(fastload, "convert", lambda *a: converts.append(a) or real(*a))
-    src = fastload.read_source(blob, f"sha256:{sha}")
+    src = fastload.read_source(verified(pinned, blob))
     assert len(converts) == 1
     direct = formats.read_weights(blob).tensors
     for k, v in direct.items():
@@ -179,7 +184,7 @@ def test_damaged_header_behind_a_fresh_stamp_is_converted_again(pinned, vision_f
         f.write(b"\xff" * 16)  # header length and the start of the JSON
     os.utime(conv, ns=(st.st_atime_ns, st.st_mtime_ns))  # the stamp still matches size and mtime
     with caplog.at_level(logging.WARNING, logger="paddlehub_cls.fastload"):
-        src = fastload.read_source(blob, f"sha256:{sha}")
+        src = fastload.read_source(verified(pinned, blob))
     assert "damaged converted weights" in caplog.text
     direct = formats.read_weights(blob).tensors
     assert src.tensors.keys() == direct.keys()
@@ -242,7 +247,7 @@ def test_concurrent_first_loads_convert_once(pinned, vision_file, monkeypatch):
 
     def worker():
         try:
-            results.append(fastload.read_source(blob, f"sha256:{sha}"))
+            results.append(fastload.read_source(verified(pinned, blob)))
         except Exception as exc:  # reported below
             errors.append(exc)
 
@@ -270,17 +275,24 @@ def test_converted_file_in_a_shared_cache_is_used_and_not_written(pinned, vision
     assert converted_files(user) == []
 
 
-def test_source_key():
+def test_artifact_key():
     sha = "ab" * 32
-    blob = Path("/c/blobs/sha256") / sha
-    assert fastload.source_key(blob, f"sha256:{sha}") == sha
-    a = fastload.source_key(Path("/c/unpacked") / sha / "ResNet50_pretrained", f"sha256:{sha}")
-    b = fastload.source_key(Path("/c/unpacked") / sha / "Other", f"sha256:{sha}")
-    assert a.startswith(f"{sha}-") and b.startswith(f"{sha}-") and a != b
-    assert fastload.source_key(blob, "md5:" + "0" * 32) is None
-    assert fastload.source_key(blob, None) is None
-    assert fastload.source_key(Path("/home/me/w.pdparams"), f"sha256:{sha}") is None
-    assert fastload.source_key(blob, f"sha256:{'cd' * 32}") is None
+    root = _cache.CacheRoot(Path("/c"), True)
+    assert _cache.Artifact(root.blob(sha), sha, root).key == sha
+    inner = "ResNet50_pretrained"
+    a = _cache.Artifact(root.unpacked(sha) / inner, sha, root, inner=inner).key
+    b = _cache.Artifact(root.unpacked(sha) / "Other", sha, root, inner="Other").key
+    assert a.startswith(f"{sha}-") and b.startswith(f"{sha}-") and a != b and len(a) == 64 + 17
+    assert _cache.Artifact(root.blob("cd" * 32), "cd" * 32, root).key != sha
+
+
+def test_a_plain_path_is_read_directly_even_in_the_cache(pinned, vision_file, monkeypatch):
+    """Only an artifact the hub returned is converted; a path (local weights) never is."""
+    load_model("MobileNetV1")
+    blob, sha = blob_of(pinned, vision_file)
+    monkeypatch.setattr(fastload, "find_converted", lambda *a: pytest.fail("looked for a converted copy"))
+    src = fastload.read_source(blob)
+    assert src.format == "pdparams" and "fastload" not in src.metadata
 
 
 def test_iter_and_remove_converted(pinned, vision_file):

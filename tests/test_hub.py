@@ -90,7 +90,7 @@ def test_md5_pinned_file_is_found_again_through_its_ref(cache_env: Path, http_se
     assert (cache_env / "refs" / "md5" / MD5).read_text().strip() == SHA
     assert hub.fetch(url, f"md5:{MD5}") == path
     assert len(http_server.requests_for("/w.bin")) == 1
-    assert hub.recorded_checksum(path) == f"sha256:{SHA}"
+    assert path == cache_env / "blobs" / "sha256" / SHA
 
 
 class _Spy(hashing.HashThread):
@@ -719,21 +719,28 @@ def variant_for(url: str, data: bytes, **changes: object):
     return info, dataclasses.replace(variant, **fields)
 
 
+def blob_artifact(cache: Path, path: Path) -> _cache.Artifact:
+    """The artifact ``hub.download_variant`` would return for a blob ``hub.fetch`` cached."""
+    return _cache.Artifact(path, path.name, _cache.CacheRoot(cache, True))
+
+
 def test_download_variant_unpacks_an_archive_once(cache_env: Path, http_server: FileServer) -> None:
     data = tar_bytes(
         {"ResNet50_pretrained/conv1_weights": b"c" * 100, "ResNet50_pretrained/fc_0.w_0": b"f" * 8}
     )
     info, variant = variant_for(http_server.set_file("/ResNet50_pretrained.tar", data), data)
-    root = hub.download_variant(info, variant)
+    artifact = hub.download_variant(info, variant)
+    root = artifact.path
     sha = hashlib.sha256(data).hexdigest()
     assert root == cache_env / "unpacked" / sha / "ResNet50_pretrained"
     assert (root / "conv1_weights").read_bytes() == b"c" * 100
     assert archive.is_complete(root.parent)
-    assert hub.recorded_checksum(root) == f"sha256:{sha}"
+    assert artifact.checksum == f"sha256:{sha}" and artifact.md5 is None
+    assert artifact.inner == "ResNet50_pretrained" and not artifact.shared
     stamp = json.loads((cache_env / "blobs" / "sha256" / f"{sha}.json").read_text())
     assert stamp["sources"] == [{"model": "ResNet50", "tag": "fluid2019"}]
     mtime = (root / "conv1_weights").stat().st_mtime_ns
-    assert hub.download_variant(info, variant) == root
+    assert hub.download_variant(info, variant) == artifact
     assert (root / "conv1_weights").stat().st_mtime_ns == mtime  # not extracted again
     assert len(http_server.requests) == 1
 
@@ -746,7 +753,9 @@ def test_download_variant_returns_a_pdparams_file(cache_env: Path, http_server: 
         archive_root=None,
         checksum=f"md5:{MD5}",
     )
-    assert hub.download_variant(info, variant) == cache_env / "blobs" / "sha256" / SHA
+    artifact = hub.download_variant(info, variant)
+    assert artifact.path == cache_env / "blobs" / "sha256" / SHA
+    assert (artifact.sha256, artifact.md5, artifact.inner, artifact.shared) == (SHA, MD5, None, False)
 
 
 def test_hostile_archive_from_the_server_unpacks_nothing(cache_env: Path, http_server: FileServer) -> None:
@@ -778,7 +787,7 @@ def test_archive_in_a_shared_cache_is_unpacked_into_the_user_cache(
     before = snapshot(shared)
     monkeypatch.setenv("PADDLEHUB_CLS_SHARED_CACHE", str(shared))
     info, variant = variant_for(url, data)
-    root = hub.download_variant(info, variant)
+    root = hub.download_variant(info, variant).path
     assert root.is_relative_to(cache_env / "unpacked") and (root / "conv1_weights").read_bytes() == b"c" * 10
     assert snapshot(shared) == before and http_server.requests == []
 
@@ -871,7 +880,7 @@ def test_html_first_answer_is_not_pinned_and_the_next_call_gets_the_real_file(
     assert "<!DOCTYPE html>" in msg and "a captive portal" in msg and "no checksum was recorded" in msg
     assert blobs(cache_env) == [] and not (cache_env / "refs").exists()
     with pytest.warns(UserWarning, match="trusting it on first use"):
-        root = hub.download_variant(info, variant)  # no user action in between
+        root = hub.download_variant(info, variant).path  # no user action in between
     assert (root / "conv1_weights").read_bytes() == b"c" * 100
 
 
@@ -881,7 +890,7 @@ def test_quarantining_an_artifact_drops_the_first_use_pin_it_created(
     url = http_server.set_file("/w.pdparams", b"not a pickle at all" * 100)
     with pytest.warns(UserWarning, match="trusting it on first use"):
         path = hub.fetch(url, None)
-    moved = hub.reject_artifact(path, "cannot be parsed")
+    moved = hub.reject_artifact(blob_artifact(cache_env, path), "cannot be parsed")
     assert moved is not None and moved.parent == cache_env / "quarantine"
     assert list((cache_env / "refs" / "url").iterdir()) == []
     http_server.set_file("/w.pdparams", DATA)
@@ -894,7 +903,7 @@ def test_a_quarantined_pinned_artifact_keeps_other_pins(cache_env: Path, http_se
     with pytest.warns(UserWarning):
         hub.fetch(tofu_url, None)
     path = hub.fetch(http_server.set_file("/w.bin", DATA), f"sha256:{SHA}")
-    hub.reject_artifact(path, "cannot be parsed")
+    hub.reject_artifact(blob_artifact(cache_env, path), "cannot be parsed")
     assert len(list((cache_env / "refs" / "url").iterdir())) == 1  # the unrelated first-use pin stays
 
 
@@ -976,7 +985,7 @@ def test_a_copy_cached_under_another_pin_is_reported_not_hidden(
     assert "is in no cache" not in msg
     assert f"sha256:{sha}" in msg and "md5:" + "0" * 32 in msg
     assert str(cache_env / "blobs" / "sha256" / sha) in msg
-    assert "PADDLEHUB_CLS_REGISTRY" in msg and cached.is_dir()
+    assert "PADDLEHUB_CLS_REGISTRY" in msg and cached.path.is_dir()
 
 
 def test_a_plain_fetch_failure_suggests_only_what_applies_to_it(cache_env: Path, sleeps: List[float]) -> None:

@@ -222,7 +222,7 @@ def test_bad_preprocess_objects_raise_clear_errors():
 def test_pretrained_cfg_of_a_loaded_variant_carries_that_variants_recipe():
     from types import SimpleNamespace
 
-    from paddlehub_cls.api import _pretrained_cfg
+    from paddlehub_cls._builder import pretrained_cfg as _pretrained_cfg
     from paddlehub_cls.registry import load_registry
 
     info = load_registry().get("ResNet50")

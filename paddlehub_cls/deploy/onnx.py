@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Union
 
+from paddlehub_cls._types import PathLike
 from paddlehub_cls.deploy import require
 from paddlehub_cls.errors import ExportError
 from paddlehub_cls.exporting import CONFIG_NAME, MODEL_PREFIX, export, install_files
@@ -25,8 +26,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
 logger = logging.getLogger(__name__)
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: the opset asked of paddle2onnx; it raises it when an operator needs a newer one.
 OPSET = 13

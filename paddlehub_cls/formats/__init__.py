@@ -16,17 +16,17 @@ import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Union
+from typing import Any, Dict, List, Mapping
 
 import numpy as np
 
+from paddlehub_cls._types import PathLike
 from paddlehub_cls.errors import WeightsFormatError
 from paddlehub_cls.formats._io import open_regular
 from paddlehub_cls.formats.fluid import read_fluid_dir, read_var_file, scan_fluid_dir, write_var_file
 from paddlehub_cls.formats.pdparams import load_pdparams
 from paddlehub_cls.formats.safetensors_io import MAX_HEADER_SIZE, load_safetensors, save_safetensors
 
-PathLike = Union[str, os.PathLike]
 
 FORMATS = ("fluid", "fluid-var", "pdparams", "safetensors")
 

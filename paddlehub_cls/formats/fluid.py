@@ -28,16 +28,16 @@ import os
 import struct
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Dict, List, Tuple, Union
+from typing import BinaryIO, Dict, List, Tuple
 
 import numpy as np
 
+from paddlehub_cls._types import PathLike
 from paddlehub_cls.errors import WeightsFormatError
 from paddlehub_cls.formats._io import open_regular
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, os.PathLike]
 
 # VarType.Type enum values of paddle/fluid/framework/framework.proto that can hold tensor data.
 # BF16 has no numpy dtype: its 16 bits are the top half of a float32, so it is widened to

@@ -26,16 +26,16 @@ import logging
 import os
 import pickle
 import struct
-from typing import Any, BinaryIO, Callable, Dict, Literal, Tuple, Union, overload
+from typing import Any, BinaryIO, Callable, Dict, Literal, Tuple, overload
 
 import numpy as np
 
+from paddlehub_cls._types import PathLike
 from paddlehub_cls.errors import PaddleHubClsError, UnsafeWeightsError, WeightsFormatError
 from paddlehub_cls.formats._io import open_regular
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, os.PathLike]
 
 STRUCTURED_NAME_KEY = "StructuredToParameterName@@"
 BIG_PARAM_KEY = "UnpackBigParamInfor@@"  # sic: Paddle's spelling

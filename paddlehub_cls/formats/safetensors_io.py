@@ -21,37 +21,21 @@ import os
 import struct
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Mapping, Optional, Tuple, Union, overload
+from typing import Any, Dict, List, Literal, Mapping, Optional, Tuple, overload
 
 import numpy as np
 
+from paddlehub_cls._dtypes import DIRECT_DTYPES, SAFETENSORS_DTYPES
+from paddlehub_cls._types import PathLike
 from paddlehub_cls.errors import WeightsFormatError
 from paddlehub_cls.formats._io import open_regular
 
-PathLike = Union[str, os.PathLike]
 
 # safetensors' own limit on the header size.
 MAX_HEADER_SIZE = 100_000_000
 _MAX_RANK = 32
-_DTYPES: Dict[str, str] = {
-    "BOOL": "|b1",
-    "U8": "|u1",
-    "I8": "|i1",
-    "U16": "<u2",
-    "I16": "<i2",
-    "U32": "<u4",
-    "I32": "<i4",
-    "U64": "<u8",
-    "I64": "<i8",
-    "F16": "<f2",
-    "F32": "<f4",
-    "F64": "<f8",
-    "C64": "<c8",
-    "BF16": "<u2",  # no numpy bfloat16: widened to float32 on read
-}
-_CODES: Dict[np.dtype, str] = {
-    np.dtype(v).newbyteorder("="): k for k, v in _DTYPES.items() if k not in ("BF16",)
-}
+_DTYPES = SAFETENSORS_DTYPES
+_CODES: Dict[np.dtype, str] = {np.dtype(v).newbyteorder("="): k for k, v in DIRECT_DTYPES.items()}
 _HEADER_FMT = "<Q"
 
 

@@ -1,6 +1,6 @@
 """Name maps from each weight source to our parameter names, applied strictly.
 
-A layout is a function ``fn(model) -> {our_key: source_key | Optional}`` registered
+A layout is a function ``fn(model) -> {our_key: source_key | OptionalSource}`` registered
 for a (family, layout name) pair with :func:`register_layout`. :func:`match_layout`
 checks a source against it: every parameter of the network must be filled with a
 tensor of the right shape, or :class:`~paddlehub_cls.errors.WeightsMismatchError`
@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Mapping, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Tuple, Union
 
 import numpy as np
 
@@ -24,7 +24,7 @@ NATIVE = "native"
 
 
 @dataclass(frozen=True)
-class Optional:
+class OptionalSource:
     """A source tensor that some releases lack; absent, it is filled with ``fill`` and reported."""
 
     key: str
@@ -32,7 +32,7 @@ class Optional:
     reason: str = ""
 
 
-Source = Union[str, Optional]
+Source = Union[str, OptionalSource]
 LayoutFn = Callable[..., Dict[str, Source]]
 
 # Filled by the family modules' decorators at import; read-only afterwards.
@@ -134,9 +134,9 @@ def match_layout(
     for key, param in ours.items():
         src = mapping[key]
         want = tuple(param.shape)
-        src_key = src.key if isinstance(src, Optional) else src
+        src_key = src.key if isinstance(src, OptionalSource) else src
         if src_key not in tensors:
-            if isinstance(src, Optional):
+            if isinstance(src, OptionalSource):
                 result.arrays[key] = np.full(want, src.fill, dtype=np.float32)
                 result.filled[key] = f"{src_key} absent from the source; filled with {src.fill}" + (
                     f" ({src.reason})" if src.reason else ""
@@ -201,9 +201,10 @@ OUR_BN = ("weight", "bias", "_mean", "_variance")
 FLUID_BN = ("scale", "offset", "mean", "variance")
 
 
-def fluid_convbn(ours: str, weights: str, bn: str) -> Dict[str, Source]:
+def fluid_convbn(ours: str, weights: str, bn: Union[str, None] = None) -> Dict[str, Source]:
     """Our conv-BN ``<ours>.conv.weight`` / ``<ours>.bn.*`` from ``<weights>_weights`` and
-    ``<bn>_{scale,offset,mean,variance}`` (the 2019 fluid names)."""
+    ``<bn>_{scale,offset,mean,variance}`` (the 2019 fluid names; ``bn`` defaults to ``<weights>_bn``)."""
+    bn = f"{weights}_bn" if bn is None else bn
     out: Dict[str, Source] = {f"{ours}.conv.weight": f"{weights}_weights"}
     for a, b in zip(OUR_BN, FLUID_BN):
         out[f"{ours}.bn.{a}"] = f"{bn}_{b}"
@@ -225,13 +226,13 @@ def same_names(model) -> Dict[str, Source]:
 
 def optional_keys(mapping: Mapping[str, Source]) -> List[str]:
     """Source keys a layout marks optional (for docs and tests)."""
-    return [s.key for s in mapping.values() if isinstance(s, Optional)]
+    return [s.key for s in mapping.values() if isinstance(s, OptionalSource)]
 
 
 __all__ = [
     "NATIVE",
     "LayoutMatch",
-    "Optional",
+    "OptionalSource",
     "detect_layout",
     "dygraph_convbn",
     "fluid_convbn",
@@ -242,3 +243,11 @@ __all__ = [
     "register_layout",
     "same_names",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Family layouts written before the rename import ``Optional`` (it shadowed typing.Optional):
+    # served lazily so the name stays unbound here; drop once no layout imports it.
+    if name == "Optional":
+        return OptionalSource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

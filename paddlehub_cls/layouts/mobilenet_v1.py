@@ -30,18 +30,13 @@ BLOCK_NAMES = (
 
 
 
-def _fluid_convbn(ours: str, theirs: str) -> Dict[str, Source]:
-    """``<theirs>_weights`` and ``<theirs>_bn_{scale,offset,mean,variance}``."""
-    return fluid_convbn(ours, theirs, f"{theirs}_bn")
-
-
 @register_layout(FAMILY, "fluid2019")
 def fluid2019(model) -> Dict[str, Source]:
     """models@c1c5ed6 ``models_name/mobilenet.py``: ``conv1_*``, ``conv2_1_dw_*``, ``conv2_1_sep_*``, fc7."""
-    out = _fluid_convbn("stem", "conv1")
+    out = fluid_convbn("stem", "conv1")
     for i, name in enumerate(BLOCK_NAMES):
-        out.update(_fluid_convbn(f"blocks.{i}.dw", f"{name}_dw"))
-        out.update(_fluid_convbn(f"blocks.{i}.pw", f"{name}_sep"))
+        out.update(fluid_convbn(f"blocks.{i}.dw", f"{name}_dw"))
+        out.update(fluid_convbn(f"blocks.{i}.pw", f"{name}_sep"))
     out["fc.weight"] = "fc7_weights"
     out["fc.bias"] = "fc7_offset"
     return out

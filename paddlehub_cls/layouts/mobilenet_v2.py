@@ -30,20 +30,15 @@ def _units(model) -> Iterator[Tuple[int, int, int, bool]]:
             i += 1
 
 
-def _fluid_convbn(ours: str, theirs: str) -> Dict[str, Source]:
-    """``<theirs>_weights`` and ``<theirs>_bn_{scale,offset,mean,variance}``."""
-    return fluid_convbn(ours, theirs, f"{theirs}_bn")
-
-
 @register_layout(FAMILY, "fluid2019")
 def fluid2019(model) -> Dict[str, Source]:
     """models@c1c5ed6 ``models_name/mobilenet_v2.py``: ``conv{g}_{k}_{expand,dwise,linear}``, conv9, fc10."""
-    out = _fluid_convbn("stem", "conv1_1")
+    out = fluid_convbn("stem", "conv1_1")
     for i, g, k, has_expand in _units(model):
         for part, theirs in zip(_PARTS, ("expand", "dwise", "linear")):
             if part != "expand" or has_expand:
-                out.update(_fluid_convbn(f"blocks.{i}.{part}", f"conv{g}_{k}_{theirs}"))
-    out.update(_fluid_convbn("conv_head", "conv9"))
+                out.update(fluid_convbn(f"blocks.{i}.{part}", f"conv{g}_{k}_{theirs}"))
+    out.update(fluid_convbn("conv_head", "conv9"))
     out["fc.weight"] = "fc10_weights"
     out["fc.bias"] = "fc10_offset"
     return out

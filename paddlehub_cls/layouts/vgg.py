@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Dict, Iterator, Tuple
 
-from paddlehub_cls.layouts import Optional, Source, register_layout
+from paddlehub_cls.layouts import OptionalSource, Source, register_layout
 
 FAMILY = "vgg"
 
@@ -45,7 +45,7 @@ def fluid2019(model) -> Dict[str, Source]:
         name = f"conv{s + 1}_{j + 1}"
         out[f"stages.{s}.convs.{j}.weight"] = f"{name}_weights"
         if _with_bias(model):
-            out[f"stages.{s}.convs.{j}.bias"] = Optional(f"{name}_offset", 0.0, _FLUID_BIAS_REASON)
+            out[f"stages.{s}.convs.{j}.bias"] = OptionalSource(f"{name}_offset", 0.0, _FLUID_BIAS_REASON)
     out.update(_classifier(model, ("fc6", "fc7", "fc8"), "_weights", "_offset"))
     return out
 

@@ -16,7 +16,7 @@ average pool, as ``paddle.vision.models.VGG`` does; at 224x224 it is the identit
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import Any, Dict, List, Sequence
 
 import paddle
 from paddle import nn
@@ -125,57 +125,41 @@ class VGG(ClassifierNet):
         return x if pre_logits else self.fc(x)
 
 
-def _vgg(depth: int, num_classes: int, in_chans: int, **kwargs) -> VGG:
+def _vgg(depth: int, num_classes: int, in_chans: int, kwargs: Dict[str, Any]) -> VGG:
     return VGG(VGG_DEPTHS[depth], num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 @register_model
-def vgg11(
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    *,
-    conv_bias: bool = True,
-    dropout: float = 0.5,
-    dropout_mode: str = "downscale_in_infer",
-) -> VGG:
-    """VGG11 (config A). Defaults reproduce the Jan-2019 fluid graph; see the module docstring."""
-    return _vgg(11, num_classes, in_chans, conv_bias=conv_bias, dropout=dropout, dropout_mode=dropout_mode)
+def vgg11(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VGG:
+    """VGG11 (config A). Defaults reproduce the Jan-2019 fluid graph; see the module docstring.
+
+    ``kwargs`` go to :class:`VGG`: ``conv_bias``, ``dropout``, ``dropout_mode``.
+    """
+    return _vgg(11, num_classes, in_chans, kwargs)
 
 
 @register_model
-def vgg13(
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    *,
-    conv_bias: bool = True,
-    dropout: float = 0.5,
-    dropout_mode: str = "downscale_in_infer",
-) -> VGG:
-    """VGG13 (config B). Defaults reproduce the Jan-2019 fluid graph; see the module docstring."""
-    return _vgg(13, num_classes, in_chans, conv_bias=conv_bias, dropout=dropout, dropout_mode=dropout_mode)
+def vgg13(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VGG:
+    """VGG13 (config B). Defaults reproduce the Jan-2019 fluid graph; see the module docstring.
+
+    ``kwargs`` go to :class:`VGG`: ``conv_bias``, ``dropout``, ``dropout_mode``.
+    """
+    return _vgg(13, num_classes, in_chans, kwargs)
 
 
 @register_model
-def vgg16(
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    *,
-    conv_bias: bool = True,
-    dropout: float = 0.5,
-    dropout_mode: str = "downscale_in_infer",
-) -> VGG:
-    """VGG16 (config D). Defaults reproduce the Jan-2019 fluid graph; see the module docstring."""
-    return _vgg(16, num_classes, in_chans, conv_bias=conv_bias, dropout=dropout, dropout_mode=dropout_mode)
+def vgg16(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VGG:
+    """VGG16 (config D). Defaults reproduce the Jan-2019 fluid graph; see the module docstring.
+
+    ``kwargs`` go to :class:`VGG`: ``conv_bias``, ``dropout``, ``dropout_mode``.
+    """
+    return _vgg(16, num_classes, in_chans, kwargs)
 
 
 @register_model
-def vgg19(
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    *,
-    conv_bias: bool = True,
-    dropout: float = 0.5,
-    dropout_mode: str = "downscale_in_infer",
-) -> VGG:
-    """VGG19 (config E). Defaults reproduce the Jan-2019 fluid graph; see the module docstring."""
-    return _vgg(19, num_classes, in_chans, conv_bias=conv_bias, dropout=dropout, dropout_mode=dropout_mode)
+def vgg19(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> VGG:
+    """VGG19 (config E). Defaults reproduce the Jan-2019 fluid graph; see the module docstring.
+
+    ``kwargs`` go to :class:`VGG`: ``conv_bias``, ``dropout``, ``dropout_mode``.
+    """
+    return _vgg(19, num_classes, in_chans, kwargs)

@@ -78,9 +78,9 @@ def _load(name: str) -> Dict[str, Any]:
 
     _killhook.ARTIFACT = name
     info, variant = load_registry().resolve(name)
-    path = hub.download_variant(info, variant)
-    checksum = hub.recorded_checksum(path)
-    src = fastload.read_source(path, checksum)
+    artifact = hub.download_variant(info, variant)
+    path, checksum = artifact.path, artifact.checksum
+    src = fastload.read_source(artifact)
     _killhook.ARTIFACT = "-"
     return {
         "name": name,
