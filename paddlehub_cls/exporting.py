@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
+from paddlehub_cls._cliargs import add_model_arguments
 from paddlehub_cls._types import PathLike
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -217,14 +218,8 @@ def add_parsers(subparsers: Any) -> None:
             "paddlehub_cls.Predictor(OUT_DIR)."
         ),
     )
-    p.add_argument("name", metavar="NAME", help="model name, e.g. ResNet50 (or ResNet50.fluid2019)")
+    add_model_arguments(p, local="a local checkpoint (its sidecar's class names and image size are kept)")
     p.add_argument("out_dir", metavar="OUT_DIR", help="directory to write (created)")
-    p.add_argument(
-        "--weights",
-        default=None,
-        metavar="TAG_OR_PATH",
-        help="weight variant tag (fluid2019, paddleclas, paddle_vision) or a local checkpoint",
-    )
     p.add_argument("--batch-size", type=int, default=None, help="fixed batch size (default: any)")
     p.add_argument(
         "--input-size",

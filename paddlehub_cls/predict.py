@@ -29,6 +29,7 @@ from typing import (
 )
 
 # ImageReadError and PredictionError live in errors.py; they stay importable from here.
+from paddlehub_cls._cliargs import add_model_arguments
 from paddlehub_cls.errors import ImageReadError, PaddleHubClsError, PredictionError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -327,16 +328,10 @@ def add_parsers(subparsers: "argparse._SubParsersAction") -> None:
             "fine-tuned checkpoint's class names. An unreadable image is reported and the others still run."
         ),
     )
-    p.add_argument("name", metavar="NAME", help="model name, e.g. ResNet50 (or ResNet50.fluid2019)")
+    add_model_arguments(p)
     p.add_argument("images", metavar="IMAGE", nargs="+", help="image files or folders of images")
     p.add_argument("--topk", type=int, default=5, metavar="N", help="classes to print per image (default 5)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
-    p.add_argument(
-        "--weights",
-        default=None,
-        metavar="TAG_OR_PATH",
-        help="weight variant tag (fluid2019, paddleclas, paddle_vision) or a local checkpoint file",
-    )
     p.add_argument(
         "--batch-size", type=int, default=8, metavar="B", help="images per forward pass (default 8)"
     )

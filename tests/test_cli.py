@@ -416,3 +416,25 @@ def test_predict_without_network_prints_the_ways_out_one_per_line_before_importi
                 "PADDLEHUB_CLS_OFFLINE=1", "BASE/weights.paddlehub-cls.invalid/ResNet50_pretrained.pdparams"):
         assert way in advice, way
     assert "cache import" not in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["predict", "export", "serve"])
+def test_weights_help_lists_the_registry_tags_read_when_help_is_printed(
+    command: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tags = {t for entry in RAW.values() for t in entry["weights"]}
+    entry = json.loads(json.dumps(RAW["ResNet50"]))
+    entry["weights"] = {"site_mirror": entry["weights"]["paddleclas"]}
+    entry["default_weights"] = "site_mirror"
+    site = tmp_path / "site.json"
+    site.write_text(json.dumps({"schema_version": 1, "models": {"SiteNet": entry}}), encoding="utf-8")
+    monkeypatch.setenv(ENV_REGISTRY, str(site))
+    rc = main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert rc == 0 and "site_mirror" in text and all(t in text for t in tags), text
+    # A broken site registry does not break the parser: the help says why the list is missing.
+    site.write_text("{", encoding="utf-8")
+    rc = main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert rc == 0 and "registry could not be read" in text and "site.json" in text
+    assert main(["cache", "ls"]) == 0

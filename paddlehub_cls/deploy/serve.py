@@ -24,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
+from paddlehub_cls._cliargs import add_model_arguments
 from paddlehub_cls.deploy import require
 from paddlehub_cls.errors import PaddleHubClsError
 
@@ -356,10 +357,7 @@ def add_parsers(subparsers: Any) -> None:
             "then exit."
         ),
     )
-    p.add_argument("name", metavar="NAME", help="model name (e.g. ResNet50) or an export directory")
-    p.add_argument(
-        "--weights", default=None, metavar="TAG_OR_PATH", help="weight variant tag or a local checkpoint"
-    )
+    add_model_arguments(p, name_help="model name (e.g. ResNet50) or an export directory")
     p.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)"
     )
