@@ -410,6 +410,12 @@ def run_serve(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="paddlehub-cls-serve-"))
     try:
         predictor = _predictor_for(args, workdir)
+        # Paddle's import installs a C-level SIGTERM handler that aborts the process ("FatalError:
+        # Termination signal is detected"). The request path imports paddle (the transforms), so
+        # without this an import during the first request would replace uvicorn's handler and a
+        # SIGTERM would kill the server mid-request. Imported here, uvicorn installs its handlers last.
+        import paddle  # noqa: F401
+
         app = create_app(
             predictor,
             max_batch=args.max_batch,
