@@ -57,12 +57,20 @@ class ZooGroup:
             ours, floor = [], []
             for i in range(self.repeats):
                 ours.append(self.worker("ours-load", name, env=self.lib_env(cache))["seconds"])
-                floor.append(self.worker("floor", w["architecture"], w["file"], json.dumps(w["kwargs"]))["seconds"])
+                floor.append(
+                    self.worker("floor", w["architecture"], w["file"], json.dumps(w["kwargs"]))["seconds"]
+                )
                 self.log(f"{name} load {i + 1}/{self.repeats}: ours {ours[-1]:.3f}s, floor {floor[-1]:.3f}s")
             ratio = median(ours) / median(floor)
             self.add(
                 Figure(
-                    "zoo", f"{name} warm load vs floor (time)", ratio, "x", "<= 1.3", ratio <= 1.3, median(floor),
+                    "zoo",
+                    f"{name} warm load vs floor (time)",
+                    ratio,
+                    "x",
+                    "<= 1.3",
+                    ratio <= 1.3,
+                    median(floor),
                     {"ours_s": ours, "floor_s": floor, "weights_mib": w["size"] / 2**20},
                 )
             )
@@ -73,11 +81,19 @@ class ZooGroup:
                 secs = str(self.args.infer_seconds)
                 dy.append(self.worker("infer-dygraph", name, "1", secs, env=env)["images_per_second"])
                 pr.append(self.worker("infer-predictor", str(out), "1", secs, env=env)["images_per_second"])
-                self.log(f"{name} batch 1 {i + 1}/{self.repeats}: dygraph {dy[-1]:.1f} img/s, Predictor {pr[-1]:.1f} img/s")
+                self.log(
+                    f"{name} batch 1 {i + 1}/{self.repeats}: dygraph {dy[-1]:.1f} img/s, Predictor {pr[-1]:.1f} img/s"
+                )
             ratio = median(pr) / median(dy)
             self.add(
                 Figure(
-                    "zoo", f"{name} batch 1: Predictor vs dygraph (img/s)", ratio, "x", ">= 2", ratio >= 2, median(dy),
+                    "zoo",
+                    f"{name} batch 1: Predictor vs dygraph (img/s)",
+                    ratio,
+                    "x",
+                    ">= 2",
+                    ratio >= 2,
+                    median(dy),
                     {"threads": self.threads, "dygraph_img_s": dy, "predictor_img_s": pr},
                 )
             )

@@ -510,7 +510,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--download-mb", type=int, default=500, help="size of the download test file (MiB)")
     parser.add_argument("--infer-seconds", type=float, default=3.0, help="timed seconds per inference sample")
     parser.add_argument(
-        "--zoo", default=",".join(ZOO), help=f"comma-separated models of the zoo group (default: {','.join(ZOO)})"
+        "--zoo",
+        default=",".join(ZOO),
+        help=f"comma-separated models of the zoo group (default: {','.join(ZOO)})",
     )
     parser.add_argument("--workdir", default=None, help="where temporary files go (default: system temp)")
     parser.add_argument(

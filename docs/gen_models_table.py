@@ -166,19 +166,35 @@ def write_plot(points: List[Tuple[str, str, float, Optional[float]]], path: Path
     for i, fam in enumerate(families):
         mine = [p for p in points if p[1] == fam and p[3] is not None]
         if mine:
-            ax.scatter([p[2] for p in mine], [p[3] for p in mine], s=36, color=colours(i % 20),
-                       marker=markers[i % len(markers)], label=fam, edgecolors="black", linewidths=0.3)
+            ax.scatter(
+                [p[2] for p in mine],
+                [p[3] for p in mine],
+                s=36,
+                color=colours(i % 20),
+                marker=markers[i % len(markers)],
+                label=fam,
+                edgecolors="black",
+                linewidths=0.3,
+            )
         labelled = mine if label_all else sorted(mine, key=lambda p: -p[3])[:1]
         for name, _, x, y in labelled:
             ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
     missing = [p for p in points if p[3] is None]
     if missing:
-        ax.scatter([p[2] for p in missing], [floor] * len(missing), s=30, marker="x", color="grey",
-                   label=f"no published top-1 ({len(missing)})")
+        ax.scatter(
+            [p[2] for p in missing],
+            [floor] * len(missing),
+            s=30,
+            marker="x",
+            color="grey",
+            label=f"no published top-1 ({len(missing)})",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("parameters (millions, log scale)")
     ax.set_ylabel("ImageNet val top-1 (%)")
-    ax.set_title(f"Reported top-1 (default weights, else the PaddleClas or 2019 file) vs parameters ({len(points)} models)")
+    ax.set_title(
+        f"Reported top-1 (default weights, else the PaddleClas or 2019 file) vs parameters ({len(points)} models)"
+    )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), ncol=1 if len(families) <= 30 else 2)
     fig.tight_layout()

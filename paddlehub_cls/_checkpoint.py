@@ -40,7 +40,6 @@ CHECKPOINT_FORMAT = "paddlehub_cls-finetune-checkpoint"
 CHECKPOINT_VERSION = 1
 
 
-
 def sidecar_path(checkpoint: PathLike) -> Path:
     """``epoch_003.pdparams`` -> ``epoch_003.json``."""
     return Path(os.fspath(checkpoint)).with_suffix(".json")

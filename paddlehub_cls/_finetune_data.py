@@ -16,7 +16,6 @@ __all__ = ["build_datasets", "find_unreadable"]
 logger = logging.getLogger(__name__)
 
 
-
 def _class_folder_dataset(root: Path, transform: Any) -> Any:
     import numpy as np
     from paddle.vision.datasets import DatasetFolder
@@ -158,7 +157,12 @@ def build_datasets(
             message names it.
     """
     return _build_datasets(
-        data, model_or_cfg, val_split=val_split, seed=seed, image_size=image_size, skip_bad_images=skip_bad_images
+        data,
+        model_or_cfg,
+        val_split=val_split,
+        seed=seed,
+        image_size=image_size,
+        skip_bad_images=skip_bad_images,
     )[:4]
 
 

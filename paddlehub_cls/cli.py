@@ -43,8 +43,9 @@ def add_list_parser(subparsers: Any) -> None:
     p.add_argument("--family", metavar="F", help="only this family, e.g. resnet")
     p.add_argument("--tag", metavar="T", help="only models with weights of this tag, e.g. paddleclas_ssld")
     p.add_argument(
-        "--sort", choices=SORT_KEYS, help="top1: most accurate first (of --tag's weights, else the default's); "
-        "params: smallest first",
+        "--sort",
+        choices=SORT_KEYS,
+        help="top1: most accurate first (of --tag's weights, else the default's); " "params: smallest first",
     )
     out = p.add_mutually_exclusive_group()
     out.add_argument("--names", action="store_true", help="only the names, one per line (for scripts)")
@@ -84,7 +85,11 @@ def run_list(args: argparse.Namespace) -> int:
     """Print the models matching ``args.pattern`` and the filters."""
     reg = load_registry()
     names = find_models(
-        reg, args.pattern, pretrained=True if args.pretrained else None, family=args.family, tag=args.tag,
+        reg,
+        args.pattern,
+        pretrained=True if args.pretrained else None,
+        family=args.family,
+        tag=args.tag,
         sort=args.sort,
     )
     rows = [summary(reg, reg.get(n)) for n in names]
@@ -111,7 +116,9 @@ def run_list(args: argparse.Namespace) -> int:
         print("\n".join(_table(rows)))
     if not names:
         what = "pretrained model" if args.pretrained else "model"
-        filters = "".join(f" {k} {v!r}" for k, v in (("in family", args.family), ("with weights", args.tag)) if v)
+        filters = "".join(
+            f" {k} {v!r}" for k, v in (("in family", args.family), ("with weights", args.tag)) if v
+        )
         _error(f"no {what} matches {args.pattern!r}{filters}; run `{PROG} list` to see all {len(reg)} models")
         return 1
     return 0
@@ -187,8 +194,10 @@ def _info_lines(info: ModelInfo, tags: Sequence[str]) -> list[str]:
 
 def _describe_preprocess(pre: dict[str, Any]) -> str:
     """A weight file's eval recipe on one line (what ``create_transform`` does for it)."""
-    size = f"short side {pre['resize_size']} -> crop {pre['crop']}" if pre["resize"] == "short" else (
-        f"squash to {pre['resize_size']}"
+    size = (
+        f"short side {pre['resize_size']} -> crop {pre['crop']}"
+        if pre["resize"] == "short"
+        else (f"squash to {pre['resize_size']}")
     )
     scale = "1/255" if abs(pre["scale"] - 1 / 255) < 1e-9 else f"{pre['scale']:g}"
     return (

@@ -68,7 +68,6 @@ __all__ = [
 AUX_LOSS_WEIGHT = 0.3
 
 
-
 # ----------------------------------------------------------------------- model
 
 
@@ -232,7 +231,12 @@ def finetune(
     np.random.seed(seed)
     paddle.seed(seed)
     train_ds, val_ds, class_names, data_desc, skipped = _build_datasets(
-        data, info.name, val_split=val_split, seed=seed, image_size=image_size, skip_bad_images=skip_bad_images
+        data,
+        info.name,
+        val_split=val_split,
+        seed=seed,
+        image_size=image_size,
+        skip_bad_images=skip_bad_images,
     )
     n = len(class_names)
     start_epoch, history, saved_opt = 0, [], None

@@ -203,6 +203,7 @@ def iter_predictions(
     # Resolved first: a missing or unreachable weight file fails before the slow paddle import.
     model = _resolve_model(model_or_name, weights)
     import paddle
+
     if model.num_classes == 0:
         raise ValueError(
             "this network has no classifier (num_classes=0, a feature extractor); "
@@ -384,6 +385,8 @@ def run_predict_command(args: argparse.Namespace, out: Any = None, err: Any = No
         json.dump(doc, out, indent=2)
         out.write("\n")
     if failed and not skip:
-        print(message_line(f"{len(failed)} of {len(report)} images could not be read (listed above)"), file=err)
+        print(
+            message_line(f"{len(failed)} of {len(report)} images could not be read (listed above)"), file=err
+        )
         return 1
     return 0

@@ -111,8 +111,12 @@ def _resize_array(img: np.ndarray, size: Tuple[int, int], interpolation: str, ba
             f"(only 'bilinear' is built in); install it with `pip install opencv-python-headless`, "
             f"or pass a config with backend 'pil'"
         ) from exc
-    flags = {"nearest": cv2.INTER_NEAREST, "bicubic": cv2.INTER_CUBIC, "lanczos": cv2.INTER_LANCZOS4,
-             "area": cv2.INTER_AREA}
+    flags = {
+        "nearest": cv2.INTER_NEAREST,
+        "bicubic": cv2.INTER_CUBIC,
+        "lanczos": cv2.INTER_LANCZOS4,
+        "area": cv2.INTER_AREA,
+    }
     return cv2.resize(img, size, interpolation=flags[interpolation])
 
 
@@ -291,7 +295,15 @@ def _resize_size(crop: int, crop_pct: float) -> int:
 
 
 _PREPROCESS_KEYS = (
-    "resize", "resize_size", "crop", "interpolation", "backend", "channel_order", "scale", "mean", "std",
+    "resize",
+    "resize_size",
+    "crop",
+    "interpolation",
+    "backend",
+    "channel_order",
+    "scale",
+    "mean",
+    "std",
 )
 
 
@@ -312,7 +324,9 @@ def _from_legacy(cfg: Mapping[str, Any]) -> Dict[str, Any]:
     }
 
 
-def _registry_preprocess(name: str, weights: Optional[str]) -> Tuple[Optional[Dict[str, Any]], Dict[str, Any], str]:
+def _registry_preprocess(
+    name: str, weights: Optional[str]
+) -> Tuple[Optional[Dict[str, Any]], Dict[str, Any], str]:
     from paddlehub_cls.registry import load_registry
 
     reg = load_registry()
@@ -467,7 +481,10 @@ def create_transform(
         steps = [
             ToArray(pre["channel_order"]),
             ResizeShort(
-                pre["resize_size"], pre["interpolation"], backend=pre["backend"], squash=pre["resize"] == "squash"
+                pre["resize_size"],
+                pre["interpolation"],
+                backend=pre["backend"],
+                squash=pre["resize"] == "squash",
             ),
             CenterCropFloor(crop),
         ]

@@ -374,7 +374,12 @@ def assert_logits_differ(model: Any, res: OracleResult, x: np.ndarray = X224) ->
 
 
 def assert_swap_is_caught(
-    builder: str, res: OracleResult, family: str, layout: str, pair: Tuple[str, str], monkeypatch: Any,
+    builder: str,
+    res: OracleResult,
+    family: str,
+    layout: str,
+    pair: Tuple[str, str],
+    monkeypatch: Any,
     x: np.ndarray = X224,
 ) -> None:
     """A layout that maps our keys ``pair`` to each other's source names does not pass unnoticed.

@@ -131,7 +131,11 @@ def test_random_model_needs_no_weights_and_comes_back_in_eval_mode():
     model = phc.load_model("ShuffleNetV2", pretrained=False, num_classes=5)
     assert not model.training
     assert model.num_classes == 5 and model.load_report is None
-    assert model.pretrained_cfg["name"] == "ShuffleNetV2" and model.pretrained_cfg["input_size"] == [3, 224, 224]
+    assert model.pretrained_cfg["name"] == "ShuffleNetV2" and model.pretrained_cfg["input_size"] == [
+        3,
+        224,
+        224,
+    ]
 
 
 @pytest.mark.parametrize("bad", [-1, 2.5, "10", True])
@@ -178,7 +182,13 @@ def test_bfloat16_bits_are_not_taken_for_float_weights(tmp_path):
 
 
 def test_list_and_info_match_the_registry():
-    assert phc.list_models("resnet[0-9]*[0-9]") == ["ResNet18", "ResNet34", "ResNet50", "ResNet101", "ResNet152"]
+    assert phc.list_models("resnet[0-9]*[0-9]") == [
+        "ResNet18",
+        "ResNet34",
+        "ResNet50",
+        "ResNet101",
+        "ResNet152",
+    ]
     assert "ShuffleNetV2_swish" in phc.list_models(pretrained=True)
     assert phc.model_info("resnet50.FLUID2019").name == "ResNet50"
 
@@ -191,7 +201,9 @@ def test_load_report_reads_as_a_summary(tmp_path):
     assert os.fspath(tmp_path / "w.pdparams") in text
 
 
-def test_verified_but_hostile_download_is_quarantined_and_nothing_runs(tmp_path, cache_env, http_server, monkeypatch):
+def test_verified_but_hostile_download_is_quarantined_and_nothing_runs(
+    tmp_path, cache_env, http_server, monkeypatch
+):
     import hashlib
     import json
     import pickle
@@ -210,15 +222,23 @@ def test_verified_but_hostile_download_is_quarantined_and_nothing_runs(tmp_path,
     http_server.set_file("/" + host_path, data)
     monkeypatch.setenv("PADDLEHUB_CLS_MIRROR", http_server.base_url)
     site = tmp_path / "site.json"
-    site.write_text(json.dumps({"schema_version": 1, "models": {
-        "MobileNetV1": {"weights": {"paddle_vision": {"checksum": f"sha256:{sha}"}}}}}))
+    site.write_text(
+        json.dumps(
+            {
+                "schema_version": 1,
+                "models": {"MobileNetV1": {"weights": {"paddle_vision": {"checksum": f"sha256:{sha}"}}}},
+            }
+        )
+    )
     monkeypatch.setenv("PADDLEHUB_CLS_REGISTRY", str(site))
 
     with pytest.raises(UnsafeWeightsError, match="moved to .*quarantine"):
         phc.load_model("MobileNetV1", weights="paddle_vision")
     assert not marker.exists()
     assert not (cache_env / "blobs" / "sha256" / sha).exists()
-    assert [p.name.split(".")[0] for p in (cache_env / "quarantine").glob("*") if p.suffix != ".json"] == [sha]
+    assert [p.name.split(".")[0] for p in (cache_env / "quarantine").glob("*") if p.suffix != ".json"] == [
+        sha
+    ]
 
 
 def test_a_registered_tag_wins_over_a_file_of_that_name_and_a_path_object_is_a_path(
@@ -234,8 +254,14 @@ def test_a_registered_tag_wins_over_a_file_of_that_name_and_a_path_object_is_a_p
     ours = write_source_file("ShuffleNetV2", "paddleclas", served)
     sha = hashlib.sha256(served.read_bytes()).hexdigest()
     site = tmp_path / "site.json"
-    site.write_text(json.dumps({"schema_version": 1, "models": {
-        "ShuffleNetV2": {"weights": {"paddleclas": {"checksum": f"sha256:{sha}"}}}}}))
+    site.write_text(
+        json.dumps(
+            {
+                "schema_version": 1,
+                "models": {"ShuffleNetV2": {"weights": {"paddleclas": {"checksum": f"sha256:{sha}"}}}},
+            }
+        )
+    )
     monkeypatch.setenv("PADDLEHUB_CLS_REGISTRY", str(site))
     monkeypatch.setenv("PADDLEHUB_CLS_MIRROR", (tmp_path / "mirror").as_uri())
     monkeypatch.setenv("PADDLEHUB_CLS_OFFLINE", "1")  # only the file:// mirror can serve it
@@ -323,8 +349,11 @@ def test_with_no_network_load_model_fails_before_importing_paddle(tmp_path, subp
 
     site = tmp_path / "site.json"
     url = "http://weights.paddlehub-cls.invalid/ResNet50_pretrained.pdparams"  # RFC 2606: never resolves
-    site.write_text(json.dumps({"schema_version": 1, "models": {
-        "ResNet50": {"weights": {"paddleclas": {"urls": [url]}}}}}))
+    site.write_text(
+        json.dumps(
+            {"schema_version": 1, "models": {"ResNet50": {"weights": {"paddleclas": {"urls": [url]}}}}}
+        )
+    )
     code = (
         "import sys, logging\n"
         "import paddlehub_cls\n"

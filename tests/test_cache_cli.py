@@ -554,7 +554,9 @@ def _stored(root: Path) -> Dict[str, object]:
     return {
         "files": sorted(str(p.relative_to(root)) for p in files if "locks" not in p.parts),
         "stamps": stamps,
-        "refs": {str(p.relative_to(root)): p.read_text() for p in files if p.parts[len(root.parts)] == "refs"},
+        "refs": {
+            str(p.relative_to(root)): p.read_text() for p in files if p.parts[len(root.parts)] == "refs"
+        },
     }
 
 

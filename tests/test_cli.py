@@ -135,8 +135,14 @@ def test_list_prints_a_table_by_default(capsys: pytest.CaptureFixture[str]) -> N
     header, row = out.splitlines()
     assert rc == 0 and header.split() == ["name", "family", "default", "top-1", "params", "input"]
     raw = RAW["GoogLeNet"]
-    want = ["GoogLeNet", raw["family"], raw["default_weights"], f"{_top1('GoogLeNet', raw['default_weights']):.2f}%",
-            f"{raw['num_params']['value'] / 1e6:.2f}M", str(raw["preprocess"]["crop"])]
+    want = [
+        "GoogLeNet",
+        raw["family"],
+        raw["default_weights"],
+        f"{_top1('GoogLeNet', raw['default_weights']):.2f}%",
+        f"{raw['num_params']['value'] / 1e6:.2f}M",
+        str(raw["preprocess"]["crop"]),
+    ]
     assert row.split() == want
 
 
@@ -174,7 +180,9 @@ def test_list_sorts_by_top1_and_params(capsys: pytest.CaptureFixture[str]) -> No
     rc, out, _ = _run(capsys, "list", "--sort", "top1", "--names")
     names = out.splitlines()
     with_figure = [n for n in ALL_NAMES if _top1(n, RAW[n]["default_weights"]) is not None]
-    assert names[: len(with_figure)] == sorted(with_figure, key=lambda n: -_top1(n, RAW[n]["default_weights"]))
+    assert names[: len(with_figure)] == sorted(
+        with_figure, key=lambda n: -_top1(n, RAW[n]["default_weights"])
+    )
     assert main(["list", "--sort", "flops"]) == 2
     assert "invalid choice: 'flops'" in capsys.readouterr().err
 
@@ -228,15 +236,21 @@ def test_info_shows_every_variant(capsys: pytest.CaptureFixture[str]) -> None:
     assert any(line.startswith("      accuracy  top-1 72.15%, top-5 90.65%") for line in lines)
 
 
-def test_info_shows_each_variants_eval_recipe_and_a_top1_without_top5(capsys: pytest.CaptureFixture[str]) -> None:
+def test_info_shows_each_variants_eval_recipe_and_a_top1_without_top5(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     rc, out, _ = _run(capsys, "info", "ResNet50")
     evals = [line for line in out.splitlines() if line.startswith("      eval      ")]
     assert rc == 0 and len(evals) == len(RAW["ResNet50"]["weights"])  # one per variant
     assert any("short side 256 -> crop 224, pil lanczos, RGB, x1/255" in e for e in evals)  # fluid2019
     assert any("cv2 bilinear" in e and "ResNet/ResNet50.yaml" in e for e in evals)  # PaddleClas config
     # Many PaddleClas tables publish only top-1: such a variant is shown, not a KeyError.
-    name, tag = next((n, t) for n, e in RAW.items() for t, v in e["weights"].items()
-                     if v.get("metrics") and "top5" not in v["metrics"])
+    name, tag = next(
+        (n, t)
+        for n, e in RAW.items()
+        for t, v in e["weights"].items()
+        if v.get("metrics") and "top5" not in v["metrics"]
+    )
     rc, out, err = _run(capsys, "info", f"{name}.{tag}")
     top1 = RAW[name]["weights"][tag]["metrics"]["top1"]
     assert (rc, err) == (0, "") and f"      accuracy  top-1 {top1}%; source: " in out
@@ -405,15 +419,22 @@ def test_predict_without_network_prints_the_ways_out_one_per_line_before_importi
         "print('paddle imported' if 'paddle' in sys.modules else 'paddle not imported'); sys.exit(rc)"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PADDLEHUB_CLS_")}
-    env.update(OMP_NUM_THREADS="1", PADDLEHUB_CLS_REGISTRY=str(site), PADDLEHUB_CLS_HOME=str(tmp_path / "cache"))
+    env.update(
+        OMP_NUM_THREADS="1", PADDLEHUB_CLS_REGISTRY=str(site), PADDLEHUB_CLS_HOME=str(tmp_path / "cache")
+    )
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and proc.stdout == "paddle not imported\n", proc.stderr
     first, *rest = proc.stderr.splitlines()
     assert first.startswith("paddlehub-cls: error: could not download SiteNet weights 'site'")
     assert rest and all(line.startswith("  ") for line in rest)
     advice = "\n".join(rest)
-    for way in ("--weights PATH", "PADDLEHUB_CLS_MIRROR=BASE", "paddlehub-cls cache add SiteNet.site FILE",
-                "PADDLEHUB_CLS_OFFLINE=1", "BASE/weights.paddlehub-cls.invalid/ResNet50_pretrained.pdparams"):
+    for way in (
+        "--weights PATH",
+        "PADDLEHUB_CLS_MIRROR=BASE",
+        "paddlehub-cls cache add SiteNet.site FILE",
+        "PADDLEHUB_CLS_OFFLINE=1",
+        "BASE/weights.paddlehub-cls.invalid/ResNet50_pretrained.pdparams",
+    ):
         assert way in advice, way
     assert "cache import" not in proc.stderr
 

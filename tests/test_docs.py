@@ -64,7 +64,11 @@ def test_table_groups_every_model_under_its_family():
 def test_table_names_the_flops_convention():
     models = GEN.load_models()
     entry = copy.deepcopy(models["ResNet50"])
-    entry["flops"] = {"value": 4_100_000_000, "unit": "paddle.flops count (about multiply-adds)", "source": "x"}
+    entry["flops"] = {
+        "value": 4_100_000_000,
+        "unit": "paddle.flops count (about multiply-adds)",
+        "source": "x",
+    }
     assert "| 4.10 GMACs |" in GEN.render_table({"ResNet50": entry})
     assert "| 8.19 GFLOPs |" in GEN.render_table({"ResNet50": models["ResNet50"]})  # the 2 x convention
 
@@ -80,7 +84,9 @@ def test_plot_takes_every_model_and_scales_to_a_large_zoo(tmp_path):
         entry["num_params"]["value"] = 1_000_000 + i * 2_000_000
         entry["weights"] = {"paddleclas": copy.deepcopy(models["ResNet50"]["weights"]["paddleclas"])}
         entry["default_weights"] = "paddleclas"
-        entry["weights"]["paddleclas"]["metrics"] = None if i % 10 == 0 else {"top1": 60 + i / 10, "source": "x"}
+        entry["weights"]["paddleclas"]["metrics"] = (
+            None if i % 10 == 0 else {"top1": 60 + i / 10, "source": "x"}
+        )
         big[f"Net{i}"] = entry
     points = GEN.plot_points(big)
     assert len(points) == 170 and sum(p[3] is None for p in points) == 17

@@ -173,7 +173,9 @@ def test_cli_export_of_a_fine_tuned_checkpoint_keeps_class_names_and_image_size(
     sidecar = {"format": CHECKPOINT_FORMAT, "model": "ShuffleNetV2", "class_names": names, "image_size": 64}
     ckpt.with_suffix(".json").write_text(json.dumps(sidecar))
     out = tmp_path / "exported"
-    assert cli_main(["export", "ShuffleNetV2", str(out), "--weights", str(ckpt)]) == 0, capsys.readouterr().err
+    assert (
+        cli_main(["export", "ShuffleNetV2", str(out), "--weights", str(ckpt)]) == 0
+    ), capsys.readouterr().err
     cfg = json.loads((out / "paddlehub_cls.json").read_text())
     assert cfg["labels"] == "class_names" and cfg["pretrained_cfg"]["class_names"] == names
     assert cfg["input"]["shape"] == [-1, 3, 64, 64] and cfg["output"]["num_classes"] == 3
@@ -195,7 +197,9 @@ def test_predictor_errors(tmp_path, monkeypatch):
     from paddlehub_cls import errors
 
     assert ExportedModelError is errors.ExportedModelError and "ExportedModelError" in errors.__all__
-    assert issubclass(ExportedModelError, errors.PaddleHubClsError) and issubclass(ExportedModelError, OSError)
+    assert issubclass(ExportedModelError, errors.PaddleHubClsError) and issubclass(
+        ExportedModelError, OSError
+    )
     with pytest.raises(
         ExportedModelError, match="is not a paddlehub_cls export: paddlehub_cls.json is missing"
     ):

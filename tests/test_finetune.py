@@ -243,7 +243,12 @@ def _run_cli(argv, cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     # The timeout is a hang guard: the loader used to block forever on one corrupt image.
     return subprocess.run(
-        [sys.executable, "-m", "paddlehub_cls", *argv], capture_output=True, text=True, env=env, cwd=cwd, timeout=240
+        [sys.executable, "-m", "paddlehub_cls", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=240,
     )
 
 
@@ -296,7 +301,15 @@ def test_cli_finetune_skip_bad_images_trains_on_the_rest_and_lists_the_skipped(t
     garbage = data / "green_squares" / "not_an_image.png"
     garbage.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     out = tmp_path / "run"
-    argv = FINETUNE_ARGV + ["--data", str(data), "--output", str(out), "--val-split", "0", "--skip-bad-images"]
+    argv = FINETUNE_ARGV + [
+        "--data",
+        str(data),
+        "--output",
+        str(out),
+        "--val-split",
+        "0",
+        "--skip-bad-images",
+    ]
     proc = _run_cli(argv, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # Sorted by path: blue_stripes/ before green_squares/.

@@ -317,7 +317,16 @@ TRAINING = {
     "pplcnet_x0_25": ("pplcnet_x0_25", {}, 4, 64, "momentum", 0.05, 6, "train"),
     # Its 2x2 last stage on 64x64 with batch 4 makes momentum 0.05 diverge; plain SGD at 0.01 descends.
     "pplcnet_v2_small": ("pplcnet_v2_small", {}, 4, 64, "sgd", 0.01, 6, "train"),
-    "deit_tiny_distilled_patch16_224": ("deit_tiny_distilled_patch16_224", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    "deit_tiny_distilled_patch16_224": (
+        "deit_tiny_distilled_patch16_224",
+        {},
+        2,
+        64,
+        "momentum",
+        0.01,
+        5,
+        "train",
+    ),
     "swin_tiny_patch4_window7_224": ("swin_tiny_patch4_window7_224", {}, 2, 64, "momentum", 0.01, 5, "train"),
     "pphgnet_tiny": ("pphgnet_tiny", {}, 2, 64, "momentum", 0.01, 5, "train"),
     "pphgnetv2_b0": ("pphgnetv2_b0", {}, 2, 64, "momentum", 0.01, 5, "train"),
@@ -331,7 +340,13 @@ TRAINING = {
 OPTIONAL_SOURCES = {("vgg", "fluid2019")}
 # Models whose published parameter count is not within 2% of ours: the registry note
 # must give the measured state_dict element count.
-EXPLAINED_COUNTS = {"SE_ResNeXt50_32x4d", "SE_ResNeXt101_32x4d", "GoogLeNet", "PPLCNetV2_base", "MobileNetV1_x0_25"}
+EXPLAINED_COUNTS = {
+    "SE_ResNeXt50_32x4d",
+    "SE_ResNeXt101_32x4d",
+    "GoogLeNet",
+    "PPLCNetV2_base",
+    "MobileNetV1_x0_25",
+}
 
 REGISTRY_VARIANTS = [(n, t) for n in REGISTRY.names() for t in REGISTRY.get(n).weights]
 
@@ -393,7 +408,10 @@ def test_num_classes_zero_and_reset_classifier(gid):
         model.reset_classifier(10)
         model.eval()
         head_name = model.classifier_attrs[0]
-        assert model.num_classes == 10 and model.classifier_keys() == [f"{head_name}.weight", f"{head_name}.bias"]
+        assert model.num_classes == 10 and model.classifier_keys() == [
+            f"{head_name}.weight",
+            f"{head_name}.bias",
+        ]
         assert model.get_classifier().weight.shape == [graph.num_features, 10]
         out = model(x)
         assert out.shape == [1, 10]

@@ -124,8 +124,12 @@ def test_drop_connect_acts_in_training_only():
         np.testing.assert_allclose(y[i].numpy(), want.numpy(), rtol=1e-4, atol=1e-4)
     block.eval()
     with paddle.no_grad():
-        np.testing.assert_allclose((block(x) - x).numpy(), block.project(block.se(block.dw(block.expand(x)))).numpy(),
-                                   rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            (block(x) - x).numpy(),
+            block.project(block.se(block.dw(block.expand(x)))).numpy(),
+            rtol=1e-5,
+            atol=1e-5,
+        )
 
 
 # --------------------------------------------------------------------------- layouts, registry and fidelity
@@ -193,9 +197,18 @@ def test_a_wrong_mapping_or_activation_does_not_reproduce_the_oracle(oracles):
     repeat, first = "_ef.block.4.._dcn._conv._bn.weight", "_ef._blocks.5.._dcn._conv._bn.weight"
     assert _far(logits_from_file(name, tag, res.path, x, edit=swap(first, repeat)), res.logits)
     with pytest.raises(WeightsMismatchError, match=r"mis-shaped \(2\)") as err:
-        logits_from_file(name, tag, res.path, x,
-                         edit=swap("_ef._blocks.0.._se._conv1._conv.weight", "_ef._blocks.0.._se._conv2._conv.weight"))
-    assert "_ef._blocks.0.._se._conv1._conv.weight: source [32, 8, 1, 1] vs network [8, 32, 1, 1]" in str(err.value)
+        logits_from_file(
+            name,
+            tag,
+            res.path,
+            x,
+            edit=swap("_ef._blocks.0.._se._conv1._conv.weight", "_ef._blocks.0.._se._conv2._conv.weight"),
+        )
+    assert "_ef._blocks.0.._se._conv1._conv.weight: source [32, 8, 1, 1] vs network [8, 32, 1, 1]" in str(
+        err.value
+    )
     # Swish -> ReLU after the stem changes the logits.
-    assert _far(logits_from_file(name, tag, res.path, x, alter=lambda m: setattr(m.stem, "act", paddle.nn.ReLU())),
-                res.logits)
+    assert _far(
+        logits_from_file(name, tag, res.path, x, alter=lambda m: setattr(m.stem, "act", paddle.nn.ReLU())),
+        res.logits,
+    )

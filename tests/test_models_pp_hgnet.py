@@ -51,11 +51,16 @@ def test_blocks_follow_the_paddleclas_stage_configs():
     # stages (in, mid, out, blocks, downsample) (128,128,256,1,F) (256,160,512,1,T) (512,192,768,2,T) (768,224,1024,1,T).
     model = lazy("pphgnet_small")
     sd = model.state_dict()
-    assert [sd[f"stem.{i}.conv.weight"].shape for i in range(3)] == [[64, 3, 3, 3], [64, 64, 3, 3], [128, 64, 3, 3]]
+    assert [sd[f"stem.{i}.conv.weight"].shape for i in range(3)] == [
+        [64, 3, 3, 3],
+        [64, 64, 3, 3],
+        [128, 64, 3, 3],
+    ]
     assert model.stem[0].conv._stride == [2, 2] and model.stem[1].conv._stride == [1, 1]
     assert model.stages[0].downsample is None
-    for s, (c_in, mid, out, blocks) in enumerate([(128, 128, 256, 1), (256, 160, 512, 1), (512, 192, 768, 2),
-                                                   (768, 224, 1024, 1)]):
+    for s, (c_in, mid, out, blocks) in enumerate(
+        [(128, 128, 256, 1), (256, 160, 512, 1), (512, 192, 768, 2), (768, 224, 1024, 1)]
+    ):
         stage = model.stages[s]
         assert len(stage.blocks) == blocks
         if s:
@@ -83,8 +88,9 @@ def test_only_base_has_dropout_and_it_scales_the_classifier_input_by_0_8():
     with paddle.no_grad():
         pooled = base.forward_head(base.forward_features(x), pre_logits=True)
         # PaddleClas: Dropout(p=0.2, mode="downscale_in_infer") after the head conv
-        np.testing.assert_allclose(base(x).numpy(), (0.8 * pooled @ base.fc.weight + base.fc.bias).numpy(),
-                                   rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(
+            base(x).numpy(), (0.8 * pooled @ base.fc.weight + base.fc.bias).numpy(), rtol=1e-4, atol=1e-3
+        )
 
 
 # --------------------------------------------------------------------------- registry and fidelity
@@ -93,8 +99,13 @@ def test_only_base_has_dropout_and_it_scales_the_classifier_input_by_0_8():
 def test_every_registry_variant_of_the_family_is_covered():
     variants = family_variants(FAMILY)
     assert sorted(variants) == sorted(
-        [("PPHGNet_tiny", "paddleclas"), ("PPHGNet_tiny", "paddleclas_ssld"), ("PPHGNet_small", "paddleclas"),
-         ("PPHGNet_small", "paddleclas_ssld"), ("PPHGNet_base", "paddleclas_ssld")]
+        [
+            ("PPHGNet_tiny", "paddleclas"),
+            ("PPHGNet_tiny", "paddleclas_ssld"),
+            ("PPHGNet_small", "paddleclas"),
+            ("PPHGNet_small", "paddleclas_ssld"),
+            ("PPHGNet_base", "paddleclas_ssld"),
+        ]
     )
     assert {REGISTRY.resolve(n, t)[1].layout for n, t in variants} == {"paddleclas_legendary"}
     # PaddleClas's builders default to use_ssld=False, except PPHGNet_base, whose only file is SSLD.
@@ -131,5 +142,9 @@ def test_a_wrong_mapping_or_activation_does_not_reproduce_the_oracle(oracles):
     assert f"{att}: source [224, 576, 1, 1] vs network [224, 224, 1, 1]" in str(err.value)
     assert f"{agg}: source [224, 224, 1, 1] vs network [224, 576, 1, 1]" in str(err.value)
     # One ReLU of the stem replaced by swish changes the logits.
-    assert _far(logits_from_file(name, tag, res.path, x, alter=lambda m: setattr(m.stem[1], "act", paddle.nn.Swish())),
-                res.logits)
+    assert _far(
+        logits_from_file(
+            name, tag, res.path, x, alter=lambda m: setattr(m.stem[1], "act", paddle.nn.Swish())
+        ),
+        res.logits,
+    )

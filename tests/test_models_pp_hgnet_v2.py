@@ -110,7 +110,9 @@ def test_registry_parameter_counts_are_the_measured_ones():
 
 def test_every_registry_variant_of_the_family_is_covered():
     variants = family_variants(FAMILY)
-    assert sorted(variants) == sorted((n, t) for n in NAMES for t in ("paddleclas_ssld", "paddleclas_ssld_stage1"))
+    assert sorted(variants) == sorted(
+        (n, t) for n in NAMES for t in ("paddleclas_ssld", "paddleclas_ssld_stage1")
+    )
     assert {REGISTRY.resolve(n, t)[1].layout for n, t in variants} == {"paddleclas_legendary"}
     for name in NAMES:
         info = REGISTRY.get(name)
@@ -145,15 +147,23 @@ def test_a_wrong_mapping_or_activation_does_not_reproduce_the_oracle(oracles):
         return edit
 
     # Two learnable-affine scalars swapped: the strict layout fits, the logits do not.
-    assert _far(logits_from_file(name, tag, res.path, x, edit=swap("stem.stem1.lab.scale", "stem.stem1.lab.bias")),
-                res.logits)
+    assert _far(
+        logits_from_file(name, tag, res.path, x, edit=swap("stem.stem1.lab.scale", "stem.stem1.lab.bias")),
+        res.logits,
+    )
     with pytest.raises(WeightsMismatchError, match=r"mis-shaped \(2\)") as err:
-        logits_from_file(name, tag, res.path, x, edit=swap("stem.stem2a.conv.weight", "stem.stem2b.conv.weight"))
+        logits_from_file(
+            name, tag, res.path, x, edit=swap("stem.stem2a.conv.weight", "stem.stem2b.conv.weight")
+        )
     assert "stem.stem2a.conv.weight: source [16, 8, 2, 2] vs network [8, 16, 2, 2]" in str(err.value)
     # The affine dropped from one layer, or one ReLU replaced by swish, changes the logits.
-    assert _far(logits_from_file(name, tag, res.path, x, alter=lambda m: setattr(m.stem.stem4, "lab", None)),
-                res.logits)
     assert _far(
-        logits_from_file(name, tag, res.path, x, alter=lambda m: setattr(m.stem.stem3, "act", paddle.nn.Swish())),
+        logits_from_file(name, tag, res.path, x, alter=lambda m: setattr(m.stem.stem4, "lab", None)),
+        res.logits,
+    )
+    assert _far(
+        logits_from_file(
+            name, tag, res.path, x, alter=lambda m: setattr(m.stem.stem3, "act", paddle.nn.Swish())
+        ),
         res.logits,
     )

@@ -50,7 +50,14 @@ FAMILY = "resnet"
 LAYOUTS = ("fluid2019", "paddleclas_legendary", "paddle_vision")
 DEPTH = {"ResNet18": 18, "ResNet34": 34, "ResNet50": 50, "ResNet101": 101, "ResNet152": 152}
 ARCHS = [f"resnet{d}" for d in DEPTH.values()]
-VD = {"ResNet18_vd": 18, "ResNet34_vd": 34, "ResNet50_vd": 50, "ResNet101_vd": 101, "ResNet152_vd": 152, "ResNet200_vd": 200}
+VD = {
+    "ResNet18_vd": 18,
+    "ResNet34_vd": 34,
+    "ResNet50_vd": 50,
+    "ResNet101_vd": 101,
+    "ResNet152_vd": 152,
+    "ResNet200_vd": 200,
+}
 VD_SSLD = ("ResNet34_vd", "ResNet50_vd", "ResNet101_vd")
 #: the PaddleClas oracles' input: 64 -> a 2x2 last map, every vd average pool on an even map
 X64 = np.ascontiguousarray(X224[:, :, :64, :64])

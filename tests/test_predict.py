@@ -250,7 +250,12 @@ def test_predict_over_a_folder_with_a_truncated_jpeg_names_it_or_skips_it(weight
     chelsea().save(folder / "c_cat.png")
 
     out, err = io.StringIO(), io.StringIO()
-    assert run_predict_command(_parse(["predict", "ShuffleNetV2", str(folder), "--weights", str(weights_file)]), out, err) == 1
+    assert (
+        run_predict_command(
+            _parse(["predict", "ShuffleNetV2", str(folder), "--weights", str(weights_file)]), out, err
+        )
+        == 1
+    )
     lines = err.getvalue().splitlines()
     assert len(lines) == 2 and all(line.startswith("paddlehub-cls: error: ") for line in lines), lines
     assert str(bad) in lines[0] and "truncated" in lines[0] and "1 of 3 images" in lines[1]
@@ -260,13 +265,23 @@ def test_predict_over_a_folder_with_a_truncated_jpeg_names_it_or_skips_it(weight
     ]
 
     out, err = io.StringIO(), io.StringIO()
-    argv = ["predict", "ShuffleNetV2", str(folder), "--json", "--skip-bad-images", "--weights", str(weights_file)]
+    argv = [
+        "predict",
+        "ShuffleNetV2",
+        str(folder),
+        "--json",
+        "--skip-bad-images",
+        "--weights",
+        str(weights_file),
+    ]
     assert run_predict_command(_parse(argv), out, err) == 0
     doc = json.loads(out.getvalue())
     assert [r["image"] for r in doc["results"]] == [str(folder / "a_cat.png"), str(folder / "c_cat.png")]
     assert list(doc["skipped"]) == [str(bad)] and "truncated" in doc["skipped"][str(bad)]
     lines = err.getvalue().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("paddlehub-cls: warning: skipped ") and str(bad) in lines[0]
+    assert (
+        len(lines) == 1 and lines[0].startswith("paddlehub-cls: warning: skipped ") and str(bad) in lines[0]
+    )
 
 
 def test_predict_json_names_the_weights_it_resolved(tmp_path, cache_env, monkeypatch):
@@ -290,7 +305,9 @@ def test_predict_json_names_the_weights_it_resolved(tmp_path, cache_env, monkeyp
     img = tmp_path / "cat.png"
     chelsea().save(img)
     out, err = io.StringIO(), io.StringIO()
-    assert run_predict_command(_parse(["predict", "ShuffleNetV2", str(img), "--json"]), out, err) == 0, err.getvalue()
+    assert (
+        run_predict_command(_parse(["predict", "ShuffleNetV2", str(img), "--json"]), out, err) == 0
+    ), err.getvalue()
     doc = json.loads(out.getvalue())
     assert doc["model"] == "ShuffleNetV2" and doc["weights"] == "paddle_vision"
     assert Path(doc["weights_file"]).read_bytes() == served.read_bytes()  # the verified copy in the cache

@@ -158,8 +158,16 @@ def test_bad_configs_raise_clear_errors():
 
 
 PIL_232 = {
-    "resize": "short", "resize_size": 232, "crop": 224, "interpolation": "lanczos", "backend": "pil",
-    "channel_order": "RGB", "scale": 1 / 255, "mean": list(MEAN), "std": list(STD), "source": "test",
+    "resize": "short",
+    "resize_size": 232,
+    "crop": 224,
+    "interpolation": "lanczos",
+    "backend": "pil",
+    "channel_order": "RGB",
+    "scale": 1 / 255,
+    "mean": list(MEAN),
+    "std": list(STD),
+    "source": "test",
 }
 
 
@@ -181,8 +189,16 @@ def test_fine_tuned_input_size_overrides_the_registry_crop():
 
 
 def test_squash_bgr_and_scale_one():
-    pre = dict(PIL_232, resize="squash", resize_size=200, crop=200, channel_order="BGR", scale=1.0,
-               mean=[0.0, 0.0, 0.0], std=[1.0, 1.0, 1.0])
+    pre = dict(
+        PIL_232,
+        resize="squash",
+        resize_size=200,
+        crop=200,
+        channel_order="BGR",
+        scale=1.0,
+        mean=[0.0, 0.0, 0.0],
+        std=[1.0, 1.0, 1.0],
+    )
     out = create_transform(pre)(chelsea())
     want = np.asarray(chelsea().convert("RGB").resize((200, 200), Image.LANCZOS), dtype=np.float32)
     np.testing.assert_array_equal(out, want[:, :, ::-1].transpose(2, 0, 1))
@@ -192,7 +208,9 @@ def test_export_overrides_apply_only_when_asked():
     pre = dict(PIL_232, export={"resize_size": 256})
     assert create_transform(pre).data_config["preprocess"]["resize_size"] == 232
     assert create_transform(pre, export=True).data_config["preprocess"]["resize_size"] == 256
-    np.testing.assert_allclose(create_transform(pre, export=True)(chelsea()), reader_2019(chelsea()), atol=1e-5)
+    np.testing.assert_allclose(
+        create_transform(pre, export=True)(chelsea()), reader_2019(chelsea()), atol=1e-5
+    )
 
 
 def test_cv2_filters_other_than_bilinear_need_opencv(monkeypatch):
@@ -203,7 +221,11 @@ def test_cv2_filters_other_than_bilinear_need_opencv(monkeypatch):
     with pytest.raises(ValueError, match="opencv-python-headless"):
         tf(chelsea())
     # bilinear needs no OpenCV: it is built in.
-    assert create_transform(dict(PIL_232, backend="cv2", interpolation="bilinear"))(chelsea()).shape == (3, 224, 224)
+    assert create_transform(dict(PIL_232, backend="cv2", interpolation="bilinear"))(chelsea()).shape == (
+        3,
+        224,
+        224,
+    )
 
 
 def test_bad_preprocess_objects_raise_clear_errors():

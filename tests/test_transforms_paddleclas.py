@@ -30,16 +30,37 @@ UNIT = {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
 SCALE = 1.0 / 255.0
 
 
-def _pre(resize_size: int, crop: int, interpolation: str, backend: str, stats: Dict[str, List[float]],
-         resize: str = "short", channel_order: str = "RGB", scale: float = SCALE) -> Dict[str, Any]:
-    return dict(resize=resize, resize_size=resize_size, crop=crop, interpolation=interpolation, backend=backend,
-                channel_order=channel_order, scale=scale, source="test", **stats)
+def _pre(
+    resize_size: int,
+    crop: int,
+    interpolation: str,
+    backend: str,
+    stats: Dict[str, List[float]],
+    resize: str = "short",
+    channel_order: str = "RGB",
+    scale: float = SCALE,
+) -> Dict[str, Any]:
+    return dict(
+        resize=resize,
+        resize_size=resize_size,
+        crop=crop,
+        interpolation=interpolation,
+        backend=backend,
+        channel_order=channel_order,
+        scale=scale,
+        source="test",
+        **stats,
+    )
 
 
 # The groups of ZOO_FACTS section 5 (counts and configs there), one representative each.
 GROUPS = {
-    "default_cv2_256_224": _pre(256, 224, "bilinear", "cv2", IMAGENET),  # ResNet50_vd.yaml, PPLCNet, MobileNetV3
-    "pil_bicubic_256_224": _pre(256, 224, "bicubic", "pil", IMAGENET),  # SwinTransformer_*_224, DeiT, ConvNeXt
+    "default_cv2_256_224": _pre(
+        256, 224, "bilinear", "cv2", IMAGENET
+    ),  # ResNet50_vd.yaml, PPLCNet, MobileNetV3
+    "pil_bicubic_256_224": _pre(
+        256, 224, "bicubic", "pil", IMAGENET
+    ),  # SwinTransformer_*_224, DeiT, ConvNeXt
     "pil_bicubic_248_224": _pre(248, 224, "bicubic", "pil", IMAGENET),  # CSWin 224, FasterNet
     "pil_bicubic_248_224_half": _pre(248, 224, "bicubic", "pil", HALF),  # TNT, VAN
     "pil_bicubic_232_224": _pre(232, 224, "bicubic", "pil", IMAGENET),  # PPHGNetV2_B0-B6, PPHGNet_tiny
@@ -59,8 +80,14 @@ GROUPS = {
     "mobilevit_bgr_pil_bilinear_292_256": _pre(292, 256, "bilinear", "pil", UNIT, channel_order="BGR"),
     "mobilevitv3_cv2_288_256_unit": _pre(288, 256, "bilinear", "cv2", UNIT),  # MobileViTV3_XXS/XS/S
     "pil_bilinear_256_224": _pre(256, 224, "bilinear", "pil", IMAGENET),  # MicroNet, PeleeNet
-    "rednet_scale1": _pre(256, 224, "bilinear", "cv2",
-                          {"mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375]}, scale=1.0),
+    "rednet_scale1": _pre(
+        256,
+        224,
+        "bilinear",
+        "cv2",
+        {"mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375]},
+        scale=1.0,
+    ),
     "reader2019_pil_lanczos_256_224": _pre(256, 224, "lanczos", "pil", IMAGENET),  # the fluid2019 archives
 }
 
@@ -93,7 +120,9 @@ def _assert_same_as_paddleclas(pre: Dict[str, Any]) -> None:
         got = tf(_decoded_rgb(encoded))
         assert got.dtype == np.float32 and got.shape == want.shape == (3, pre["crop"], pre["crop"]), name
         diff = np.abs(got - want.astype(np.float32))
-        assert np.array_equal(got, want), f"{name}: max |diff| {diff.max()} at {np.unravel_index(diff.argmax(), diff.shape)}"
+        assert np.array_equal(
+            got, want
+        ), f"{name}: max |diff| {diff.max()} at {np.unravel_index(diff.argmax(), diff.shape)}"
 
 
 @pytest.mark.parametrize("group", sorted(GROUPS))
@@ -152,8 +181,12 @@ def test_numpy_bilinear_is_opencv_bit_for_bit_on_random_shapes():
 
     @settings(max_examples=150, deadline=None, derandomize=True)
     @given(
-        st.integers(1, 40), st.integers(1, 40), st.integers(1, 60), st.integers(1, 60),
-        st.sampled_from([0, 1, 3, 4]), st.integers(0, 2**32 - 1),
+        st.integers(1, 40),
+        st.integers(1, 40),
+        st.integers(1, 60),
+        st.integers(1, 60),
+        st.sampled_from([0, 1, 3, 4]),
+        st.integers(0, 2**32 - 1),
     )
     def check(h, w, new_h, new_w, channels, seed):
         shape = (h, w) if channels == 0 else (h, w, channels)

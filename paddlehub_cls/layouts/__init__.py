@@ -91,7 +91,9 @@ def _describe(missing: List[str], unexpected: List[str], misshaped: List[str], l
     def part(title: str, items: List[str]) -> str:
         if not items:
             return ""
-        shown = ", ".join(items[:limit]) + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
+        shown = ", ".join(items[:limit]) + (
+            f", ... ({len(items) - limit} more)" if len(items) > limit else ""
+        )
         return f"\n  {title} ({len(items)}): {shown}"
 
     return part("missing", missing) + part("unexpected", unexpected) + part("mis-shaped", misshaped)

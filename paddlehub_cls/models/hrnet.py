@@ -104,7 +104,10 @@ class HighResolutionModule(nn.Layer):
         self.branches = nn.LayerList(
             [
                 nn.Sequential(
-                    *[BasicBlock(c, c, c, 1, False, se_reduction=se_reduction) for _ in range(BLOCKS_PER_BRANCH)]
+                    *[
+                        BasicBlock(c, c, c, 1, False, se_reduction=se_reduction)
+                        for _ in range(BLOCKS_PER_BRANCH)
+                    ]
                 )
                 for c in channels
             ]

@@ -60,7 +60,9 @@ def make_act(name: Optional[str], **kwargs: Any) -> nn.Layer:
     try:
         cls = _ACTIVATIONS[name]
     except KeyError:
-        raise ValueError(f"unknown activation {name!r}; expected one of {sorted(_ACTIVATIONS)} or None") from None
+        raise ValueError(
+            f"unknown activation {name!r}; expected one of {sorted(_ACTIVATIONS)} or None"
+        ) from None
     return cls(**kwargs)
 
 
@@ -315,7 +317,9 @@ class LayerNorm2d(nn.Layer):
         self.epsilon = epsilon
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        y = nn.functional.layer_norm(x.transpose([0, 2, 3, 1]), x.shape[1:2], self.weight, self.bias, self.epsilon)
+        y = nn.functional.layer_norm(
+            x.transpose([0, 2, 3, 1]), x.shape[1:2], self.weight, self.bias, self.epsilon
+        )
         return y.transpose([0, 3, 1, 2])
 
 

@@ -68,7 +68,9 @@ class AvgDownConvBN(ConvBNAct):
         return super().forward(self.pool(x))
 
 
-def make_shortcut(in_chs: int, out_chs: int, stride: int, project: bool, avg_down: bool) -> Optional[nn.Layer]:
+def make_shortcut(
+    in_chs: int, out_chs: int, stride: int, project: bool, avg_down: bool
+) -> Optional[nn.Layer]:
     """The projection shortcut of a block, or None for the identity."""
     if not project:
         return None
@@ -258,7 +260,9 @@ def _make_stem(in_chans: int, stem_widths: Optional[Sequence[int]]) -> Tuple[nn.
         return ConvBNAct(in_chans, 64, 7, stride=2), 64
     widths = list(stem_widths)
     if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
-        raise ValueError(f"stem_widths must be None or a non-empty list of positive ints, got {stem_widths!r}")
+        raise ValueError(
+            f"stem_widths must be None or a non-empty list of positive ints, got {stem_widths!r}"
+        )
     layers = [
         ConvBNAct(c_in, c_out, 3, stride=2 if i == 0 else 1)
         for i, (c_in, c_out) in enumerate(zip([in_chans] + widths[:-1], widths))

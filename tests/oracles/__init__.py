@@ -130,8 +130,13 @@ def classify_param(name: str, shape: Sequence[int]) -> str:
     if ndim >= 2:
         return "weight"
     # 1-D from here on
-    if low.endswith("_scale") or low.endswith(".scale") or low.endswith(".weight") \
-            or low.endswith("_weight") or low.endswith(".gamma"):
+    if (
+        low.endswith("_scale")
+        or low.endswith(".scale")
+        or low.endswith(".weight")
+        or low.endswith("_weight")
+        or low.endswith(".gamma")
+    ):
         return "scale"
     return "bias"
 
@@ -255,8 +260,7 @@ def randomize_layer(model: Any, seed: int = 0) -> Dict[str, np.ndarray]:
     return out
 
 
-def perturb_bn_stats(key: str, mean: np.ndarray, var: np.ndarray,
-                     seed: int) -> Tuple[np.ndarray, np.ndarray]:
+def perturb_bn_stats(key: str, mean: np.ndarray, var: np.ndarray, seed: int) -> Tuple[np.ndarray, np.ndarray]:
     """Random per-channel jitter of calibrated BN running statistics.
 
     After calibration a BN layer's running mean/variance equal the batch
@@ -316,8 +320,9 @@ def calibrate_bn_dygraph(model: Any, x: np.ndarray, seed: int = 0) -> int:
     return len(named)
 
 
-def oracle_input(batch: int = 2, height: int = 224, width: int = 224, seed: int = 0,
-                 channels: int = 3) -> np.ndarray:
+def oracle_input(
+    batch: int = 2, height: int = 224, width: int = 224, seed: int = 0, channels: int = 3
+) -> np.ndarray:
     """A fixed NCHW float32 input whose samples differ in content, not only in noise.
 
     Pure per-pixel noise averages out under global pooling, so every sample of a
@@ -399,7 +404,7 @@ def run_worker(
     try:
         proc = subprocess.run(cmd, env=dict(env), capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
-        tail = (exc.stderr or b"")
+        tail = exc.stderr or b""
         tail = tail.decode("utf-8", "replace") if isinstance(tail, bytes) else tail
         raise OracleError(
             f"oracle subprocess for {what} timed out after {timeout:.0f}s "

@@ -32,7 +32,9 @@ def paddleclas_ops() -> Any:
 def paddleclas_eval(encoded: bytes, pre: Mapping[str, Any]) -> np.ndarray:
     """Run PaddleClas's eval transform_ops that a registry ``preprocess`` object describes on file bytes."""
     ops = paddleclas_ops()
-    resize = {"resize_short": pre["resize_size"]} if pre["resize"] == "short" else {"size": pre["resize_size"]}
+    resize = (
+        {"resize_short": pre["resize_size"]} if pre["resize"] == "short" else {"size": pre["resize_size"]}
+    )
     # interpolation None is what a config without one gives: cv2 INTER_LINEAR / PIL BILINEAR.
     interpolation = None if pre["interpolation"] == "bilinear" else pre["interpolation"]
     pipeline = [
