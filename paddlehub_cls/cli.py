@@ -60,14 +60,21 @@ def _pct(top1: Optional[float]) -> str:
     return f"{top1:.2f}%" if top1 is not None else "-"
 
 
-def _table(rows: list[dict[str, Any]]) -> list[str]:
-    header = ("name", "family", "default", "top-1", "params", "input")
+def _table(rows: list[dict[str, Any]], tag: Optional[str] = None) -> list[str]:
+    """The ``list`` table; with ``tag`` (``--tag``) its weights and top-1 are that variant's, not the default's."""
+
+    def shown(r: dict[str, Any]) -> Optional[str]:
+        if tag is None:
+            return r["default_weights"]
+        return next((t for t in r["weights"] if t.lower() == tag.lower()), None)
+
+    header = ("name", "family", "default" if tag is None else "weights", "top-1", "params", "input")
     cells = [
         (
             r["name"],
             r["family"],
-            r["default_weights"] or "-",
-            _pct(r["top1"]),
+            shown(r) or "-",
+            _pct(r["top1_by_weights"].get(shown(r)) if tag else r["top1"]),
             f"{r['num_params'] / 1e6:.2f}M" if r["num_params"] else "-",
             str(r["input_size"]),
         )
@@ -113,7 +120,7 @@ def run_list(args: argparse.Namespace) -> int:
             params = f"{r['num_params'] / 1e6:.2f}M" if r["num_params"] else "-"
             print(f"{r['name']:<{width}}  params {params:>8}  weights (top-1): {tags or '-'}")
     elif rows:
-        print("\n".join(_table(rows)))
+        print("\n".join(_table(rows, args.tag)))
     if not names:
         what = "pretrained model" if args.pretrained else "model"
         filters = "".join(

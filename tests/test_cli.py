@@ -459,3 +459,14 @@ def test_weights_help_lists_the_registry_tags_read_when_help_is_printed(
     text = " ".join(capsys.readouterr().out.split())
     assert rc == 0 and "registry could not be read" in text and "site.json" in text
     assert main(["cache", "ls"]) == 0
+
+
+def test_list_with_a_tag_shows_that_variants_top1(capsys: pytest.CaptureFixture[str]) -> None:
+    # PP-HGNetV2 defaults to its SSLD stage-1 files, which publish no top-1; --tag shows the stage-2 figures.
+    rc, out, _ = _run(capsys, "list", "PPHGNetV2_B*", "--tag", "PADDLECLAS_SSLD", "--sort", "top1")
+    header, *rows = out.splitlines()
+    assert rc == 0 and header.split()[:4] == ["name", "family", "weights", "top-1"]
+    names = [r.split()[0] for r in rows]
+    want = {n: RAW[n]["weights"]["paddleclas_ssld"]["metrics"]["top1"] for n in names}
+    assert [r.split()[2:4] for r in rows] == [["paddleclas_ssld", f"{want[n]:.2f}%"] for n in names]
+    assert list(want.values()) == sorted(want.values(), reverse=True) and len(names) == 7
