@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Tuple, Union
+from typing import Callable, Dict, List, Mapping, Tuple, Union
 
 import numpy as np
 
@@ -245,11 +245,3 @@ __all__ = [
     "register_layout",
     "same_names",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    # Family layouts written before the rename import ``Optional`` (it shadowed typing.Optional):
-    # served lazily so the name stays unbound here; drop once no layout imports it.
-    if name == "Optional":
-        return OptionalSource
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
