@@ -27,7 +27,7 @@ from _modelcheck import (  # noqa: E402, F401  (cleanup and shared_oracles are f
     REGISTRY,
     assert_fidelity,
     assert_logits_close,
-    assert_loaded_weights_adapt,
+    assert_load_options_work,
     assert_predictor_matches,
     cleanup,
     family_variants,
@@ -168,15 +168,8 @@ def test_new_head_one_input_channel_and_features_keep_the_loaded_weights(
     shared_oracles, cleanup, monkeypatch
 ):
     res = shared_oracles("ConvNeXt_tiny", "paddleclas")
-    full = load_as_variant("ConvNeXt_tiny", "paddleclas", res.path, cleanup, monkeypatch)
-    # Same cache: the file is now known (its sha256 was recorded on first use).
-    assert_loaded_weights_adapt(
-        "ConvNeXt_tiny",
-        "paddleclas",
-        full,
-        cleanup / "cache",
-        X,
-        [[1, 96, 16, 16], [1, 192, 8, 8], [1, 384, 4, 4], [1, 768, 2, 2]],
+    assert_load_options_work(
+        "ConvNeXt_tiny", "paddleclas", res, cleanup, monkeypatch, X, maps=[[1, 96, 16, 16], [1, 192, 8, 8], [1, 384, 4, 4], [1, 768, 2, 2]]
     )
 
 

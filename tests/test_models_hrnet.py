@@ -31,7 +31,7 @@ from _modelcheck import (  # noqa: E402, F401  (cleanup and shared_oracles are f
     REGISTRY,
     assert_fidelity,
     assert_logits_close,
-    assert_loaded_weights_adapt,
+    assert_load_options_work,
     assert_predictor_matches,
     cleanup,
     family_variants,
@@ -188,15 +188,8 @@ def test_new_head_one_input_channel_and_features_keep_the_loaded_weights(
     shared_oracles, cleanup, monkeypatch
 ):
     res = shared_oracles("HRNet_W18_C", "paddleclas")
-    full = load_as_variant("HRNet_W18_C", "paddleclas", res.path, cleanup, monkeypatch)
-    # Same cache: the file is now known (its sha256 was recorded on first use).
-    assert_loaded_weights_adapt(
-        "HRNet_W18_C",
-        "paddleclas",
-        full,
-        cleanup / "cache",
-        X,
-        [[1, 18, 16, 16], [1, 36, 8, 8], [1, 72, 4, 4], [1, 144, 2, 2]],
+    assert_load_options_work(
+        "HRNet_W18_C", "paddleclas", res, cleanup, monkeypatch, X, maps=[[1, 18, 16, 16], [1, 36, 8, 8], [1, 72, 4, 4], [1, 144, 2, 2]]
     )
 
 
