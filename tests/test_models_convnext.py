@@ -27,6 +27,7 @@ from _modelcheck import (  # noqa: E402, F401  (cleanup and shared_oracles are f
     REGISTRY,
     assert_fidelity,
     assert_logits_close,
+    assert_logits_differ,
     assert_load_options_work,
     assert_predictor_matches,
     cleanup,
@@ -141,17 +142,15 @@ def test_every_registry_variant_of_the_family_is_covered():
 
 def test_a_wrong_mapping_or_activation_changes_the_logits(shared_oracles, cleanup, monkeypatch):
     res = shared_oracles("ConvNeXt_tiny", "paddleclas")
-    # Ten times the fidelity tolerance (1e-4 of the logits' scale).
-    far = 1e-3 * max(1.0, float(np.abs(res.logits).max()))
     # The layer scales of two blocks swapped in the file: it still loads, but the logits differ.
     swapped = swapped_copy(res.path, cleanup / "swapped.pdparams", "stages.2.3.gamma", "stages.2.4.gamma")
     model = load_as_variant("ConvNeXt_tiny", "paddleclas", swapped, cleanup / "a", monkeypatch)
-    assert float(np.abs(logits_of(model, X) - res.logits).max()) > far
+    assert_logits_differ(model, res, X)  # ten times the fidelity tolerance or more
     # The right file, with one block's GELU replaced by ReLU.
     model = load_as_variant("ConvNeXt_tiny", "paddleclas", res.path, cleanup / "b", monkeypatch)
     assert_logits_close(logits_of(model, X), res.logits)
     model.stages[1].blocks[1].act = make_act("relu")
-    assert float(np.abs(logits_of(model, X) - res.logits).max()) > far
+    assert_logits_differ(model, res, X)  # ten times the fidelity tolerance or more
 
 
 @pytest.mark.parametrize("name,tag", variant_params(FAMILY))
