@@ -135,6 +135,8 @@ ORACLE_SIDE = {
     "pp_hgnet_v2": 64,
     "pp_lcnet": 96,
     "pp_lcnet_v2": 96,
+    "res2net": 64,
+    "res2net_vd": 64,
 }
 _PADDLECLAS_PACKAGES = {
     "paddleclas_legendary": "ppcls.arch.backbone.legendary_models",

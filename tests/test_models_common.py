@@ -156,6 +156,12 @@ GRAPHS = {
     "convnext_small": Graph("convnext_small", {}, 768, (768, 5, 6), pool_is_mean=False),
     "convnext_base": Graph("convnext_base", {}, 1024, (1024, 5, 6), pool_is_mean=False),
     "convnext_large": Graph("convnext_large", {}, 1536, (1536, 5, 6), pool_is_mean=False),
+    # res2net
+    "res2net50_26w_4s": Graph("res2net50_26w_4s", {}, 2048, (2048, 5, 6)),
+    "res2net50_14w_8s": Graph("res2net50_14w_8s", {}, 2048, (2048, 5, 6)),
+    "res2net50_vd_26w_4s": Graph("res2net50_vd_26w_4s", {}, 2048, (2048, 5, 6)),
+    "res2net101_vd_26w_4s": Graph("res2net101_vd_26w_4s", {}, 2048, (2048, 5, 6)),
+    "res2net200_vd_26w_4s": Graph("res2net200_vd_26w_4s", {}, 2048, (2048, 5, 6)),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
@@ -224,6 +230,8 @@ STAGES = {
     "efficientnet_b3": (128, [(24, 2), (32, 4), (48, 8), (136, 16), (384, 32)]),
     "hrnet_w18_c": (64, [(18, 4), (36, 8), (72, 16), (144, 32)]),
     "convnext_tiny": (64, [(96, 4), (192, 8), (384, 16), (768, 32)]),
+    # res2net
+    "res2net50_14w_8s": (64, [(256, 4), (512, 8), (1024, 16), (2048, 32)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -251,6 +259,8 @@ HEADS = [
     "efficientnet_b0",
     "hrnet_w18_c",
     "convnext_tiny",
+    # res2net
+    "res2net50_vd_26w_4s",
 ]
 IN_CHANS = [
     "resnet18",
@@ -272,6 +282,8 @@ IN_CHANS = [
     "efficientnet_b0_small",
     "hrnet_w18_c",
     "convnext_tiny",
+    # res2net
+    "res2net50_26w_4s",
 ]
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
@@ -296,6 +308,8 @@ SIDE_BY_SIDE = {
     "efficientnet": [("efficientnet_b0", {}), ("efficientnet_b0", {}), ("efficientnet_b0_small", {})],
     "hrnet": [("hrnet_w18_c", {}), ("hrnet_w18_c", {}), ("hrnet_w30_c", {})],
     "convnext": [("convnext_tiny", {}), ("convnext_tiny", {})],
+    # res2net
+    "res2net": [("res2net50_26w_4s", {}), ("res2net50_26w_4s", {}), ("res2net50_vd_26w_4s", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -333,6 +347,8 @@ TRAINING = {
     "efficientnet_b0": ("efficientnet_b0", {}, 4, 64, "momentum", 0.05, 6, "train"),
     "hrnet_w18_c": ("hrnet_w18_c", {}, 2, 64, "momentum", 0.01, 5, "train"),
     "convnext_tiny": ("convnext_tiny", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # res2net
+    "res2net50_26w_4s": ("res2net50_26w_4s", {}, 2, 64, "momentum", 0.01, 5, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives

@@ -52,19 +52,21 @@ def block_convs(block) -> List[str]:
     return names
 
 
-def _depth(model) -> int:
+def network_depth(model) -> int:
+    """The "layers" of a ResNet-like network: its convs and classifier on the main path."""
     per_block = 2 if model.block_type == "basic" else 3
     return per_block * sum(model.depths) + 2
 
 
-def fluid_block_name(depth: int, stage: int, index: int) -> str:
+def fluid_block_name(depth: int, stage: int, index: int, numbered: Tuple[int, ...] = (101, 152)) -> str:
     """The 2019 block name: ``res2a``..., with ``res4b1``, ``res4b2``... in stage 4 of ResNet101/152.
 
     From models@dc1b032 ``models/resnet.py`` (and models@c1c5ed6 ``models_name/resnet.py``):
     ``"res" + str(block + 2) + chr(97 + i)``, except ``layers in [101, 152] and block == 2``
-    where block 0 is ``a`` and block i is ``b<i>``.
+    where block 0 is ``a`` and block i is ``b<i>``. PaddleClas's ``res2net_vd.py`` numbers
+    the third stage of depth 200 too: pass ``numbered=(101, 152, 200)``.
     """
-    if depth in (101, 152) and stage == 2:
+    if depth in numbered and stage == 2:
         return f"res{stage + 2}" + ("a" if index == 0 else f"b{index}")
     if index >= 26:
         raise PaddleHubClsError(
@@ -86,7 +88,7 @@ def fluid2019(model) -> Dict[str, Source]:
     the classifier was created without a name, hence ``fc_0.w_0`` / ``fc_0.b_0``.
     """
     require_plain_stem(model, "fluid2019")
-    depth = _depth(model)
+    depth = network_depth(model)
     out = fluid_convbn("stem", "conv1", "bn_conv1")
     for s, b, _, block in iter_blocks(model):
         name = fluid_block_name(depth, s, b)

@@ -27,7 +27,7 @@ State-dict keys: ``stem.{conv,bn}.*`` (``stem.<i>.{conv,bn}.*`` with ``stem_widt
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple, Type, Union
 
 import paddle
 from paddle import nn
@@ -158,11 +158,16 @@ class ResNet(ClassifierNet):
 
     Args:
         depths: blocks per stage.
-        block: ``"basic"`` or ``"bottleneck"``.
+        block: ``"basic"``, ``"bottleneck"``, or a block class called as
+            ``block(in_chs, width, out_chs, stride, project, avg_down=..., **block_kwargs)``
+            (Res2Net's hierarchical bottleneck).
         widths: per stage, the width of the blocks (the 3x3 convs of a bottleneck).
         expansion: stage output channels = width * expansion.
+        out_widths: per stage, the output channels, where they are not ``width * expansion``
+            (Res2Net: 256/512/1024/2048 whatever its split widths).
+        block_kwargs: extra arguments of a block class.
         groups: groups of the bottleneck 3x3 convs.
-        se_reduction: squeeze-excitation ratio in every bottleneck, 0 for none.
+        se_reduction: squeeze-excitation ratio in every block, 0 for none (SE_ResNet_vd, SE-ResNeXt).
         first_block_projection: give the first block a projection shortcut even
             when its input and output shapes agree (the 2019 and PaddleClas ResNet18/34).
         stem_widths: ``None`` for one 7x7 stride-2 conv of 64 channels, or the output
@@ -181,9 +186,11 @@ class ResNet(ClassifierNet):
     def __init__(
         self,
         depths: Sequence[int],
-        block: str = "bottleneck",
+        block: Union[str, Type[nn.Layer]] = "bottleneck",
         widths: Sequence[int] = _WIDTHS,
         expansion: int = 4,
+        out_widths: Optional[Sequence[int]] = None,
+        block_kwargs: Optional[Dict[str, Any]] = None,
         groups: int = 1,
         se_reduction: int = 0,
         first_block_projection: bool = False,
@@ -202,26 +209,28 @@ class ResNet(ClassifierNet):
             raise ValueError(
                 f"depths and widths need one entry per stage, got {list(depths)} and {list(widths)}"
             )
-        if block == "basic" and (groups != 1 or se_reduction):
-            raise ValueError(
-                f"basic blocks take neither groups nor SE; got groups={groups}, se_reduction={se_reduction}"
-            )
+        if block == "basic" and groups != 1:
+            raise ValueError(f"basic blocks take no groups; got groups={groups}")
+        if out_widths is not None and len(out_widths) != len(depths):
+            raise ValueError(f"out_widths needs one entry per stage, got {list(out_widths)} for {len(depths)} stages")
         check_num_classes(num_classes)
         # Kept for the layouts, whose source names depend on the depth and block type.
-        self.block_type = block
+        self.block_type = block if isinstance(block, str) else block.block_type
         self.depths = tuple(int(d) for d in depths)
         self.stem, in_chs = _make_stem(in_chans, stem_widths)
         if stem_widths is not None:
             self.first_conv = "stem.0.conv"
         self.pool = nn.MaxPool2D(kernel_size=3, stride=2, padding=1)
 
-        block_cls = _BLOCKS[block]
-        extra: Dict[str, Any] = {"avg_down": avg_down}
+        block_cls = _BLOCKS[block] if isinstance(block, str) else block
+        extra: Dict[str, Any] = {"avg_down": avg_down, **(block_kwargs or {})}
         if block == "bottleneck":
             extra.update(groups=groups, se_reduction=se_reduction)
+        elif block == "basic":
+            extra.update(se_reduction=se_reduction)
         stages = []
         for idx, (depth, width) in enumerate(zip(depths, widths)):
-            out_chs = width * expansion
+            out_chs = width * expansion if out_widths is None else out_widths[idx]
             blocks = []
             for i in range(depth):
                 stride = 2 if (i == 0 and idx > 0) else 1
@@ -270,9 +279,13 @@ def _make_stem(in_chans: int, stem_widths: Optional[Sequence[int]]) -> Tuple[nn.
     return nn.Sequential(*layers), widths[-1]
 
 
-def _check_args(block: str, first_block_projection: bool, in_chans: int, dropout: float) -> None:
-    if block not in _BLOCKS:
-        raise ValueError(f"block must be one of {sorted(_BLOCKS)}, got {block!r}")
+def _check_args(
+    block: Union[str, Type[nn.Layer]], first_block_projection: bool, in_chans: int, dropout: float
+) -> None:
+    if isinstance(block, str) and block not in _BLOCKS:
+        raise ValueError(f"block must be one of {sorted(_BLOCKS)} or a block class, got {block!r}")
+    if not isinstance(block, str) and not (isinstance(block, type) and hasattr(block, "block_type")):
+        raise ValueError(f"a block class needs a block_type name for the layouts, got {block!r}")
     if not isinstance(first_block_projection, bool):
         raise ValueError(f"first_block_projection must be True or False, got {first_block_projection!r}")
     if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
