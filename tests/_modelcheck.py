@@ -137,6 +137,9 @@ ORACLE_SIDE = {
     "pp_lcnet_v2": 96,
     "res2net": 64,
     "res2net_vd": 64,
+    "resnet_vc": 64,
+    "se_resnet_vd": 64,
+    "se_resnext_vd": 64,
 }
 _PADDLECLAS_PACKAGES = {
     "paddleclas_legendary": "ppcls.arch.backbone.legendary_models",

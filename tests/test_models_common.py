@@ -162,6 +162,13 @@ GRAPHS = {
     "res2net50_vd_26w_4s": Graph("res2net50_vd_26w_4s", {}, 2048, (2048, 5, 6)),
     "res2net101_vd_26w_4s": Graph("res2net101_vd_26w_4s", {}, 2048, (2048, 5, 6)),
     "res2net200_vd_26w_4s": Graph("res2net200_vd_26w_4s", {}, 2048, (2048, 5, 6)),
+    # se_resnet_vd, se_resnext_vd, resnet_vc
+    "se_resnet18_vd": Graph("se_resnet18_vd", {}, 512, (512, 5, 6)),
+    "se_resnet34_vd": Graph("se_resnet34_vd", {}, 512, (512, 5, 6)),
+    "se_resnet50_vd": Graph("se_resnet50_vd", {}, 2048, (2048, 5, 6)),
+    "se_resnext50_vd_32x4d": Graph("se_resnext50_vd_32x4d", {}, 2048, (2048, 5, 6)),
+    "senet154_vd": Graph("senet154_vd", {}, 2048, (2048, 5, 6)),
+    "resnet50_vc": Graph("resnet50_vc", {}, 2048, (2048, 5, 6)),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
@@ -232,6 +239,8 @@ STAGES = {
     "convnext_tiny": (64, [(96, 4), (192, 8), (384, 16), (768, 32)]),
     # res2net
     "res2net50_14w_8s": (64, [(256, 4), (512, 8), (1024, 16), (2048, 32)]),
+    # se_resnet_vd, se_resnext_vd, resnet_vc
+    "se_resnet18_vd": (64, [(64, 4), (128, 8), (256, 16), (512, 32)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -261,6 +270,8 @@ HEADS = [
     "convnext_tiny",
     # res2net
     "res2net50_vd_26w_4s",
+    # se_resnet_vd, se_resnext_vd, resnet_vc
+    "se_resnet18_vd",
 ]
 IN_CHANS = [
     "resnet18",
@@ -284,6 +295,8 @@ IN_CHANS = [
     "convnext_tiny",
     # res2net
     "res2net50_26w_4s",
+    # se_resnet_vd, se_resnext_vd, resnet_vc
+    "resnet50_vc",
 ]
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
@@ -310,6 +323,8 @@ SIDE_BY_SIDE = {
     "convnext": [("convnext_tiny", {}), ("convnext_tiny", {})],
     # res2net
     "res2net": [("res2net50_26w_4s", {}), ("res2net50_26w_4s", {}), ("res2net50_vd_26w_4s", {})],
+    # se_resnet_vd, se_resnext_vd, resnet_vc
+    "se_resnet_vd": [("se_resnet18_vd", {}), ("se_resnet18_vd", {}), ("resnet50_vc", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -349,6 +364,8 @@ TRAINING = {
     "convnext_tiny": ("convnext_tiny", {}, 2, 64, "momentum", 0.01, 5, "train"),
     # res2net
     "res2net50_26w_4s": ("res2net50_26w_4s", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # se_resnet_vd, se_resnext_vd, resnet_vc
+    "se_resnet18_vd": ("se_resnet18_vd", {}, 2, 64, "momentum", 0.01, 5, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives

@@ -15,6 +15,10 @@ conv + BN. ``first_block_projection`` selects the graph that fits the weights.
 Bottleneck networks always project there (64 -> 256 channels), so the flag does
 not change them.
 
+PaddleClas's ``model_zoo`` adds two options of the same network: "vc" (``resnet_vc.py``) takes
+only the deep stem of vd, and SE_ResNet_vd (``se_resnet_vd.py``) puts squeeze-excitation
+(ratio 16) before the residual sum of every vd block.
+
 The "vd" variants ("Bag of Tricks", He et al., 2018; PaddleClas ``version="vd"``)
 change two things: ``stem_widths`` replaces the 7x7 stem by three 3x3 conv-BN-ReLU
 layers (32/32/64 channels, the first with stride 2), and ``avg_down`` makes every
@@ -47,6 +51,8 @@ RESNET_CONFIGS: Dict[int, Tuple[str, Tuple[int, int, int, int]]] = {
 }
 #: the vd stem: three 3x3 conv-BN-ReLU layers (PaddleClas legendary ``stem_cfg["vd"]``)
 VD_STEM = (32, 32, 64)
+#: squeeze-excitation ratio of PaddleClas's SE_ResNet_vd and SE_ResNeXt(_vd) (``reduction_ratio=16``)
+SE_REDUCTION = 16
 
 # Output channels of a stage are width * expansion.
 _EXPANSION = {"basic": 1, "bottleneck": 4}
@@ -294,11 +300,15 @@ def _check_args(
         raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
 
 
-def _resnet(depth: int, num_classes: int, in_chans: int, kwargs: Dict[str, Any], vd: bool = False) -> ResNet:
+def _resnet(
+    depth: int, num_classes: int, in_chans: int, kwargs: Dict[str, Any], vd: bool = False, se: bool = False
+) -> ResNet:
     block, depths = RESNET_CONFIGS[depth]
     if vd:
         # PaddleClas projects the first block of ResNet18/34_vd too (use_first_short_conv=True).
         kwargs = {"stem_widths": VD_STEM, "avg_down": True, "first_block_projection": True, **kwargs}
+    if se:
+        kwargs = {"se_reduction": SE_REDUCTION, **kwargs}
     return ResNet(
         depths, block=block, expansion=_EXPANSION[block], num_classes=num_classes, in_chans=in_chans, **kwargs
     )
@@ -374,3 +384,27 @@ def resnet152_vd(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> R
 def resnet200_vd(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """ResNet-200-vd (bottlenecks 3-12-48-3): deep stem and average-pool projections."""
     return _resnet(200, num_classes, in_chans, kwargs, vd=True)
+
+
+@register_model
+def resnet50_vc(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """ResNet-50-vc (PaddleClas ``model_zoo/resnet_vc.py``): the vd deep stem, strided 1x1 projections."""
+    return _resnet(50, num_classes, in_chans, {"stem_widths": VD_STEM, **kwargs})
+
+
+@register_model
+def se_resnet18_vd(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """SE-ResNet-18-vd (PaddleClas ``model_zoo/se_resnet_vd.py``): ResNet-18-vd with SE (ratio 16) in every block."""
+    return _resnet(18, num_classes, in_chans, kwargs, vd=True, se=True)
+
+
+@register_model
+def se_resnet34_vd(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """SE-ResNet-34-vd (PaddleClas ``model_zoo/se_resnet_vd.py``): ResNet-34-vd with SE (ratio 16) in every block."""
+    return _resnet(34, num_classes, in_chans, kwargs, vd=True, se=True)
+
+
+@register_model
+def se_resnet50_vd(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """SE-ResNet-50-vd (PaddleClas ``model_zoo/se_resnet_vd.py``): ResNet-50-vd with SE (ratio 16) in every block."""
+    return _resnet(50, num_classes, in_chans, kwargs, vd=True, se=True)
