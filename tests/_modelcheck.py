@@ -138,6 +138,7 @@ ORACLE_SIDE = {
     "res2net": 64,
     "res2net_vd": 64,
     "resnet_vc": 64,
+    "resnext101_wsl": 64,
     "se_resnet_vd": 64,
     "se_resnext_vd": 64,
 }

@@ -169,6 +169,11 @@ GRAPHS = {
     "se_resnext50_vd_32x4d": Graph("se_resnext50_vd_32x4d", {}, 2048, (2048, 5, 6)),
     "senet154_vd": Graph("senet154_vd", {}, 2048, (2048, 5, 6)),
     "resnet50_vc": Graph("resnet50_vc", {}, 2048, (2048, 5, 6)),
+    # resnext101_wsl
+    "resnext101_32x8d_wsl": Graph("resnext101_32x8d_wsl", {}, 2048, (2048, 5, 6)),
+    "resnext101_32x16d_wsl": Graph("resnext101_32x16d_wsl", {}, 2048, (2048, 5, 6)),
+    "resnext101_32x32d_wsl": Graph("resnext101_32x32d_wsl", {}, 2048, (2048, 5, 6)),
+    "resnext101_32x48d_wsl": Graph("resnext101_32x48d_wsl", {}, 2048, (2048, 5, 6)),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the

@@ -30,6 +30,8 @@ BUILDER_NAMES = {"ShuffleNetV2": "ShuffleNetV2_x1_0"}
 DOCUMENTED = {
     ("PPHGNet_base", "paddleclas_ssld"): "legendary_models/PPHGNet_base_ssld_pretrained.pdparams",
     ("SE_HRNet_W64_C", "paddleclas_ssld"): "legendary_models/SE_HRNet_W64_C_ssld_pretrained.pdparams",
+    # FixRes weights of the 32x48d network: linked by the docs, no constructor or MODEL_URLS entry.
+    ("ResNeXt101_32x48d_wsl", "paddleclas_fixres"): "Fix_ResNeXt101_32x48d_wsl_pretrained.pdparams",
 }
 BASE = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/"
 
