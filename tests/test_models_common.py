@@ -174,6 +174,8 @@ GRAPHS = {
     "resnext101_32x16d_wsl": Graph("resnext101_32x16d_wsl", {}, 2048, (2048, 5, 6)),
     "resnext101_32x32d_wsl": Graph("resnext101_32x32d_wsl", {}, 2048, (2048, 5, 6)),
     "resnext101_32x48d_wsl": Graph("resnext101_32x48d_wsl", {}, 2048, (2048, 5, 6)),
+    # resnet18_dbb
+    "resnet18_dbb": Graph("resnet18_dbb", {}, 512, (512, 5, 6)),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
@@ -246,6 +248,8 @@ STAGES = {
     "res2net50_14w_8s": (64, [(256, 4), (512, 8), (1024, 16), (2048, 32)]),
     # se_resnet_vd, se_resnext_vd, resnet_vc
     "se_resnet18_vd": (64, [(64, 4), (128, 8), (256, 16), (512, 32)]),
+    # resnet18_dbb
+    "resnet18_dbb": (64, [(64, 4), (128, 8), (256, 16), (512, 32)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -277,6 +281,8 @@ HEADS = [
     "res2net50_vd_26w_4s",
     # se_resnet_vd, se_resnext_vd, resnet_vc
     "se_resnet18_vd",
+    # resnet18_dbb
+    "resnet18_dbb",
 ]
 IN_CHANS = [
     "resnet18",
@@ -302,6 +308,8 @@ IN_CHANS = [
     "res2net50_26w_4s",
     # se_resnet_vd, se_resnext_vd, resnet_vc
     "resnet50_vc",
+    # resnet18_dbb
+    "resnet18_dbb",
 ]
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
@@ -330,6 +338,8 @@ SIDE_BY_SIDE = {
     "res2net": [("res2net50_26w_4s", {}), ("res2net50_26w_4s", {}), ("res2net50_vd_26w_4s", {})],
     # se_resnet_vd, se_resnext_vd, resnet_vc
     "se_resnet_vd": [("se_resnet18_vd", {}), ("se_resnet18_vd", {}), ("resnet50_vc", {})],
+    # resnet18_dbb
+    "resnet18_dbb": [("resnet18_dbb", {}), ("resnet18_dbb", {}), ("resnet18", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -371,6 +381,8 @@ TRAINING = {
     "res2net50_26w_4s": ("res2net50_26w_4s", {}, 2, 64, "momentum", 0.01, 5, "train"),
     # se_resnet_vd, se_resnext_vd, resnet_vc
     "se_resnet18_vd": ("se_resnet18_vd", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # resnet18_dbb
+    "resnet18_dbb": ("resnet18_dbb", {}, 2, 64, "momentum", 0.01, 5, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives

@@ -23,6 +23,8 @@ pytestmark = pytest.mark.paddleclas
 
 #: registry names that PaddleClas spells differently
 BUILDER_NAMES = {"ShuffleNetV2": "ShuffleNetV2_x1_0"}
+#: MODEL_URLS keys without a builder function of that name: the function that loads them
+LOADED_BY = {"ResNet18_dbb": "ResNet18"}  # ResNet18(layer_type="DiverseBranchBlock")
 
 #: Files that MODEL_URLS cannot produce, with the document that names them. PaddleClas's
 #: ``MODEL_URLS["PPHGNet_base"]`` is "" and ``SE_HRNet_W64_C`` has no entry at all, so its
@@ -159,7 +161,7 @@ def test_default_weights_are_what_paddleclas_loads_with_pretrained_true(
 ) -> None:
     info = load_registry().get(name)
     builder = BUILDER_NAMES.get(name, name)
-    defaults = _builder_defaults()[builder]
+    defaults = _builder_defaults()[LOADED_BY.get(builder, builder)]
     if defaults.get("use_imagenet22kto1k_pretrained") is True:
         tag = "paddleclas_22kto1k"
     elif defaults.get("use_ssld") is True or "ssld" in model_urls.get(builder, "ssld"):

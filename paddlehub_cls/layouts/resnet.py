@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Dict, Iterator, List, Tuple
 
 from paddlehub_cls.errors import PaddleHubClsError
-from paddlehub_cls.layouts import Source, dygraph_convbn, fluid_convbn, register_layout
+from paddlehub_cls.layouts import OUR_BN, Source, dygraph_convbn, fluid_convbn, register_layout
+from paddlehub_cls.models._dbb import DiverseBranchBlock
 
 FAMILY = "resnet"
 
@@ -102,6 +103,28 @@ def fluid2019(model) -> Dict[str, Source]:
 
 _LEGENDARY_CONV = {"conv1": "conv0", "conv2": "conv1", "conv3": "conv2", "shortcut": "short"}
 
+# Our DiverseBranchBlock branches -> PaddleClas ``base/dbb/dbb_block.py`` (its BNAndPad keeps
+# the BN one level down, as ``.bn``).
+_DBB_BN = {
+    "avg.bn": "dbb_avg.bn.bn",
+    "avg.out_bn": "dbb_avg.avgbn",
+    "kxk.bn": "dbb_1x1_kxk.bn1.bn",
+    "kxk.out_bn": "dbb_1x1_kxk.bn2",
+}
+
+
+def dbb_keys(ours: str, theirs: str) -> Dict[str, Source]:
+    """Our unfused :class:`~paddlehub_cls.models._dbb.DiverseBranchBlock` ``ours`` from PaddleClas's ``theirs``."""
+    out = dygraph_convbn(f"{ours}.origin", f"{theirs}.dbb_origin.conv", f"{theirs}.dbb_origin.bn")
+    out.update(dygraph_convbn(f"{ours}.conv_1x1", f"{theirs}.dbb_1x1.conv", f"{theirs}.dbb_1x1.bn"))
+    out[f"{ours}.avg.conv.weight"] = f"{theirs}.dbb_avg.conv.weight"
+    out[f"{ours}.kxk.id_conv"] = f"{theirs}.dbb_1x1_kxk.idconv1.weight"
+    out[f"{ours}.kxk.conv.weight"] = f"{theirs}.dbb_1x1_kxk.conv2.weight"
+    for bn, their_bn in _DBB_BN.items():
+        for a in OUR_BN:
+            out[f"{ours}.{bn}.{a}"] = f"{theirs}.{their_bn}.{a}"
+    return out
+
 
 @register_layout(FAMILY, "paddleclas_legendary")
 def paddleclas_legendary(model) -> Dict[str, Source]:
@@ -118,7 +141,10 @@ def paddleclas_legendary(model) -> Dict[str, Source]:
     for s, b, n, block in iter_blocks(model):
         for conv in block_convs(block):
             theirs = f"blocks.{n}.{_LEGENDARY_CONV[conv]}"
-            out.update(dygraph_convbn(f"stages.{s}.{b}.{conv}", f"{theirs}.conv", f"{theirs}.bn"))
+            if isinstance(getattr(block, conv), DiverseBranchBlock):
+                out.update(dbb_keys(f"stages.{s}.{b}.{conv}", theirs))
+            else:
+                out.update(dygraph_convbn(f"stages.{s}.{b}.{conv}", f"{theirs}.conv", f"{theirs}.bn"))
     out["fc.weight"] = "fc.weight"
     out["fc.bias"] = "fc.bias"
     return out

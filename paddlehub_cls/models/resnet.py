@@ -15,6 +15,10 @@ conv + BN. ``first_block_projection`` selects the graph that fits the weights.
 Bottleneck networks always project there (64 -> 256 channels), so the flag does
 not change them.
 
+``resnet18_dbb`` (PaddleClas ``ResNet18(layer_type="DiverseBranchBlock")``) replaces the 3x3
+conv-BN layers of the blocks by :class:`~paddlehub_cls.models._dbb.DiverseBranchBlock`; call
+:func:`~paddlehub_cls.models._dbb.reparameterize` after loading to fold them for deployment.
+
 PaddleClas's ``model_zoo`` adds two options of the same network: "vc" (``resnet_vc.py``) takes
 only the deep stem of vd, and SE_ResNet_vd (``se_resnet_vd.py``) puts squeeze-excitation
 (ratio 16) before the residual sum of every vd block.
@@ -31,12 +35,13 @@ State-dict keys: ``stem.{conv,bn}.*`` (``stem.<i>.{conv,bn}.*`` with ``stem_widt
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Type, Union
 
 import paddle
 from paddle import nn
 
 from paddlehub_cls.models._base import ClassifierNet, check_num_classes, make_linear
+from paddlehub_cls.models._dbb import DiverseBranchBlock
 from paddlehub_cls.models._registry import register_model
 from paddlehub_cls.models.layers import ConvBNAct, SqueezeExcite, global_pool_flatten, make_dropout
 
@@ -89,6 +94,7 @@ class BasicBlock(nn.Layer):
     """Two 3x3 conv-BN layers (stride on the first), optional SE, plus the shortcut.
 
     ``se_reduction`` (0: none) adds squeeze-excitation before the sum, as in SE-HRNet.
+    ``conv_cls`` builds the two 3x3 layers (``ConvBNAct``; ResNet18_dbb: ``DiverseBranchBlock``).
     """
 
     def __init__(
@@ -101,10 +107,11 @@ class BasicBlock(nn.Layer):
         *,
         avg_down: bool = False,
         se_reduction: int = 0,
+        conv_cls: Callable[..., nn.Layer] = ConvBNAct,
     ) -> None:
         super().__init__()
-        self.conv1 = ConvBNAct(in_chs, width, 3, stride=stride)
-        self.conv2 = ConvBNAct(width, out_chs, 3, act=None)
+        self.conv1 = conv_cls(in_chs, width, 3, stride=stride, act="relu")
+        self.conv2 = conv_cls(width, out_chs, 3, act=None)
         self.se = SqueezeExcite(out_chs, se_reduction) if se_reduction else None
         self.shortcut = make_shortcut(in_chs, out_chs, stride, project, avg_down)
 
@@ -408,3 +415,13 @@ def se_resnet34_vd(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) ->
 def se_resnet50_vd(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """SE-ResNet-50-vd (PaddleClas ``model_zoo/se_resnet_vd.py``): ResNet-50-vd with SE (ratio 16) in every block."""
     return _resnet(50, num_classes, in_chans, kwargs, vd=True, se=True)
+
+
+@register_model
+def resnet18_dbb(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """ResNet-18 whose block convs are Diverse Branch Blocks (PaddleClas ``ResNet18_dbb``).
+
+    The first block is projected, as in PaddleClas's ResNet18; stem and shortcuts are plain conv-BN.
+    """
+    kwargs = {"first_block_projection": True, "block_kwargs": {"conv_cls": DiverseBranchBlock}, **kwargs}
+    return _resnet(18, num_classes, in_chans, kwargs)
