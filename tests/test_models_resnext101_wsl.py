@@ -122,7 +122,8 @@ def test_layout_maps_onto_paddleclas_state_dict_exactly(name, tag):
     assert sorted(mapping.values()) == sorted(theirs["keys"])
     assert {k: list(ours[k].shape) for k in ours} == {k: theirs["shapes"][src] for k, src in mapping.items()}
     assert (trainable(model), numel(model)) == (theirs["num_trainable"], theirs["num_params"])
-    assert_published_count_near(name, type("Counts", (), {"extra": theirs})())
+    published = info.num_params["value"]  # the README figure, within 2% of PaddleClas's class
+    assert abs(theirs["num_trainable"] - published) < 0.02 * published, (name, theirs["num_trainable"], published)
 
 
 def test_a_wrong_mapping_changes_the_logits_or_is_refused(shared_oracles, monkeypatch):
