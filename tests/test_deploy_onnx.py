@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from oracles import oracle_input
+from _modelcheck import scale_parameters
 from test_export import assert_logits_close, dygraph, random_net
 
 from paddlehub_cls import Predictor, export, load_model
@@ -51,6 +52,9 @@ def test_every_family_has_a_representative():
 #: pooling then upsamples 2x2 to 7x7, which paddle2onnx turns into an AveragePool of stride 0 (export
 #: raises ExportError); Swin's padded windows run in dygraph but not in the exported programs.
 FULL_SIZE_FAMILIES = ("vgg", "swin_transformer")
+#: family -> (parameter name suffixes, factor) shrunk after randomising: StarNet's star products
+#: square each block's scale, and random weights give logits whose float-order noise passes the tolerance
+DAMPED = {"starnet": ((".g.bn.weight", ".g.bn.bias"), 0.05)}
 
 
 def _cheapest_side(name: str) -> int:
@@ -76,6 +80,9 @@ def _cheapest_side(name: str) -> int:
 def test_onnxruntime_equals_dygraph_for_each_family(name, tmp_path):
     side = _cheapest_side(name)
     model = random_net(name, seed=1, size=side)
+    family = load_registry().get(name).family
+    if family in DAMPED:
+        assert scale_parameters(model, *DAMPED[family]) > 0
     out = export(model, tmp_path / "onnx", input_size=side, format="onnx")
     predictor = Predictor(out, threads=1, use_gpu=False)
     assert predictor.backend == "onnxruntime" and predictor.input_size == (3, side, side)
