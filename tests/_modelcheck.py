@@ -114,7 +114,7 @@ PADDLECLAS_BUILDERS = {"ShuffleNetV2": "ShuffleNetV2_x1_0"}
 #: registry model -> (module, builder) of an oracle that fixes a PaddleClas class which cannot run
 PADDLECLAS_FIXED = {"SE_ResNeXt152_64x4d": ("oracles.paddleclas_fixes", "SE_ResNeXt152_64x4d")}
 #: families whose PaddleClas constructors read their fresh weights, so cannot build under LazyGuard
-PADDLECLAS_EAGER = {"convnext"}
+PADDLECLAS_EAGER = {"convnext", "fasternet"}
 #: MODEL_URLS entries a PaddleClas constructor reads but its module lacks (ZOO_FACTS 1.2); with
 #: use_ssld=True PaddleClas would turn this into the real ..._ssld_pretrained.pdparams URL
 PADDLECLAS_MODEL_URLS = {
@@ -130,6 +130,7 @@ PADDLECLAS_MODEL_URLS = {
 ORACLE_SIDE = {
     "convnext": 64,
     "efficientnet": 64,
+    "fasternet": 64,
     "hrnet": 64,
     "mobilenet_v3": 96,
     "pp_hgnet": 64,

@@ -161,6 +161,13 @@ GRAPHS = {
     "starnet_s2": Graph("starnet_s2", {}, 256, (256, 5, 6)),
     "starnet_s3": Graph("starnet_s3", {}, 256, (256, 5, 6)),
     "starnet_s4": Graph("starnet_s4", {}, 256, (256, 5, 6)),
+    # fasternet: pooled features go through a 1x1 conv to 1280 and the activation before the classifier.
+    "fasternet_t0": Graph("fasternet_t0", {}, 1280, (320, 5, 6), pool_is_mean=False),
+    "fasternet_t1": Graph("fasternet_t1", {}, 1280, (512, 5, 6), pool_is_mean=False),
+    "fasternet_t2": Graph("fasternet_t2", {}, 1280, (768, 5, 6), pool_is_mean=False),
+    "fasternet_s": Graph("fasternet_s", {}, 1280, (1024, 5, 6), pool_is_mean=False),
+    "fasternet_m": Graph("fasternet_m", {}, 1280, (1152, 5, 6), pool_is_mean=False),
+    "fasternet_l": Graph("fasternet_l", {}, 1280, (1536, 5, 6), pool_is_mean=False),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
@@ -231,6 +238,8 @@ STAGES = {
     "convnext_tiny": (64, [(96, 4), (192, 8), (384, 16), (768, 32)]),
     # starnet
     "starnet_s1": (128, [(24, 4), (48, 8), (96, 16), (192, 32)]),
+    # fasternet
+    "fasternet_t0": (64, [(40, 4), (80, 8), (160, 16), (320, 32)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -260,6 +269,8 @@ HEADS = [
     "convnext_tiny",
     # starnet
     "starnet_s1",
+    # fasternet
+    "fasternet_t0",
 ]
 IN_CHANS = [
     "resnet18",
@@ -283,6 +294,8 @@ IN_CHANS = [
     "convnext_tiny",
     # starnet
     "starnet_s2",
+    # fasternet
+    "fasternet_t0",
 ]
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
@@ -309,6 +322,8 @@ SIDE_BY_SIDE = {
     "convnext": [("convnext_tiny", {}), ("convnext_tiny", {})],
     # starnet
     "starnet": [("starnet_s1", {}), ("starnet_s1", {}), ("starnet_s2", {})],
+    # fasternet
+    "fasternet": [("fasternet_t0", {}), ("fasternet_t0", {}), ("fasternet_t1", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -348,6 +363,8 @@ TRAINING = {
     "convnext_tiny": ("convnext_tiny", {}, 2, 64, "momentum", 0.01, 5, "train"),
     # starnet
     "starnet_s1": ("starnet_s1", {}, 4, 64, "momentum", 0.05, 6, "train"),
+    # fasternet
+    "fasternet_t0": ("fasternet_t0", {}, 4, 64, "momentum", 0.05, 6, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives
