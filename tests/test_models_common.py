@@ -168,6 +168,12 @@ GRAPHS = {
     "fasternet_s": Graph("fasternet_s", {}, 1280, (1024, 5, 6), pool_is_mean=False),
     "fasternet_m": Graph("fasternet_m", {}, 1280, (1152, 5, 6), pool_is_mean=False),
     "fasternet_l": Graph("fasternet_l", {}, 1280, (1536, 5, 6), pool_is_mean=False),
+    # tinynet: EfficientNet with symmetric padding, a fixed 32-channel stem and a 1280-wide head.
+    "tinynet_a": Graph("tinynet_a", {}, 1280, (1280, 5, 6)),
+    "tinynet_b": Graph("tinynet_b", {}, 1280, (1280, 5, 6)),
+    "tinynet_c": Graph("tinynet_c", {}, 1280, (1280, 5, 6)),
+    "tinynet_d": Graph("tinynet_d", {}, 1280, (1280, 5, 6)),
+    "tinynet_e": Graph("tinynet_e", {}, 1280, (1280, 5, 6)),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
@@ -240,6 +246,8 @@ STAGES = {
     "starnet_s1": (128, [(24, 4), (48, 8), (96, 16), (192, 32)]),
     # fasternet
     "fasternet_t0": (64, [(40, 4), (80, 8), (160, 16), (320, 32)]),
+    # tinynet
+    "tinynet_e": (128, [(8, 2), (16, 4), (24, 8), (56, 16), (160, 32)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -271,6 +279,8 @@ HEADS = [
     "starnet_s1",
     # fasternet
     "fasternet_t0",
+    # tinynet
+    "tinynet_e",
 ]
 IN_CHANS = [
     "resnet18",
@@ -296,6 +306,8 @@ IN_CHANS = [
     "starnet_s2",
     # fasternet
     "fasternet_t0",
+    # tinynet
+    "tinynet_e",
 ]
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
@@ -324,6 +336,8 @@ SIDE_BY_SIDE = {
     "starnet": [("starnet_s1", {}), ("starnet_s1", {}), ("starnet_s2", {})],
     # fasternet
     "fasternet": [("fasternet_t0", {}), ("fasternet_t0", {}), ("fasternet_t1", {})],
+    # tinynet
+    "tinynet": [("tinynet_e", {}), ("tinynet_e", {}), ("efficientnet_b0_small", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -365,6 +379,8 @@ TRAINING = {
     "starnet_s1": ("starnet_s1", {}, 4, 64, "momentum", 0.05, 6, "train"),
     # fasternet
     "fasternet_t0": ("fasternet_t0", {}, 4, 64, "momentum", 0.05, 6, "train"),
+    # tinynet
+    "tinynet_e": ("tinynet_e", {}, 4, 64, "momentum", 0.05, 6, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives
