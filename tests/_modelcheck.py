@@ -123,6 +123,9 @@ PADDLECLAS_MODEL_URLS = {
         "SE_HRNet_W64_C_pretrained.pdparams"
     },
 }
+#: family -> (PaddleClas parameter name suffixes, factor) the oracle shrinks after calibrating, for deep
+#: residual networks whose random-weight activations otherwise grow until rounding decides the logits
+PADDLECLAS_DAMPED = {"efficientnet_v2": (("_norm2.weight", "_norm2.bias"), 0.1)}
 #: oracle input side per family where the architecture takes less than 224 (CI time)
 # 96 for the mobile CNNs: a 3x3 last stage. At 64 (2x2) the oracle's BN statistics, calibrated on one
 # image, are ill-conditioned (logits ~1e4-1e5) and load_model's rounding reached 91% of the tolerance
@@ -130,6 +133,7 @@ PADDLECLAS_MODEL_URLS = {
 ORACLE_SIDE = {
     "convnext": 64,
     "efficientnet": 64,
+    "efficientnet_v2": 64,
     "fasternet": 64,
     "hrnet": 64,
     "mobilenet_v3": 96,
@@ -270,6 +274,7 @@ def run_variant_oracle(name: str, tag: str, out_dir: Path, x: Optional[np.ndarra
             x,
             lazy=info.family not in PADDLECLAS_EAGER,
             model_urls=PADDLECLAS_MODEL_URLS.get(name),
+            damp=PADDLECLAS_DAMPED.get(info.family),
         )
     if layout == "fluid2019":
         # The tar's top folder must be the registry's archive_root, "<release>_pretrained".

@@ -174,6 +174,11 @@ GRAPHS = {
     "tinynet_c": Graph("tinynet_c", {}, 1280, (1280, 5, 6)),
     "tinynet_d": Graph("tinynet_d", {}, 1280, (1280, 5, 6)),
     "tinynet_e": Graph("tinynet_e", {}, 1280, (1280, 5, 6)),
+    # efficientnet_v2: SAME padding fixed for 384 (valid on any even size); a 1x1 conv-BN-swish head to 1280.
+    "efficientnet_v2_s": Graph("efficientnet_v2_s", {}, 1280, (1280, 5, 6)),
+    "efficientnet_v2_m": Graph("efficientnet_v2_m", {}, 1280, (1280, 5, 6)),
+    "efficientnet_v2_l": Graph("efficientnet_v2_l", {}, 1280, (1280, 5, 6)),
+    "efficientnet_v2_xl": Graph("efficientnet_v2_xl", {}, 1280, (1280, 5, 6)),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
@@ -248,6 +253,8 @@ STAGES = {
     "fasternet_t0": (64, [(40, 4), (80, 8), (160, 16), (320, 32)]),
     # tinynet
     "tinynet_e": (128, [(8, 2), (16, 4), (24, 8), (56, 16), (160, 32)]),
+    # efficientnet_v2
+    "efficientnet_v2_s": (128, [(24, 2), (48, 4), (64, 8), (160, 16), (256, 32)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -281,6 +288,8 @@ HEADS = [
     "fasternet_t0",
     # tinynet
     "tinynet_e",
+    # efficientnet_v2
+    "efficientnet_v2_s",
 ]
 IN_CHANS = [
     "resnet18",
@@ -308,6 +317,8 @@ IN_CHANS = [
     "fasternet_t0",
     # tinynet
     "tinynet_e",
+    # efficientnet_v2
+    "efficientnet_v2_s",
 ]
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
@@ -338,6 +349,8 @@ SIDE_BY_SIDE = {
     "fasternet": [("fasternet_t0", {}), ("fasternet_t0", {}), ("fasternet_t1", {})],
     # tinynet
     "tinynet": [("tinynet_e", {}), ("tinynet_e", {}), ("efficientnet_b0_small", {})],
+    # efficientnet_v2
+    "efficientnet_v2": [("efficientnet_v2_s", {}), ("efficientnet_v2_s", {}), ("efficientnet_b0", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -381,6 +394,8 @@ TRAINING = {
     "fasternet_t0": ("fasternet_t0", {}, 4, 64, "momentum", 0.05, 6, "train"),
     # tinynet
     "tinynet_e": ("tinynet_e", {}, 4, 64, "momentum", 0.05, 6, "train"),
+    # efficientnet_v2
+    "efficientnet_v2_s": ("efficientnet_v2_s", {}, 2, 64, "momentum", 0.01, 5, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives

@@ -40,6 +40,7 @@ from paddlehub_cls.models.layers import (
     DropPath,
     conv_weight_attr,
     global_pool_flatten,
+    make_act,
     make_dropout,
 )
 
@@ -136,6 +137,7 @@ class ConvBN(ConvBNAct):
         act: Any = "swish",
         padding: int = 0,
         crop: bool = False,
+        bn_momentum: float = BN_MOMENTUM,
     ) -> None:
         super().__init__(
             in_c,
@@ -145,7 +147,7 @@ class ConvBN(ConvBNAct):
             groups=groups,
             act=act,
             padding=padding,
-            bn_momentum=BN_MOMENTUM,
+            bn_momentum=bn_momentum,
             bn_epsilon=BN_EPSILON,
         )
         self.crop = crop
@@ -158,19 +160,24 @@ class ConvBN(ConvBNAct):
 
 
 class ConvSE(nn.Layer):
-    """Squeeze-excitation with 1x1 convs: ``x * sigmoid(expand(swish(reduce(avgpool(x)))))``.
+    """Squeeze-excitation with 1x1 convs: ``x * sigmoid(expand(act(reduce(avgpool(x)))))``.
 
+    ``act`` is swish (EfficientNet) or silu (EfficientNetV2); ``mean_pool`` averages with
+    ``mean`` instead of ``adaptive_avg_pool2d``, as EfficientNetV2 does: the same numbers but
+    another kernel's rounding, which its deep random-weight oracles amplify.
     Keys: ``reduce.{weight,bias}``, ``expand.{weight,bias}``.
     """
 
-    def __init__(self, channels: int, squeezed: int) -> None:
+    def __init__(self, channels: int, squeezed: int, act: str = "swish", mean_pool: bool = False) -> None:
         super().__init__()
         self.reduce = nn.Conv2D(channels, squeezed, 1, weight_attr=conv_weight_attr(squeezed, 1))
+        self.act = make_act(act)
         self.expand = nn.Conv2D(squeezed, channels, 1, weight_attr=conv_weight_attr(channels, 1))
+        self.mean_pool = mean_pool
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        s = nn.functional.swish(self.reduce(nn.functional.adaptive_avg_pool2d(x, 1)))
-        return x * nn.functional.sigmoid(self.expand(s))
+        pooled = x.mean([2, 3], keepdim=True) if self.mean_pool else nn.functional.adaptive_avg_pool2d(x, 1)
+        return x * nn.functional.sigmoid(self.expand(self.act(self.reduce(pooled))))
 
 
 class MBConv(nn.Layer):
@@ -189,13 +196,19 @@ class MBConv(nn.Layer):
         use_se: bool,
         padding: Tuple[int, bool],
         drop_connect: float,
+        bn_momentum: float = BN_MOMENTUM,
+        act: str = "swish",
+        se_mean_pool: bool = False,
     ) -> None:
         super().__init__()
         mid = in_c * expand
-        self.expand = ConvBN(in_c, mid, 1) if expand != 1 else None
-        self.dw = ConvBN(mid, mid, kernel, stride=stride, groups=mid, padding=padding[0], crop=padding[1])
-        self.se = ConvSE(mid, max(1, int(in_c * SE_RATIO))) if use_se else None
-        self.project = ConvBN(mid, out_c, 1, act=None)
+        self.expand = ConvBN(in_c, mid, 1, act=act, bn_momentum=bn_momentum) if expand != 1 else None
+        self.dw = ConvBN(
+            mid, mid, kernel, stride=stride, groups=mid, act=act, padding=padding[0], crop=padding[1],
+            bn_momentum=bn_momentum,
+        )
+        self.se = ConvSE(mid, max(1, int(in_c * SE_RATIO)), act, se_mean_pool) if use_se else None
+        self.project = ConvBN(mid, out_c, 1, act=None, bn_momentum=bn_momentum)
         self.residual = stride == 1 and in_c == out_c
         self.drop_path = DropPath(drop_connect) if self.residual else None
 

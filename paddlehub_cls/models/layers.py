@@ -46,6 +46,9 @@ _ACTIVATIONS = {
     "relu": nn.ReLU,
     "relu6": nn.ReLU6,
     "sigmoid": nn.Sigmoid,
+    # The same function as swish through Paddle's silu kernel, whose float rounding differs:
+    # PaddleClas's EfficientNetV2 blocks use it, and its deep random-weight oracles amplify the difference.
+    "silu": nn.Silu,
     "swish": nn.Swish,
 }
 
