@@ -112,9 +112,13 @@ FLUID_KWARGS: Dict[str, Dict[str, Any]] = {
 #: PaddleClas builders not named like the registry model
 PADDLECLAS_BUILDERS = {"ShuffleNetV2": "ShuffleNetV2_x1_0"}
 #: registry model -> (module, builder) of an oracle that fixes a PaddleClas class which cannot run
-PADDLECLAS_FIXED = {"SE_ResNeXt152_64x4d": ("oracles.paddleclas_fixes", "SE_ResNeXt152_64x4d")}
-#: families whose PaddleClas constructors read their fresh weights, so cannot build under LazyGuard
-PADDLECLAS_EAGER = {"convnext", "fasternet"}
+PADDLECLAS_FIXED = {
+    "ResNet18_dbb": ("oracles.paddleclas_fixes", "ResNet18_dbb"),
+    "SE_ResNeXt152_64x4d": ("oracles.paddleclas_fixes", "SE_ResNeXt152_64x4d"),
+}
+#: families (or single registry models) whose PaddleClas constructors read their fresh weights, so
+#: cannot build under LazyGuard (ResNet18_dbb: its DBB's identity 1x1 conv zeroes its weight)
+PADDLECLAS_EAGER = {"convnext", "fasternet", "ResNet18_dbb"}
 #: MODEL_URLS entries a PaddleClas constructor reads but its module lacks (ZOO_FACTS 1.2); with
 #: use_ssld=True PaddleClas would turn this into the real ..._ssld_pretrained.pdparams URL
 PADDLECLAS_MODEL_URLS = {
@@ -141,6 +145,12 @@ ORACLE_SIDE = {
     "pp_hgnet_v2": 64,
     "pp_lcnet": 96,
     "pp_lcnet_v2": 96,
+    "res2net": 64,
+    "res2net_vd": 64,
+    "resnet_vc": 64,
+    "resnext101_wsl": 64,
+    "se_resnet_vd": 64,
+    "se_resnext_vd": 64,
     "starnet": 96,
     "tinynet": 64,
 }
@@ -272,7 +282,7 @@ def run_variant_oracle(name: str, tag: str, out_dir: Path, x: Optional[np.ndarra
             {},
             out_dir,
             x,
-            lazy=info.family not in PADDLECLAS_EAGER,
+            lazy=info.family not in PADDLECLAS_EAGER and name not in PADDLECLAS_EAGER,
             model_urls=PADDLECLAS_MODEL_URLS.get(name),
             damp=PADDLECLAS_DAMPED.get(info.family),
         )

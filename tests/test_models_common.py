@@ -179,6 +179,26 @@ GRAPHS = {
     "efficientnet_v2_m": Graph("efficientnet_v2_m", {}, 1280, (1280, 5, 6)),
     "efficientnet_v2_l": Graph("efficientnet_v2_l", {}, 1280, (1280, 5, 6)),
     "efficientnet_v2_xl": Graph("efficientnet_v2_xl", {}, 1280, (1280, 5, 6)),
+    # res2net
+    "res2net50_26w_4s": Graph("res2net50_26w_4s", {}, 2048, (2048, 5, 6)),
+    "res2net50_14w_8s": Graph("res2net50_14w_8s", {}, 2048, (2048, 5, 6)),
+    "res2net50_vd_26w_4s": Graph("res2net50_vd_26w_4s", {}, 2048, (2048, 5, 6)),
+    "res2net101_vd_26w_4s": Graph("res2net101_vd_26w_4s", {}, 2048, (2048, 5, 6)),
+    "res2net200_vd_26w_4s": Graph("res2net200_vd_26w_4s", {}, 2048, (2048, 5, 6)),
+    # se_resnet_vd, se_resnext_vd, resnet_vc
+    "se_resnet18_vd": Graph("se_resnet18_vd", {}, 512, (512, 5, 6)),
+    "se_resnet34_vd": Graph("se_resnet34_vd", {}, 512, (512, 5, 6)),
+    "se_resnet50_vd": Graph("se_resnet50_vd", {}, 2048, (2048, 5, 6)),
+    "se_resnext50_vd_32x4d": Graph("se_resnext50_vd_32x4d", {}, 2048, (2048, 5, 6)),
+    "senet154_vd": Graph("senet154_vd", {}, 2048, (2048, 5, 6)),
+    "resnet50_vc": Graph("resnet50_vc", {}, 2048, (2048, 5, 6)),
+    # resnext101_wsl
+    "resnext101_32x8d_wsl": Graph("resnext101_32x8d_wsl", {}, 2048, (2048, 5, 6)),
+    "resnext101_32x16d_wsl": Graph("resnext101_32x16d_wsl", {}, 2048, (2048, 5, 6)),
+    "resnext101_32x32d_wsl": Graph("resnext101_32x32d_wsl", {}, 2048, (2048, 5, 6)),
+    "resnext101_32x48d_wsl": Graph("resnext101_32x48d_wsl", {}, 2048, (2048, 5, 6)),
+    # resnet18_dbb
+    "resnet18_dbb": Graph("resnet18_dbb", {}, 512, (512, 5, 6)),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
@@ -255,6 +275,12 @@ STAGES = {
     "tinynet_e": (128, [(8, 2), (16, 4), (24, 8), (56, 16), (160, 32)]),
     # efficientnet_v2
     "efficientnet_v2_s": (128, [(24, 2), (48, 4), (64, 8), (160, 16), (256, 32)]),
+    # res2net
+    "res2net50_14w_8s": (64, [(256, 4), (512, 8), (1024, 16), (2048, 32)]),
+    # se_resnet_vd, se_resnext_vd, resnet_vc
+    "se_resnet18_vd": (64, [(64, 4), (128, 8), (256, 16), (512, 32)]),
+    # resnet18_dbb
+    "resnet18_dbb": (64, [(64, 4), (128, 8), (256, 16), (512, 32)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -290,6 +316,12 @@ HEADS = [
     "tinynet_e",
     # efficientnet_v2
     "efficientnet_v2_s",
+    # res2net
+    "res2net50_vd_26w_4s",
+    # se_resnet_vd, se_resnext_vd, resnet_vc
+    "se_resnet18_vd",
+    # resnet18_dbb
+    "resnet18_dbb",
 ]
 IN_CHANS = [
     "resnet18",
@@ -319,6 +351,12 @@ IN_CHANS = [
     "tinynet_e",
     # efficientnet_v2
     "efficientnet_v2_s",
+    # res2net
+    "res2net50_26w_4s",
+    # se_resnet_vd, se_resnext_vd, resnet_vc
+    "resnet50_vc",
+    # resnet18_dbb
+    "resnet18_dbb",
 ]
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
@@ -351,6 +389,12 @@ SIDE_BY_SIDE = {
     "tinynet": [("tinynet_e", {}), ("tinynet_e", {}), ("efficientnet_b0_small", {})],
     # efficientnet_v2
     "efficientnet_v2": [("efficientnet_v2_s", {}), ("efficientnet_v2_s", {}), ("efficientnet_b0", {})],
+    # res2net
+    "res2net": [("res2net50_26w_4s", {}), ("res2net50_26w_4s", {}), ("res2net50_vd_26w_4s", {})],
+    # se_resnet_vd, se_resnext_vd, resnet_vc
+    "se_resnet_vd": [("se_resnet18_vd", {}), ("se_resnet18_vd", {}), ("resnet50_vc", {})],
+    # resnet18_dbb
+    "resnet18_dbb": [("resnet18_dbb", {}), ("resnet18_dbb", {}), ("resnet18", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -396,6 +440,12 @@ TRAINING = {
     "tinynet_e": ("tinynet_e", {}, 4, 64, "momentum", 0.05, 6, "train"),
     # efficientnet_v2
     "efficientnet_v2_s": ("efficientnet_v2_s", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # res2net
+    "res2net50_26w_4s": ("res2net50_26w_4s", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # se_resnet_vd, se_resnext_vd, resnet_vc
+    "se_resnet18_vd": ("se_resnet18_vd", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # resnet18_dbb
+    "resnet18_dbb": ("resnet18_dbb", {}, 2, 64, "momentum", 0.01, 5, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives

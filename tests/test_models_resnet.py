@@ -235,6 +235,7 @@ def test_every_registry_variant_of_the_family_is_covered():
     variants = family_variants(FAMILY)
     want = [(n, t) for n in DEPTH for t in ("fluid2019", "paddleclas", "paddle_vision")]
     want += [(n, "paddleclas") for n in VD] + [(n, "paddleclas_ssld") for n in VD_SSLD]
+    want += [("ResNet18_dbb", "paddleclas")]  # its own checks: tests/test_models_resnet_dbb.py
     assert sorted(variants) == sorted(want)
     assert {REGISTRY.resolve(n, t)[1].layout for n, t in variants} == set(LAYOUTS)
     for name in VD:

@@ -474,7 +474,7 @@ def test_find_uses_case_insensitive_fnmatch() -> None:
     reg = load_registry()
     assert reg.find("resnet?[0-9]") == ["ResNet18", "ResNet34", "ResNet50"]
     assert reg.find("resnet1[0-9][0-9]") == ["ResNet101", "ResNet152"]
-    assert reg.find("*SE_RESNEXT*32x4d") == ["SE_ResNeXt50_32x4d", "SE_ResNeXt101_32x4d"]
+    assert reg.find("*SE_RESNEXT*[0-9]_32x4d") == ["SE_ResNeXt50_32x4d", "SE_ResNeXt101_32x4d"]
     assert reg.find("shufflenetv2?swish") == ["ShuffleNetV2_swish"]
     assert reg.find("nothing*") == []
     assert reg.find(pretrained=True) == reg.names() and reg.find(pretrained=False) == []

@@ -23,6 +23,8 @@ pytestmark = pytest.mark.paddleclas
 
 #: registry names that PaddleClas spells differently
 BUILDER_NAMES = {"ShuffleNetV2": "ShuffleNetV2_x1_0"}
+#: MODEL_URLS keys without a builder function of that name: the function that loads them
+LOADED_BY = {"ResNet18_dbb": "ResNet18"}  # ResNet18(layer_type="DiverseBranchBlock")
 
 #: Files that MODEL_URLS cannot produce, with the document that names them. PaddleClas's
 #: ``MODEL_URLS["PPHGNet_base"]`` is "" and ``SE_HRNet_W64_C`` has no entry at all, so its
@@ -30,6 +32,8 @@ BUILDER_NAMES = {"ShuffleNetV2": "ShuffleNetV2_x1_0"}
 DOCUMENTED = {
     ("PPHGNet_base", "paddleclas_ssld"): "legendary_models/PPHGNet_base_ssld_pretrained.pdparams",
     ("SE_HRNet_W64_C", "paddleclas_ssld"): "legendary_models/SE_HRNet_W64_C_ssld_pretrained.pdparams",
+    # FixRes weights of the 32x48d network: linked by the docs, no constructor or MODEL_URLS entry.
+    ("ResNeXt101_32x48d_wsl", "paddleclas_fixres"): "Fix_ResNeXt101_32x48d_wsl_pretrained.pdparams",
 }
 BASE = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/"
 
@@ -157,7 +161,7 @@ def test_default_weights_are_what_paddleclas_loads_with_pretrained_true(
 ) -> None:
     info = load_registry().get(name)
     builder = BUILDER_NAMES.get(name, name)
-    defaults = _builder_defaults()[builder]
+    defaults = _builder_defaults()[LOADED_BY.get(builder, builder)]
     if defaults.get("use_imagenet22kto1k_pretrained") is True:
         tag = "paddleclas_22kto1k"
     elif defaults.get("use_ssld") is True or "ssld" in model_urls.get(builder, "ssld"):

@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Dict, Iterator, List, Tuple
 
 from paddlehub_cls.errors import PaddleHubClsError
-from paddlehub_cls.layouts import Source, dygraph_convbn, fluid_convbn, register_layout
+from paddlehub_cls.layouts import OUR_BN, Source, dygraph_convbn, fluid_convbn, register_layout
+from paddlehub_cls.models._dbb import DiverseBranchBlock
 
 FAMILY = "resnet"
 
@@ -52,19 +53,21 @@ def block_convs(block) -> List[str]:
     return names
 
 
-def _depth(model) -> int:
+def network_depth(model) -> int:
+    """The "layers" of a ResNet-like network: its convs and classifier on the main path."""
     per_block = 2 if model.block_type == "basic" else 3
     return per_block * sum(model.depths) + 2
 
 
-def fluid_block_name(depth: int, stage: int, index: int) -> str:
+def fluid_block_name(depth: int, stage: int, index: int, numbered: Tuple[int, ...] = (101, 152)) -> str:
     """The 2019 block name: ``res2a``..., with ``res4b1``, ``res4b2``... in stage 4 of ResNet101/152.
 
     From models@dc1b032 ``models/resnet.py`` (and models@c1c5ed6 ``models_name/resnet.py``):
     ``"res" + str(block + 2) + chr(97 + i)``, except ``layers in [101, 152] and block == 2``
-    where block 0 is ``a`` and block i is ``b<i>``.
+    where block 0 is ``a`` and block i is ``b<i>``. PaddleClas's ``res2net_vd.py`` numbers
+    the third stage of depth 200 too: pass ``numbered=(101, 152, 200)``.
     """
-    if depth in (101, 152) and stage == 2:
+    if depth in numbered and stage == 2:
         return f"res{stage + 2}" + ("a" if index == 0 else f"b{index}")
     if index >= 26:
         raise PaddleHubClsError(
@@ -86,7 +89,7 @@ def fluid2019(model) -> Dict[str, Source]:
     the classifier was created without a name, hence ``fc_0.w_0`` / ``fc_0.b_0``.
     """
     require_plain_stem(model, "fluid2019")
-    depth = _depth(model)
+    depth = network_depth(model)
     out = fluid_convbn("stem", "conv1", "bn_conv1")
     for s, b, _, block in iter_blocks(model):
         name = fluid_block_name(depth, s, b)
@@ -99,6 +102,28 @@ def fluid2019(model) -> Dict[str, Source]:
 
 
 _LEGENDARY_CONV = {"conv1": "conv0", "conv2": "conv1", "conv3": "conv2", "shortcut": "short"}
+
+# Our DiverseBranchBlock branches -> PaddleClas ``base/dbb/dbb_block.py`` (its BNAndPad keeps
+# the BN one level down, as ``.bn``).
+_DBB_BN = {
+    "avg.bn": "dbb_avg.bn.bn",
+    "avg.out_bn": "dbb_avg.avgbn",
+    "kxk.bn": "dbb_1x1_kxk.bn1.bn",
+    "kxk.out_bn": "dbb_1x1_kxk.bn2",
+}
+
+
+def dbb_keys(ours: str, theirs: str) -> Dict[str, Source]:
+    """Our unfused :class:`~paddlehub_cls.models._dbb.DiverseBranchBlock` ``ours`` from PaddleClas's ``theirs``."""
+    out = dygraph_convbn(f"{ours}.origin", f"{theirs}.dbb_origin.conv", f"{theirs}.dbb_origin.bn")
+    out.update(dygraph_convbn(f"{ours}.conv_1x1", f"{theirs}.dbb_1x1.conv", f"{theirs}.dbb_1x1.bn"))
+    out[f"{ours}.avg.conv.weight"] = f"{theirs}.dbb_avg.conv.weight"
+    out[f"{ours}.kxk.id_conv"] = f"{theirs}.dbb_1x1_kxk.idconv1.weight"
+    out[f"{ours}.kxk.conv.weight"] = f"{theirs}.dbb_1x1_kxk.conv2.weight"
+    for bn, their_bn in _DBB_BN.items():
+        for a in OUR_BN:
+            out[f"{ours}.{bn}.{a}"] = f"{theirs}.{their_bn}.{a}"
+    return out
 
 
 @register_layout(FAMILY, "paddleclas_legendary")
@@ -116,7 +141,10 @@ def paddleclas_legendary(model) -> Dict[str, Source]:
     for s, b, n, block in iter_blocks(model):
         for conv in block_convs(block):
             theirs = f"blocks.{n}.{_LEGENDARY_CONV[conv]}"
-            out.update(dygraph_convbn(f"stages.{s}.{b}.{conv}", f"{theirs}.conv", f"{theirs}.bn"))
+            if isinstance(getattr(block, conv), DiverseBranchBlock):
+                out.update(dbb_keys(f"stages.{s}.{b}.{conv}", theirs))
+            else:
+                out.update(dygraph_convbn(f"stages.{s}.{b}.{conv}", f"{theirs}.conv", f"{theirs}.bn"))
     out["fc.weight"] = "fc.weight"
     out["fc.bias"] = "fc.bias"
     return out

@@ -15,6 +15,14 @@ conv + BN. ``first_block_projection`` selects the graph that fits the weights.
 Bottleneck networks always project there (64 -> 256 channels), so the flag does
 not change them.
 
+``resnet18_dbb`` (PaddleClas ``ResNet18(layer_type="DiverseBranchBlock")``) replaces the 3x3
+conv-BN layers of the blocks by :class:`~paddlehub_cls.models._dbb.DiverseBranchBlock`; call
+:func:`~paddlehub_cls.models._dbb.reparameterize` after loading to fold them for deployment.
+
+PaddleClas's ``model_zoo`` adds two options of the same network: "vc" (``resnet_vc.py``) takes
+only the deep stem of vd, and SE_ResNet_vd (``se_resnet_vd.py``) puts squeeze-excitation
+(ratio 16) before the residual sum of every vd block.
+
 The "vd" variants ("Bag of Tricks", He et al., 2018; PaddleClas ``version="vd"``)
 change two things: ``stem_widths`` replaces the 7x7 stem by three 3x3 conv-BN-ReLU
 layers (32/32/64 channels, the first with stride 2), and ``avg_down`` makes every
@@ -27,12 +35,13 @@ State-dict keys: ``stem.{conv,bn}.*`` (``stem.<i>.{conv,bn}.*`` with ``stem_widt
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Type, Union
 
 import paddle
 from paddle import nn
 
 from paddlehub_cls.models._base import ClassifierNet, check_num_classes, make_linear
+from paddlehub_cls.models._dbb import DiverseBranchBlock
 from paddlehub_cls.models._registry import register_model
 from paddlehub_cls.models.layers import ConvBNAct, SqueezeExcite, global_pool_flatten, make_dropout
 
@@ -47,6 +56,8 @@ RESNET_CONFIGS: Dict[int, Tuple[str, Tuple[int, int, int, int]]] = {
 }
 #: the vd stem: three 3x3 conv-BN-ReLU layers (PaddleClas legendary ``stem_cfg["vd"]``)
 VD_STEM = (32, 32, 64)
+#: squeeze-excitation ratio of PaddleClas's SE_ResNet_vd and SE_ResNeXt(_vd) (``reduction_ratio=16``)
+SE_REDUCTION = 16
 
 # Output channels of a stage are width * expansion.
 _EXPANSION = {"basic": 1, "bottleneck": 4}
@@ -83,6 +94,7 @@ class BasicBlock(nn.Layer):
     """Two 3x3 conv-BN layers (stride on the first), optional SE, plus the shortcut.
 
     ``se_reduction`` (0: none) adds squeeze-excitation before the sum, as in SE-HRNet.
+    ``conv_cls`` builds the two 3x3 layers (``ConvBNAct``; ResNet18_dbb: ``DiverseBranchBlock``).
     """
 
     def __init__(
@@ -95,10 +107,11 @@ class BasicBlock(nn.Layer):
         *,
         avg_down: bool = False,
         se_reduction: int = 0,
+        conv_cls: Callable[..., nn.Layer] = ConvBNAct,
     ) -> None:
         super().__init__()
-        self.conv1 = ConvBNAct(in_chs, width, 3, stride=stride)
-        self.conv2 = ConvBNAct(width, out_chs, 3, act=None)
+        self.conv1 = conv_cls(in_chs, width, 3, stride=stride, act="relu")
+        self.conv2 = conv_cls(width, out_chs, 3, act=None)
         self.se = SqueezeExcite(out_chs, se_reduction) if se_reduction else None
         self.shortcut = make_shortcut(in_chs, out_chs, stride, project, avg_down)
 
@@ -158,11 +171,16 @@ class ResNet(ClassifierNet):
 
     Args:
         depths: blocks per stage.
-        block: ``"basic"`` or ``"bottleneck"``.
+        block: ``"basic"``, ``"bottleneck"``, or a block class called as
+            ``block(in_chs, width, out_chs, stride, project, avg_down=..., **block_kwargs)``
+            (Res2Net's hierarchical bottleneck).
         widths: per stage, the width of the blocks (the 3x3 convs of a bottleneck).
         expansion: stage output channels = width * expansion.
+        out_widths: per stage, the output channels, where they are not ``width * expansion``
+            (Res2Net: 256/512/1024/2048 whatever its split widths).
+        block_kwargs: extra arguments of a block class.
         groups: groups of the bottleneck 3x3 convs.
-        se_reduction: squeeze-excitation ratio in every bottleneck, 0 for none.
+        se_reduction: squeeze-excitation ratio in every block, 0 for none (SE_ResNet_vd, SE-ResNeXt).
         first_block_projection: give the first block a projection shortcut even
             when its input and output shapes agree (the 2019 and PaddleClas ResNet18/34).
         stem_widths: ``None`` for one 7x7 stride-2 conv of 64 channels, or the output
@@ -181,9 +199,11 @@ class ResNet(ClassifierNet):
     def __init__(
         self,
         depths: Sequence[int],
-        block: str = "bottleneck",
+        block: Union[str, Type[nn.Layer]] = "bottleneck",
         widths: Sequence[int] = _WIDTHS,
         expansion: int = 4,
+        out_widths: Optional[Sequence[int]] = None,
+        block_kwargs: Optional[Dict[str, Any]] = None,
         groups: int = 1,
         se_reduction: int = 0,
         first_block_projection: bool = False,
@@ -202,26 +222,28 @@ class ResNet(ClassifierNet):
             raise ValueError(
                 f"depths and widths need one entry per stage, got {list(depths)} and {list(widths)}"
             )
-        if block == "basic" and (groups != 1 or se_reduction):
-            raise ValueError(
-                f"basic blocks take neither groups nor SE; got groups={groups}, se_reduction={se_reduction}"
-            )
+        if block == "basic" and groups != 1:
+            raise ValueError(f"basic blocks take no groups; got groups={groups}")
+        if out_widths is not None and len(out_widths) != len(depths):
+            raise ValueError(f"out_widths needs one entry per stage, got {list(out_widths)} for {len(depths)} stages")
         check_num_classes(num_classes)
         # Kept for the layouts, whose source names depend on the depth and block type.
-        self.block_type = block
+        self.block_type = block if isinstance(block, str) else block.block_type
         self.depths = tuple(int(d) for d in depths)
         self.stem, in_chs = _make_stem(in_chans, stem_widths)
         if stem_widths is not None:
             self.first_conv = "stem.0.conv"
         self.pool = nn.MaxPool2D(kernel_size=3, stride=2, padding=1)
 
-        block_cls = _BLOCKS[block]
-        extra: Dict[str, Any] = {"avg_down": avg_down}
+        block_cls = _BLOCKS[block] if isinstance(block, str) else block
+        extra: Dict[str, Any] = {"avg_down": avg_down, **(block_kwargs or {})}
         if block == "bottleneck":
             extra.update(groups=groups, se_reduction=se_reduction)
+        elif block == "basic":
+            extra.update(se_reduction=se_reduction)
         stages = []
         for idx, (depth, width) in enumerate(zip(depths, widths)):
-            out_chs = width * expansion
+            out_chs = width * expansion if out_widths is None else out_widths[idx]
             blocks = []
             for i in range(depth):
                 stride = 2 if (i == 0 and idx > 0) else 1
@@ -270,9 +292,13 @@ def _make_stem(in_chans: int, stem_widths: Optional[Sequence[int]]) -> Tuple[nn.
     return nn.Sequential(*layers), widths[-1]
 
 
-def _check_args(block: str, first_block_projection: bool, in_chans: int, dropout: float) -> None:
-    if block not in _BLOCKS:
-        raise ValueError(f"block must be one of {sorted(_BLOCKS)}, got {block!r}")
+def _check_args(
+    block: Union[str, Type[nn.Layer]], first_block_projection: bool, in_chans: int, dropout: float
+) -> None:
+    if isinstance(block, str) and block not in _BLOCKS:
+        raise ValueError(f"block must be one of {sorted(_BLOCKS)} or a block class, got {block!r}")
+    if not isinstance(block, str) and not (isinstance(block, type) and hasattr(block, "block_type")):
+        raise ValueError(f"a block class needs a block_type name for the layouts, got {block!r}")
     if not isinstance(first_block_projection, bool):
         raise ValueError(f"first_block_projection must be True or False, got {first_block_projection!r}")
     if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
@@ -281,11 +307,15 @@ def _check_args(block: str, first_block_projection: bool, in_chans: int, dropout
         raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
 
 
-def _resnet(depth: int, num_classes: int, in_chans: int, kwargs: Dict[str, Any], vd: bool = False) -> ResNet:
+def _resnet(
+    depth: int, num_classes: int, in_chans: int, kwargs: Dict[str, Any], vd: bool = False, se: bool = False
+) -> ResNet:
     block, depths = RESNET_CONFIGS[depth]
     if vd:
         # PaddleClas projects the first block of ResNet18/34_vd too (use_first_short_conv=True).
         kwargs = {"stem_widths": VD_STEM, "avg_down": True, "first_block_projection": True, **kwargs}
+    if se:
+        kwargs = {"se_reduction": SE_REDUCTION, **kwargs}
     return ResNet(
         depths, block=block, expansion=_EXPANSION[block], num_classes=num_classes, in_chans=in_chans, **kwargs
     )
@@ -361,3 +391,37 @@ def resnet152_vd(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> R
 def resnet200_vd(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
     """ResNet-200-vd (bottlenecks 3-12-48-3): deep stem and average-pool projections."""
     return _resnet(200, num_classes, in_chans, kwargs, vd=True)
+
+
+@register_model
+def resnet50_vc(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """ResNet-50-vc (PaddleClas ``model_zoo/resnet_vc.py``): the vd deep stem, strided 1x1 projections."""
+    return _resnet(50, num_classes, in_chans, {"stem_widths": VD_STEM, **kwargs})
+
+
+@register_model
+def se_resnet18_vd(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """SE-ResNet-18-vd (PaddleClas ``model_zoo/se_resnet_vd.py``): ResNet-18-vd with SE (ratio 16) in every block."""
+    return _resnet(18, num_classes, in_chans, kwargs, vd=True, se=True)
+
+
+@register_model
+def se_resnet34_vd(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """SE-ResNet-34-vd (PaddleClas ``model_zoo/se_resnet_vd.py``): ResNet-34-vd with SE (ratio 16) in every block."""
+    return _resnet(34, num_classes, in_chans, kwargs, vd=True, se=True)
+
+
+@register_model
+def se_resnet50_vd(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """SE-ResNet-50-vd (PaddleClas ``model_zoo/se_resnet_vd.py``): ResNet-50-vd with SE (ratio 16) in every block."""
+    return _resnet(50, num_classes, in_chans, kwargs, vd=True, se=True)
+
+
+@register_model
+def resnet18_dbb(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """ResNet-18 whose block convs are Diverse Branch Blocks (PaddleClas ``ResNet18_dbb``).
+
+    The first block is projected, as in PaddleClas's ResNet18; stem and shortcuts are plain conv-BN.
+    """
+    kwargs = {"first_block_projection": True, "block_kwargs": {"conv_cls": DiverseBranchBlock}, **kwargs}
+    return _resnet(18, num_classes, in_chans, kwargs)

@@ -7,6 +7,12 @@ A ResNet (:mod:`paddlehub_cls.models.resnet`) whose bottleneck 3x3 conv is group
 and stage outputs equal to the width. Both project the shortcut only in the first block
 of a stage and apply no dropout. The vd variants take the deep 3x3 stem and the
 average-pool projection shortcut of ResNet-vd.
+
+ResNeXt-101 32xNd WSL (Mahajan et al., 2018: weakly supervised on Instagram hashtags, then
+fine-tuned on ImageNet-1k; PaddleClas ``model_zoo/resnext101_wsl.py`` holds the converted
+Facebook weights) is the torchvision topology: the 7x7 stem, 32 groups of ``N`` channels in
+the 3x3 convs of stage 1 (``32 * N * 2**s`` in stage ``s``), stage outputs 256, 512, 1024,
+2048 whatever ``N``, and strided 1x1 projections.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ CARDINALITIES: Dict[int, Tuple[Tuple[int, int, int, int], int]] = {
     64: ((256, 512, 1024, 2048), 1),
 }
 DEPTHS = (50, 101, 152)
+#: group widths of the published ResNeXt-101 32xNd WSL networks
+WSL_WIDTHS = (8, 16, 32, 48)
 
 
 def resnext(
@@ -68,3 +76,34 @@ for _vd in (False, True):
     for _depth in DEPTHS:
         for _card in sorted(CARDINALITIES):
             _register(_depth, _card, _vd)
+
+
+def resnext101_wsl(group_width: int, num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """ResNeXt-101 with 32 groups of ``group_width`` channels in stage 1 (the WSL networks)."""
+    if group_width not in WSL_WIDTHS:
+        raise ValueError(f"ResNeXt-101 WSL group width must be one of {list(WSL_WIDTHS)}, got {group_width!r}")
+    return ResNet(
+        RESNET_CONFIGS[101][1],
+        block="bottleneck",
+        widths=[32 * group_width * 2**s for s in range(4)],
+        out_widths=(256, 512, 1024, 2048),
+        groups=32,
+        num_classes=num_classes,
+        in_chans=in_chans,
+        **kwargs,
+    )
+
+
+def _register_wsl(group_width: int) -> None:
+    name = f"resnext101_32x{group_width}d_wsl"
+
+    def builder(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+        return resnext101_wsl(group_width, num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = f"ResNeXt-101 32x{group_width}d WSL (7x7 stem, strided 1x1 projections)."
+    register_model(builder)
+
+
+for _width in WSL_WIDTHS:
+    _register_wsl(_width)

@@ -14,6 +14,9 @@ the first block for a 64-channel input although the stem gives 128, so its
 ``SE_ResNeXt152_64x4d()`` cannot run a forward pass; our first block takes the 128 channels
 the stem gives, the only shape a trained file can have.
 
+PaddleClas's ``model_zoo/se_resnext_vd.py`` (SE_ResNeXt50_vd_32x4d, SENet154_vd) adds the vd
+average-pool projection shortcuts, with the same 64/64/128 deep stem at every depth.
+
 The 2019 graph applies dropout (p = 0.5, ``downscale_in_infer``: multiply by 0.5 at
 inference) to the pooled features before the classifier; PaddleClas applies none.
 ``dropout`` / ``dropout_mode`` select the one the weights were evaluated with.
@@ -24,17 +27,17 @@ from __future__ import annotations
 from typing import Any, Dict, Optional, Tuple
 
 from paddlehub_cls.models._registry import register_model
-from paddlehub_cls.models.resnet import RESNET_CONFIGS, ResNet
-from paddlehub_cls.models.resnext import CARDINALITIES
+from paddlehub_cls.models.resnet import RESNET_CONFIGS, SE_REDUCTION, ResNet
+from paddlehub_cls.models.resnext import CARDINALITIES, resnext
 
+#: the deep stem of SE_ResNeXt152_64x4d and of every SE-ResNeXt-vd (64, 64, 128 channels)
+SE_STEM = (64, 64, 128)
 # depth -> (cardinality, stem): the published combinations
 SE_RESNEXT_CONFIGS: Dict[int, Tuple[int, Optional[Tuple[int, int, int]]]] = {
     50: (32, None),
     101: (32, None),
-    152: (64, (64, 64, 128)),
+    152: (64, SE_STEM),
 }
-
-_SE_REDUCTION = 16
 
 
 class SEResNeXt(ResNet):
@@ -66,7 +69,7 @@ class SEResNeXt(ResNet):
             widths=widths,
             expansion=expansion,
             groups=cardinality,
-            se_reduction=_SE_REDUCTION,
+            se_reduction=SE_REDUCTION,
             stem_widths=stem_widths,
             num_classes=num_classes,
             in_chans=in_chans,
@@ -91,3 +94,17 @@ def se_resnext101_32x4d(num_classes: int = 1000, in_chans: int = 3, **kwargs: An
 def se_resnext152_64x4d(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> SEResNeXt:
     """SE-ResNeXt-152 64x4d with the 64/64/128 deep stem (PaddleClas ``SE_ResNeXt152_64x4d``)."""
     return SEResNeXt(152, num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+
+@register_model
+def se_resnext50_vd_32x4d(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """SE-ResNeXt-50-vd 32x4d (PaddleClas ``model_zoo/se_resnext_vd.py``): 64/64/128 deep stem, average-pool projections."""
+    kwargs = {"stem_widths": SE_STEM, "se_reduction": SE_REDUCTION, **kwargs}
+    return resnext(50, 32, vd=True, num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+
+@register_model
+def senet154_vd(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> ResNet:
+    """SENet-154-vd (PaddleClas ``SENet154_vd``): SE-ResNeXt-152 64x4d with the vd average-pool projections."""
+    kwargs = {"stem_widths": SE_STEM, "se_reduction": SE_REDUCTION, **kwargs}
+    return resnext(152, 64, vd=True, num_classes=num_classes, in_chans=in_chans, **kwargs)

@@ -9,6 +9,13 @@ in 128 channels (``conv1_3``) but builds block ``bb_0_0`` for ``num_channels[0] 
 the first 1x1 conv and the projection fail at forward ("input's channels is 128 ...
 filter's channels is 64"). We rebuild those two ``ConvBNLayer`` with PaddleClas's own class
 for a 128-channel input; their state_dict keys and the rest of the network are unchanged.
+
+``ResNet18_dbb``: a ``MODEL_URLS`` key without a builder of that name; PaddleClas loads the file
+into ``ResNet18(layer_type="DiverseBranchBlock")``. Its ``IdentityBasedConv1x1`` keeps the identity
+as a float64 tensor (``paddle.to_tensor(np.zeros(...))``, ``base/dbb/dbb_block.py``); under Paddle 3
+``weight + id_tensor`` promotes to float64 and ``conv2d`` of a float32 input fails ("trying to
+retrieve (float32) ... contained (float64)"). The fix casts that identity to float32 (its values,
+0 and 1, are exact in both); it is not in the state_dict.
 """
 
 from __future__ import annotations
@@ -40,4 +47,17 @@ def SE_ResNeXt152_64x4d(pretrained: bool = False, **kwargs: Any):  # noqa: N802 
         stride=1,
         name="fixed_conv4_1_prj",
     )
+    return model
+
+
+def ResNet18_dbb(pretrained: bool = False, **kwargs: Any):  # noqa: N802  (PaddleClas's MODEL_URLS key)
+    """PaddleClas's ``ResNet18(layer_type="DiverseBranchBlock")`` with its float64 identity kernels cast to float32."""
+    if pretrained:
+        raise ValueError("the oracle builds random networks only; pass pretrained=False")
+    from ppcls.arch.backbone.legendary_models import resnet as _resnet
+
+    model = _resnet.ResNet18(pretrained=False, layer_type="DiverseBranchBlock", **kwargs)
+    for layer in model.sublayers():
+        if hasattr(layer, "id_tensor"):
+            layer.id_tensor = layer.id_tensor.astype("float32")
     return model
