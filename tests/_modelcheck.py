@@ -128,6 +128,7 @@ PADDLECLAS_MODEL_URLS = {
 # (MobileNetV3_large_x0_75: 2.0 of 2.2); at 96 the worst of the 29 variants is 15% (1.5e-5 relative).
 ORACLE_SIDE = {
     "convnext": 64,
+    "densenet": 64,
     "efficientnet": 64,
     "hrnet": 64,
     "mobilenet_v3": 96,
@@ -135,6 +136,7 @@ ORACLE_SIDE = {
     "pp_hgnet_v2": 64,
     "pp_lcnet": 96,
     "pp_lcnet_v2": 96,
+    "squeezenet": 64,
 }
 _PADDLECLAS_PACKAGES = {
     "paddleclas_legendary": "ppcls.arch.backbone.legendary_models",
@@ -435,7 +437,8 @@ def assert_load_options_work(
     with paddle.no_grad():
         got = feats(paddle.to_tensor(x))
     side = x.shape[-1]
-    assert [(m.shape[1], side // m.shape[-1]) for m in got] == [
+    # The power of two nearest to input / map, as stage_outputs rounds: unpadded pools lose a pixel.
+    assert [(m.shape[1], 2 ** int(round(np.log2(side / m.shape[-1])))) for m in got] == [
         (i["num_chs"], i["reduction"]) for i in full.feature_info
     ]
     if maps is not None:
@@ -497,7 +500,12 @@ def assert_new_head_keeps_the_rest(full: Any, ten: Any, reset: Sequence[str]) ->
     assert ten.load_report.reset == list(reset)
     a, b = full.state_dict(), ten.state_dict()
     for key in reset:
-        want = [a[key].shape[0], 10] if key.endswith(".weight") else [10]
+        shape = list(a[key].shape)
+        # A linear head's weight is [in, out]; a 1x1-conv head's (SqueezeNet) [out, in, 1, 1].
+        if not key.endswith(".weight"):
+            want = [10]
+        else:
+            want = [shape[0], 10] if len(shape) == 2 else [10, *shape[1:]]
         assert list(b[key].shape) == want, key
     for key in a:
         if key not in reset:

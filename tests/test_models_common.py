@@ -156,6 +156,18 @@ GRAPHS = {
     "convnext_small": Graph("convnext_small", {}, 768, (768, 5, 6), pool_is_mean=False),
     "convnext_base": Graph("convnext_base", {}, 1024, (1024, 5, 6), pool_is_mean=False),
     "convnext_large": Graph("convnext_large", {}, 1536, (1536, 5, 6), pool_is_mean=False),
+    # densenet
+    "densenet121": Graph("densenet121", {}, 1024, (1024, 5, 6)),
+    "densenet161": Graph("densenet161", {}, 2208, (2208, 5, 6)),
+    "densenet169": Graph("densenet169", {}, 1664, (1664, 5, 6)),
+    "densenet201": Graph("densenet201", {}, 1920, (1920, 5, 6)),
+    "densenet264": Graph("densenet264", {}, 2688, (2688, 5, 6)),
+    # alexnet: the 4x5 map is pooled to the 6x6 that fc6 expects (as paddle.vision does).
+    "alexnet": Graph("alexnet", {}, 4096, (256, 4, 5), pool_is_mean=False),
+    # squeezenet: output stride 16 (three unpadded pools); its classifier is a 1x1 conv on the map,
+    # so it is not in HEADS (tests/test_models_squeezenet.py checks its head).
+    "squeezenet1_0": Graph("squeezenet1_0", {}, 512, (512, 8, 10)),
+    "squeezenet1_1": Graph("squeezenet1_1", {}, 512, (512, 9, 11)),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
@@ -224,6 +236,13 @@ STAGES = {
     "efficientnet_b3": (128, [(24, 2), (32, 4), (48, 8), (136, 16), (384, 32)]),
     "hrnet_w18_c": (64, [(18, 4), (36, 8), (72, 16), (144, 32)]),
     "convnext_tiny": (64, [(96, 4), (192, 8), (384, 16), (768, 32)]),
+    # densenet
+    "densenet121": (64, [(64, 2), (256, 4), (512, 8), (1024, 16), (1024, 32)]),
+    # alexnet
+    "alexnet": (224, [(64, 4), (192, 8), (256, 16), (256, 32)]),
+    # squeezenet
+    "squeezenet1_0": (128, [(96, 2), (256, 4), (512, 8), (512, 16)]),
+    "squeezenet1_1": (128, [(64, 2), (128, 4), (256, 8), (512, 16)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -251,6 +270,10 @@ HEADS = [
     "efficientnet_b0",
     "hrnet_w18_c",
     "convnext_tiny",
+    # densenet
+    "densenet121",
+    # alexnet
+    "alexnet",
 ]
 IN_CHANS = [
     "resnet18",
@@ -272,6 +295,12 @@ IN_CHANS = [
     "efficientnet_b0_small",
     "hrnet_w18_c",
     "convnext_tiny",
+    # densenet
+    "densenet121",
+    # alexnet
+    "alexnet",
+    # squeezenet
+    "squeezenet1_1",
 ]
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
@@ -296,6 +325,12 @@ SIDE_BY_SIDE = {
     "efficientnet": [("efficientnet_b0", {}), ("efficientnet_b0", {}), ("efficientnet_b0_small", {})],
     "hrnet": [("hrnet_w18_c", {}), ("hrnet_w18_c", {}), ("hrnet_w30_c", {})],
     "convnext": [("convnext_tiny", {}), ("convnext_tiny", {})],
+    # densenet
+    "densenet": [("densenet121", {}), ("densenet121", {})],
+    # alexnet
+    "alexnet": [("alexnet", {}), ("alexnet", {})],
+    # squeezenet
+    "squeezenet": [("squeezenet1_1", {}), ("squeezenet1_1", {}), ("squeezenet1_0", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -333,6 +368,12 @@ TRAINING = {
     "efficientnet_b0": ("efficientnet_b0", {}, 4, 64, "momentum", 0.05, 6, "train"),
     "hrnet_w18_c": ("hrnet_w18_c", {}, 2, 64, "momentum", 0.01, 5, "train"),
     "convnext_tiny": ("convnext_tiny", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # densenet
+    "densenet121": ("densenet121", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # alexnet
+    "alexnet": ("alexnet", {}, 2, 64, "sgd", 0.01, 3, "eval"),
+    # squeezenet
+    "squeezenet1_1": ("squeezenet1_1", {}, 2, 64, "sgd", 0.01, 3, "eval"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives
