@@ -128,6 +128,8 @@ PADDLECLAS_MODEL_URLS = {
 # (MobileNetV3_large_x0_75: 2.0 of 2.2); at 96 the worst of the 29 variants is 15% (1.5e-5 relative).
 ORACLE_SIDE = {
     "convnext": 64,
+    "cspnet": 64,
+    "darknet": 64,
     "densenet": 64,
     "efficientnet": 64,
     "hrnet": 64,
@@ -478,16 +480,18 @@ def swapped_copy(path: Path, out: Path, a: str, b: str) -> Path:
     return out
 
 
-def assert_predictor_matches(model: Any, out_dir: Path) -> float:
+def assert_predictor_matches(model: Any, out_dir: Path, side: Optional[int] = None) -> float:
     """``export(model)`` run by a CPU ``Predictor`` (oneDNN) gives the dygraph logits on a batch of 2.
 
+    ``side``: export for ``side`` x ``side`` inputs instead of the model's registry size (224).
     Returns the max abs difference.
     """
     from paddlehub_cls import Predictor, export
 
     model.eval()
-    predictor = Predictor(export(model, out_dir), threads=1, use_gpu=False)
-    x = np.concatenate([X224, X224[:, :, ::-1, :]])
+    out = export(model, out_dir) if side is None else export(model, out_dir, input_size=side)
+    predictor = Predictor(out, threads=1, use_gpu=False)
+    x = np.concatenate([X224, X224[:, :, ::-1, :]])[:, :, : side or 224, : side or 224]
     return assert_logits_close(predictor.run(x), logits_of(model, x))
 
 

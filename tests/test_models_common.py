@@ -168,6 +168,10 @@ GRAPHS = {
     # so it is not in HEADS (tests/test_models_squeezenet.py checks its head).
     "squeezenet1_0": Graph("squeezenet1_0", {}, 512, (512, 8, 10)),
     "squeezenet1_1": Graph("squeezenet1_1", {}, 512, (512, 9, 11)),
+    # darknet
+    "darknet53": Graph("darknet53", {}, 1024, (1024, 5, 6)),
+    # cspnet
+    "cspdarknet53": Graph("cspdarknet53", {}, 1024, (1024, 5, 6)),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
@@ -243,6 +247,10 @@ STAGES = {
     # squeezenet
     "squeezenet1_0": (128, [(96, 2), (256, 4), (512, 8), (512, 16)]),
     "squeezenet1_1": (128, [(64, 2), (128, 4), (256, 8), (512, 16)]),
+    # darknet
+    "darknet53": (64, [(64, 2), (128, 4), (256, 8), (512, 16), (1024, 32)]),
+    # cspnet
+    "cspdarknet53": (64, [(64, 2), (128, 4), (256, 8), (512, 16), (1024, 32)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -274,6 +282,10 @@ HEADS = [
     "densenet121",
     # alexnet
     "alexnet",
+    # darknet
+    "darknet53",
+    # cspnet
+    "cspdarknet53",
 ]
 IN_CHANS = [
     "resnet18",
@@ -301,6 +313,10 @@ IN_CHANS = [
     "alexnet",
     # squeezenet
     "squeezenet1_1",
+    # darknet
+    "darknet53",
+    # cspnet
+    "cspdarknet53",
 ]
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
@@ -331,6 +347,10 @@ SIDE_BY_SIDE = {
     "alexnet": [("alexnet", {}), ("alexnet", {})],
     # squeezenet
     "squeezenet": [("squeezenet1_1", {}), ("squeezenet1_1", {}), ("squeezenet1_0", {})],
+    # darknet
+    "darknet": [("darknet53", {}), ("darknet53", {})],
+    # cspnet
+    "cspnet": [("cspdarknet53", {}), ("cspdarknet53", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -374,6 +394,10 @@ TRAINING = {
     "alexnet": ("alexnet", {}, 2, 64, "sgd", 0.01, 3, "eval"),
     # squeezenet
     "squeezenet1_1": ("squeezenet1_1", {}, 2, 64, "sgd", 0.01, 3, "eval"),
+    # darknet
+    "darknet53": ("darknet53", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # cspnet
+    "cspdarknet53": ("cspdarknet53", {}, 2, 64, "momentum", 0.01, 5, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives
