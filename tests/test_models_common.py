@@ -172,6 +172,13 @@ GRAPHS = {
     "darknet53": Graph("darknet53", {}, 1024, (1024, 5, 6)),
     # cspnet
     "cspdarknet53": Graph("cspdarknet53", {}, 1024, (1024, 5, 6)),
+    # peleenet
+    "peleenet": Graph("peleenet", {}, 704, (704, 5, 6)),
+    # hardnet
+    "hardnet39_ds": Graph("hardnet39_ds", {}, 1024, (1024, 5, 6)),
+    "hardnet68_ds": Graph("hardnet68_ds", {}, 1024, (1024, 5, 6)),
+    "hardnet68": Graph("hardnet68", {}, 1024, (1024, 5, 6)),
+    "hardnet85": Graph("hardnet85", {}, 1280, (1280, 5, 6)),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
@@ -251,6 +258,11 @@ STAGES = {
     "darknet53": (64, [(64, 2), (128, 4), (256, 8), (512, 16), (1024, 32)]),
     # cspnet
     "cspdarknet53": (64, [(64, 2), (128, 4), (256, 8), (512, 16), (1024, 32)]),
+    # peleenet
+    "peleenet": (64, [(32, 4), (128, 4), (256, 8), (512, 16), (704, 32)]),
+    # hardnet
+    "hardnet39_ds": (64, [(24, 2), (96, 4), (320, 8), (640, 16), (1024, 32)]),
+    "hardnet68": (64, [(32, 2), (128, 4), (320, 8), (640, 16), (1024, 32)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -286,6 +298,10 @@ HEADS = [
     "darknet53",
     # cspnet
     "cspdarknet53",
+    # peleenet
+    "peleenet",
+    # hardnet
+    "hardnet39_ds",
 ]
 IN_CHANS = [
     "resnet18",
@@ -317,6 +333,10 @@ IN_CHANS = [
     "darknet53",
     # cspnet
     "cspdarknet53",
+    # peleenet
+    "peleenet",
+    # hardnet
+    "hardnet39_ds",
 ]
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
@@ -351,6 +371,10 @@ SIDE_BY_SIDE = {
     "darknet": [("darknet53", {}), ("darknet53", {})],
     # cspnet
     "cspnet": [("cspdarknet53", {}), ("cspdarknet53", {})],
+    # peleenet
+    "peleenet": [("peleenet", {}), ("peleenet", {})],
+    # hardnet
+    "hardnet": [("hardnet39_ds", {}), ("hardnet39_ds", {}), ("hardnet68", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -398,6 +422,10 @@ TRAINING = {
     "darknet53": ("darknet53", {}, 2, 64, "momentum", 0.01, 5, "train"),
     # cspnet
     "cspdarknet53": ("cspdarknet53", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # peleenet
+    "peleenet": ("peleenet", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # hardnet
+    "hardnet39_ds": ("hardnet39_ds", {}, 2, 64, "momentum", 0.01, 5, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives
