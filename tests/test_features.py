@@ -59,7 +59,8 @@ def test_feature_maps_match_feature_info_at_224(name):
     assert len(maps) == len(declared) >= 4
     strides = net.feature_info.reduction()
     family = model_info(name).family
-    assert strides == sorted(strides) and strides[-1] == (16 if family in TOKEN_FAMILIES | OUTPUT_STRIDE_16 else 32)
+    last_stride = 16 if family in TOKEN_FAMILIES | OUTPUT_STRIDE_16 else 32
+    assert strides == sorted(strides) and strides[-1] == last_stride
     for fmap, ch, r in zip(maps, net.feature_info.channels(), strides):
         n, c, h, w = fmap.shape
         assert (n, c) == (1, ch)

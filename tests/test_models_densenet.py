@@ -1,4 +1,4 @@
-"""DenseNet 121/161/169/201/264: graph, PaddleClas names, the paddle.vision md5s, fidelity to PaddleClas 2.6.0.
+"""DenseNet 121/161/169/201/264: graph, PaddleClas names, paddle.vision md5s, fidelity to PaddleClas 2.6.0.
 
 Fidelity: for every (model, variant) registry.json lists for the ``densenet`` family, PaddleClas
 2.6.0's own ``model_zoo/densenet.py`` builder runs in a subprocess with random weights, writes

@@ -27,7 +27,8 @@ def _bn_conv(ours: str, theirs: str) -> Dict[str, Source]:
 
 @register_layout(FAMILY, "paddleclas_model_zoo")
 def paddleclas_model_zoo(model) -> Dict[str, Source]:
-    """PaddleClas names: ``conv1_func``, ``db_conv_<n>.conv<n>_<j>.bn_ac_func{1,2}``, ``tr_conv<n>_blk``, ``out``."""
+    """PaddleClas names: ``conv1_func``, ``db_conv_<n>.conv<n>_<j>.bn_ac_func{1,2}``,
+    ``tr_conv<n>_blk``, ``batch_norm``, ``out``."""
     out: Dict[str, Source] = dygraph_convbn("stem", "conv1_func._conv", "conv1_func._batch_norm")
     for s, stage in enumerate(model.stages):
         n = s + 2

@@ -19,7 +19,8 @@ _FIRE_PARTS = {"squeeze": "_conv", "expand1x1": "_conv_path1", "expand3x3": "_co
 
 @register_layout(FAMILY, "paddleclas_model_zoo")
 def paddleclas_model_zoo(model) -> Dict[str, Source]:
-    """PaddleClas names: ``_conv`` (stem), ``_conv<n>.{_conv,_conv_path1,_conv_path2}._conv`` (fires), ``_conv9``."""
+    """PaddleClas names: ``_conv`` (stem), ``_conv<n>.{_conv,_conv_path1,_conv_path2}._conv``
+    (fires), ``_conv9`` (classifier)."""
     pairs = {"stem": "_conv", "fc": "_conv9"}
     n = 0
     for s, stage in enumerate(model.stages):

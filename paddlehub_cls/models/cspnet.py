@@ -21,9 +21,9 @@ from typing import Any, Sequence, Tuple
 import paddle
 from paddle import nn
 
-from paddlehub_cls.models._base import ClassifierNet, check_in_chans, check_num_classes, make_linear
+from paddlehub_cls.models._base import check_in_chans, check_num_classes, make_linear
 from paddlehub_cls.models._registry import register_model
-from paddlehub_cls.models.layers import ConvBNAct, global_pool_flatten
+from paddlehub_cls.models.layers import ConvBNAct, StemStagesNet
 
 _ACT = "leaky_relu"
 # (output channels, dark blocks, expansion, bottleneck ratio, block ratio) per stage
@@ -75,7 +75,8 @@ class CrossStage(nn.Layer):
         width = int(round(out_channels * block_ratio))
         if width != expanded // 2:
             raise ValueError(
-                f"the dark blocks ({width} channels) must be as wide as half the expansion ({expanded} channels)"
+                f"the dark blocks ({width} channels) must be as wide as half the expansion "
+                f"({expanded} channels); change block_ratio or expansion"
             )
         self.conv_down = ConvBNAct(in_channels, out_channels, 3, stride=2, act=_ACT)
         self.conv_exp = ConvBNAct(out_channels, expanded, 1, act=_ACT)
@@ -91,7 +92,7 @@ class CrossStage(nn.Layer):
         return self.conv_transition(paddle.concat([kept, worked], axis=1))
 
 
-class CSPDarkNet(ClassifierNet):
+class CSPDarkNet(StemStagesNet):
     """CSPDarkNet.
 
     Args:
@@ -100,7 +101,6 @@ class CSPDarkNet(ClassifierNet):
         in_chans: input channels.
     """
 
-    classifier_attrs = ("fc",)
     first_conv = "stem.conv1.conv"
 
     def __init__(
@@ -124,16 +124,6 @@ class CSPDarkNet(ClassifierNet):
         self.num_features = channels
         self.num_classes = num_classes
         self.fc = make_linear(channels, num_classes)
-
-    def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
-        x = self.stem(x)
-        for stage in self.stages:
-            x = stage(x)
-        return x
-
-    def forward_head(self, x: paddle.Tensor, pre_logits: bool = False) -> paddle.Tensor:
-        x = global_pool_flatten(x)
-        return x if pre_logits else self.fc(x)
 
 
 @register_model

@@ -18,9 +18,9 @@ from typing import Any, Sequence
 import paddle
 from paddle import nn
 
-from paddlehub_cls.models._base import ClassifierNet, check_in_chans, check_num_classes, make_linear
+from paddlehub_cls.models._base import check_in_chans, check_num_classes, make_linear
 from paddlehub_cls.models._registry import register_model
-from paddlehub_cls.models.layers import ConvBNAct, global_pool_flatten
+from paddlehub_cls.models.layers import ConvBNAct, StemStagesNet
 
 DARKNET53_DEPTHS = (1, 2, 8, 8, 4)
 STEM_WIDTHS = (32, 64)
@@ -53,7 +53,7 @@ class DarkStage(nn.Layer):
         return self.blocks(x)
 
 
-class DarkNet(ClassifierNet):
+class DarkNet(StemStagesNet):
     """DarkNet with residual stages.
 
     Args:
@@ -62,7 +62,6 @@ class DarkNet(ClassifierNet):
         in_chans: input channels.
     """
 
-    classifier_attrs = ("fc",)
     first_conv = "stem.0.conv"
 
     def __init__(
@@ -85,16 +84,6 @@ class DarkNet(ClassifierNet):
         self.num_features = channels
         self.num_classes = num_classes
         self.fc = make_linear(channels, num_classes)
-
-    def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
-        x = self.stem(x)
-        for stage in self.stages:
-            x = stage(x)
-        return x
-
-    def forward_head(self, x: paddle.Tensor, pre_logits: bool = False) -> paddle.Tensor:
-        x = global_pool_flatten(x)
-        return x if pre_logits else self.fc(x)
 
 
 @register_model

@@ -305,6 +305,30 @@ class ConvHeadNet(ClassifierNet):
         return self.fc(self.drop(x))
 
 
+class StemStagesNet(ClassifierNet):
+    """Base of the networks whose trunk is ``stem`` followed by the ``stages`` in order, and whose
+    head is a global average pool, ``drop`` (when the subclass sets one) and the linear ``fc``.
+
+    DarkNet53, CSPDarkNet53 and PeleeNet. ``pre_logits`` (and ``num_classes=0``) return the pooled
+    features, before the dropout.
+    """
+
+    classifier_attrs = ("fc",)
+    drop: Optional[nn.Layer] = None
+
+    def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+        return x
+
+    def forward_head(self, x: paddle.Tensor, pre_logits: bool = False) -> paddle.Tensor:
+        x = global_pool_flatten(x)
+        if pre_logits:
+            return x
+        return self.fc(x if self.drop is None else self.drop(x))
+
+
 def make_dropout(p: float, mode: str) -> nn.Layer:
     """Dropout in the mode the weights were evaluated with (WEIGHTS_FACTS section 8).
 

@@ -22,9 +22,9 @@ from typing import Any, Sequence
 import paddle
 from paddle import nn
 
-from paddlehub_cls.models._base import ClassifierNet, check_in_chans, check_num_classes, make_linear
+from paddlehub_cls.models._base import check_in_chans, check_num_classes, make_linear
 from paddlehub_cls.models._registry import register_model
-from paddlehub_cls.models.layers import ConvBNAct, global_pool_flatten, make_dropout
+from paddlehub_cls.models.layers import ConvBNAct, StemStagesNet, make_dropout
 
 PELEENET_BLOCKS = (3, 4, 8, 6)
 PELEENET_BOTTLENECK_WIDTHS = (1, 2, 4, 4)
@@ -94,7 +94,7 @@ class PeleeStage(nn.Layer):
         return self.transition(self.layers(x))
 
 
-class PeleeNet(ClassifierNet):
+class PeleeNet(StemStagesNet):
     """PeleeNet.
 
     Args:
@@ -105,7 +105,6 @@ class PeleeNet(ClassifierNet):
         dropout: drop probability before the classifier in training (identity at inference).
     """
 
-    classifier_attrs = ("fc",)
     first_conv = "stem.stem1.conv"
 
     def __init__(
@@ -135,16 +134,6 @@ class PeleeNet(ClassifierNet):
         self.num_features = channels
         self.num_classes = num_classes
         self.fc = make_linear(channels, num_classes)
-
-    def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
-        x = self.stem(x)
-        for stage in self.stages:
-            x = stage(x)
-        return x
-
-    def forward_head(self, x: paddle.Tensor, pre_logits: bool = False) -> paddle.Tensor:
-        x = global_pool_flatten(x)
-        return x if pre_logits else self.fc(self.drop(x))
 
 
 @register_model
