@@ -60,6 +60,8 @@ DAMPED = {
     "tinynet": ((".project.bn.weight", ".project.bn.bias"), 0.3),
     "efficientnet_v2": ((".project.bn.weight", ".project.bn.bias"), 0.1),
 }
+# alexnet: its adaptive pool to fc6's 6x6 upsamples a small map, as VGG's does.
+FULL_SIZE_FAMILIES += ("alexnet",)
 
 
 def _cheapest_side(name: str) -> int:

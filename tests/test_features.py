@@ -26,6 +26,10 @@ FAMILY_MODELS = _smallest_per_family()
 # The 2019 GoogLeNet graph max-pools 3x3/2 without padding (112 -> 55 -> 27 -> 13 -> 6), so its
 # maps are one pixel short of 224 / stride; every other family's are exact.
 UNPADDED_POOLS = {"googlenet"}
+# alexnet, squeezenet: unpadded 3x3/2 max pools as well (AlexNet 55, 27, 13, 6; SqueezeNet1_1 55, 27, 13).
+UNPADDED_POOLS |= {"alexnet", "squeezenet"}
+# SqueezeNet has three pools after its stride-2 stem: its last map is at stride 16.
+OUTPUT_STRIDE_16 = {"squeezenet"}
 # HRNet's stages are its four parallel branches; its classification head (incre, downsamp, final)
 # runs after them, so forward_features returns the head's 2048-channel map, not the last branch.
 # EfficientNet's (and TinyNet's, EfficientNetV2's) forward_features ends with its widening 1x1 head conv, after its last stage. (MobileNetV3's
@@ -55,7 +59,8 @@ def test_feature_maps_match_feature_info_at_224(name):
     assert len(maps) == len(declared) >= 4
     strides = net.feature_info.reduction()
     family = model_info(name).family
-    assert strides == sorted(strides) and strides[-1] == (16 if family in TOKEN_FAMILIES else 32)
+    last_stride = 16 if family in TOKEN_FAMILIES | OUTPUT_STRIDE_16 else 32
+    assert strides == sorted(strides) and strides[-1] == last_stride
     for fmap, ch, r in zip(maps, net.feature_info.channels(), strides):
         n, c, h, w = fmap.shape
         assert (n, c) == (1, ch)

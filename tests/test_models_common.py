@@ -199,6 +199,29 @@ GRAPHS = {
     "resnext101_32x48d_wsl": Graph("resnext101_32x48d_wsl", {}, 2048, (2048, 5, 6)),
     # resnet18_dbb
     "resnet18_dbb": Graph("resnet18_dbb", {}, 512, (512, 5, 6)),
+    # densenet
+    "densenet121": Graph("densenet121", {}, 1024, (1024, 5, 6)),
+    "densenet161": Graph("densenet161", {}, 2208, (2208, 5, 6)),
+    "densenet169": Graph("densenet169", {}, 1664, (1664, 5, 6)),
+    "densenet201": Graph("densenet201", {}, 1920, (1920, 5, 6)),
+    "densenet264": Graph("densenet264", {}, 2688, (2688, 5, 6)),
+    # alexnet: the 4x5 map is pooled to the 6x6 that fc6 expects (as paddle.vision does).
+    "alexnet": Graph("alexnet", {}, 4096, (256, 4, 5), pool_is_mean=False),
+    # squeezenet: output stride 16 (three unpadded pools); its classifier is a 1x1 conv on the map,
+    # so it is not in HEADS (tests/test_models_squeezenet.py checks its head).
+    "squeezenet1_0": Graph("squeezenet1_0", {}, 512, (512, 8, 10)),
+    "squeezenet1_1": Graph("squeezenet1_1", {}, 512, (512, 9, 11)),
+    # darknet
+    "darknet53": Graph("darknet53", {}, 1024, (1024, 5, 6)),
+    # cspnet
+    "cspdarknet53": Graph("cspdarknet53", {}, 1024, (1024, 5, 6)),
+    # peleenet
+    "peleenet": Graph("peleenet", {}, 704, (704, 5, 6)),
+    # hardnet
+    "hardnet39_ds": Graph("hardnet39_ds", {}, 1024, (1024, 5, 6)),
+    "hardnet68_ds": Graph("hardnet68_ds", {}, 1024, (1024, 5, 6)),
+    "hardnet68": Graph("hardnet68", {}, 1024, (1024, 5, 6)),
+    "hardnet85": Graph("hardnet85", {}, 1280, (1280, 5, 6)),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
@@ -281,6 +304,22 @@ STAGES = {
     "se_resnet18_vd": (64, [(64, 4), (128, 8), (256, 16), (512, 32)]),
     # resnet18_dbb
     "resnet18_dbb": (64, [(64, 4), (128, 8), (256, 16), (512, 32)]),
+    # densenet
+    "densenet121": (64, [(64, 2), (256, 4), (512, 8), (1024, 16), (1024, 32)]),
+    # alexnet
+    "alexnet": (224, [(64, 4), (192, 8), (256, 16), (256, 32)]),
+    # squeezenet
+    "squeezenet1_0": (128, [(96, 2), (256, 4), (512, 8), (512, 16)]),
+    "squeezenet1_1": (128, [(64, 2), (128, 4), (256, 8), (512, 16)]),
+    # darknet
+    "darknet53": (64, [(64, 2), (128, 4), (256, 8), (512, 16), (1024, 32)]),
+    # cspnet
+    "cspdarknet53": (64, [(64, 2), (128, 4), (256, 8), (512, 16), (1024, 32)]),
+    # peleenet
+    "peleenet": (64, [(32, 4), (128, 4), (256, 8), (512, 16), (704, 32)]),
+    # hardnet
+    "hardnet39_ds": (64, [(24, 2), (96, 4), (320, 8), (640, 16), (1024, 32)]),
+    "hardnet68": (64, [(32, 2), (128, 4), (320, 8), (640, 16), (1024, 32)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -322,6 +361,18 @@ HEADS = [
     "se_resnet18_vd",
     # resnet18_dbb
     "resnet18_dbb",
+    # densenet
+    "densenet121",
+    # alexnet
+    "alexnet",
+    # darknet
+    "darknet53",
+    # cspnet
+    "cspdarknet53",
+    # peleenet
+    "peleenet",
+    # hardnet
+    "hardnet39_ds",
 ]
 IN_CHANS = [
     "resnet18",
@@ -357,6 +408,20 @@ IN_CHANS = [
     "resnet50_vc",
     # resnet18_dbb
     "resnet18_dbb",
+    # densenet
+    "densenet121",
+    # alexnet
+    "alexnet",
+    # squeezenet
+    "squeezenet1_1",
+    # darknet
+    "darknet53",
+    # cspnet
+    "cspdarknet53",
+    # peleenet
+    "peleenet",
+    # hardnet
+    "hardnet39_ds",
 ]
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
@@ -395,6 +460,20 @@ SIDE_BY_SIDE = {
     "se_resnet_vd": [("se_resnet18_vd", {}), ("se_resnet18_vd", {}), ("resnet50_vc", {})],
     # resnet18_dbb
     "resnet18_dbb": [("resnet18_dbb", {}), ("resnet18_dbb", {}), ("resnet18", {})],
+    # densenet
+    "densenet": [("densenet121", {}), ("densenet121", {})],
+    # alexnet
+    "alexnet": [("alexnet", {}), ("alexnet", {})],
+    # squeezenet
+    "squeezenet": [("squeezenet1_1", {}), ("squeezenet1_1", {}), ("squeezenet1_0", {})],
+    # darknet
+    "darknet": [("darknet53", {}), ("darknet53", {})],
+    # cspnet
+    "cspnet": [("cspdarknet53", {}), ("cspdarknet53", {})],
+    # peleenet
+    "peleenet": [("peleenet", {}), ("peleenet", {})],
+    # hardnet
+    "hardnet": [("hardnet39_ds", {}), ("hardnet39_ds", {}), ("hardnet68", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -446,6 +525,20 @@ TRAINING = {
     "se_resnet18_vd": ("se_resnet18_vd", {}, 2, 64, "momentum", 0.01, 5, "train"),
     # resnet18_dbb
     "resnet18_dbb": ("resnet18_dbb", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # densenet
+    "densenet121": ("densenet121", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # alexnet
+    "alexnet": ("alexnet", {}, 2, 64, "sgd", 0.01, 3, "eval"),
+    # squeezenet
+    "squeezenet1_1": ("squeezenet1_1", {}, 2, 64, "sgd", 0.01, 3, "eval"),
+    # darknet
+    "darknet53": ("darknet53", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # cspnet
+    "cspdarknet53": ("cspdarknet53", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # peleenet
+    "peleenet": ("peleenet", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # hardnet
+    "hardnet39_ds": ("hardnet39_ds", {}, 2, 64, "momentum", 0.01, 5, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives

@@ -38,11 +38,34 @@ class HardSigmoid(nn.Layer):
         return f"slope={self.slope}, offset={self.offset}"
 
 
+class LeakyReLU(nn.Layer):
+    """``max(x, slope * x)``, which is Paddle's leaky ReLU for ``0 <= slope <= 1`` (default 0.01).
+
+    Written out so that Paddle Inference's oneDNN passes do not fuse it into the preceding
+    conv: with ``nn.LeakyReLU`` an exported CSPDarkNet53 crashed the CPU ``Predictor`` with a
+    segmentation fault while building the fused conv (``FusedConv2dOp``, paddlepaddle 3.3.1).
+    """
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        if not 0 <= negative_slope <= 1:
+            raise ValueError(f"negative_slope must be in [0, 1], got {negative_slope!r}")
+        self.negative_slope = negative_slope
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return paddle.maximum(x, x * self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
 _ACTIVATIONS = {
     # The exact (erf) form: PaddleClas's ConvNeXt and transformers use nn.GELU's default.
     "gelu": nn.GELU,
     "hardsigmoid": HardSigmoid,
     "hardswish": nn.Hardswish,
+    # Slope 0.01 by default, as PaddleClas's CSPDarkNet53 (nn.LeakyReLU()).
+    "leaky_relu": LeakyReLU,
     "relu": nn.ReLU,
     "relu6": nn.ReLU6,
     "sigmoid": nn.Sigmoid,
@@ -283,6 +306,30 @@ class ConvHeadNet(ClassifierNet):
         if pre_logits or self.num_classes == 0:
             return x
         return self.fc(self.drop(x))
+
+
+class StemStagesNet(ClassifierNet):
+    """Base of the networks whose trunk is ``stem`` followed by the ``stages`` in order, and whose
+    head is a global average pool, ``drop`` (when the subclass sets one) and the linear ``fc``.
+
+    DarkNet53, CSPDarkNet53 and PeleeNet. ``pre_logits`` (and ``num_classes=0``) return the pooled
+    features, before the dropout.
+    """
+
+    classifier_attrs = ("fc",)
+    drop: Optional[nn.Layer] = None
+
+    def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+        return x
+
+    def forward_head(self, x: paddle.Tensor, pre_logits: bool = False) -> paddle.Tensor:
+        x = global_pool_flatten(x)
+        if pre_logits:
+            return x
+        return self.fc(x if self.drop is None else self.drop(x))
 
 
 def make_dropout(p: float, mode: str) -> nn.Layer:
