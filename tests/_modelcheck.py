@@ -130,6 +130,7 @@ ORACLE_SIDE = {
     "convnext": 64,
     "efficientnet": 64,
     "hrnet": 64,
+    "inception_v3": 139,
     "mobilenet_v3": 96,
     "pp_hgnet": 64,
     "pp_hgnet_v2": 64,
@@ -435,7 +436,9 @@ def assert_load_options_work(
     with paddle.no_grad():
         got = feats(paddle.to_tensor(x))
     side = x.shape[-1]
-    assert [(m.shape[1], side // m.shape[-1]) for m in got] == [
+    # The power of two nearest to input / map, as in stage_outputs: unpadded convs and pools
+    # (Inception, Xception) round their maps down (139 -> 67, 31, 15, 7, 3 for Inception v3).
+    assert [(m.shape[1], 2 ** int(round(np.log2(side / m.shape[-1])))) for m in got] == [
         (i["num_chs"], i["reduction"]) for i in full.feature_info
     ]
     if maps is not None:
@@ -475,16 +478,23 @@ def swapped_copy(path: Path, out: Path, a: str, b: str) -> Path:
     return out
 
 
-def assert_predictor_matches(model: Any, out_dir: Path) -> float:
+def assert_predictor_matches(model: Any, out_dir: Path, side: Optional[int] = None) -> float:
     """``export(model)`` run by a CPU ``Predictor`` (oneDNN) gives the dygraph logits on a batch of 2.
 
+    ``side``: export for (and feed) that input side instead of the model's 224 (a network
+    whose registry size is 299 is exported at 299 by default).
     Returns the max abs difference.
     """
     from paddlehub_cls import Predictor, export
 
     model.eval()
-    predictor = Predictor(export(model, out_dir), threads=1, use_gpu=False)
-    x = np.concatenate([X224, X224[:, :, ::-1, :]])
+    if side is None:
+        predictor = Predictor(export(model, out_dir), threads=1, use_gpu=False)
+        one = X224
+    else:
+        predictor = Predictor(export(model, out_dir, input_size=side), threads=1, use_gpu=False)
+        one = X224[:, :, :side, :side]
+    x = np.concatenate([one, one[:, :, ::-1, :]])
     return assert_logits_close(predictor.run(x), logits_of(model, x))
 
 

@@ -156,6 +156,8 @@ GRAPHS = {
     "convnext_small": Graph("convnext_small", {}, 768, (768, 5, 6), pool_is_mean=False),
     "convnext_base": Graph("convnext_base", {}, 1024, (1024, 5, 6), pool_is_mean=False),
     "convnext_large": Graph("convnext_large", {}, 1536, (1536, 5, 6), pool_is_mean=False),
+    # inception_v3: unpadded stem and reductions (160 -> 3, 192 -> 4); dropout 0.2 downscale_in_infer.
+    "inception_v3": Graph("inception_v3", {}, 2048, (2048, 3, 4), head_scale=0.8),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
@@ -224,6 +226,8 @@ STAGES = {
     "efficientnet_b3": (128, [(24, 2), (32, 4), (48, 8), (136, 16), (384, 32)]),
     "hrnet_w18_c": (64, [(18, 4), (36, 8), (72, 16), (144, 32)]),
     "convnext_tiny": (64, [(96, 4), (192, 8), (384, 16), (768, 32)]),
+    # inception_v3: maps 109, 52, 25, 12, 5 at 224 (nearest powers of two of 224 / map)
+    "inception_v3": (224, [(64, 2), (192, 4), (288, 8), (768, 16), (2048, 32)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -251,6 +255,8 @@ HEADS = [
     "efficientnet_b0",
     "hrnet_w18_c",
     "convnext_tiny",
+    # inception_v3
+    "inception_v3",
 ]
 IN_CHANS = [
     "resnet18",
@@ -272,7 +278,14 @@ IN_CHANS = [
     "efficientnet_b0_small",
     "hrnet_w18_c",
     "convnext_tiny",
+    # inception_v3
+    "inception_v3",
 ]
+# Input side of the in_chans check where 64 is below an architecture's smallest input.
+IN_CHANS_SIDE = {
+    # inception_v3: its unpadded stem and reductions need 75 or more
+    "inception_v3": 96,
+}
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
 SIDE_BY_SIDE = {
@@ -296,6 +309,8 @@ SIDE_BY_SIDE = {
     "efficientnet": [("efficientnet_b0", {}), ("efficientnet_b0", {}), ("efficientnet_b0_small", {})],
     "hrnet": [("hrnet_w18_c", {}), ("hrnet_w18_c", {}), ("hrnet_w30_c", {})],
     "convnext": [("convnext_tiny", {}), ("convnext_tiny", {})],
+    # inception_v3
+    "inception_v3": [("inception_v3", {}), ("inception_v3", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -333,6 +348,8 @@ TRAINING = {
     "efficientnet_b0": ("efficientnet_b0", {}, 4, 64, "momentum", 0.05, 6, "train"),
     "hrnet_w18_c": ("hrnet_w18_c", {}, 2, 64, "momentum", 0.01, 5, "train"),
     "convnext_tiny": ("convnext_tiny", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # inception_v3 (96: its smallest input is 75)
+    "inception_v3": ("inception_v3", {}, 2, 96, "momentum", 0.01, 5, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives
@@ -437,7 +454,8 @@ def test_in_chans_adapts_the_first_conv(gid):
     assert list(model.state_dict()[f"{model.first_conv}.weight"].shape) == want
     model.eval()
     with paddle.no_grad():
-        assert model(paddle.randn([1, 1, 64, 64])).shape == [1, 5]
+        side = IN_CHANS_SIDE.get(gid, 64)
+        assert model(paddle.randn([1, 1, side, side])).shape == [1, 5]
 
 
 @pytest.mark.parametrize("builder", list_architectures())

@@ -4,11 +4,12 @@ channels-first layer norm and stochastic depth (drop path)."""
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import paddle
 from paddle import nn
 
+from paddlehub_cls.errors import InputSizeError
 from paddlehub_cls.models._base import ClassifierNet, make_linear
 
 # The 2019 fluid batch_norm defaults; Paddle's nn.BatchNorm2D uses the same values.
@@ -80,12 +81,21 @@ def make_divisible(value: float, divisor: int = 8, min_value: Optional[int] = No
     return rounded
 
 
-def conv_weight_attr(out_channels: int, kernel_size: int, groups: int = 1) -> paddle.ParamAttr:
+Kernel = Union[int, Sequence[int]]
+
+
+def _kernel_hw(kernel_size: Kernel) -> Tuple[int, int]:
+    if isinstance(kernel_size, int):
+        return kernel_size, kernel_size
+    return int(kernel_size[0]), int(kernel_size[1])
+
+
+def conv_weight_attr(out_channels: int, kernel_size: Kernel, groups: int = 1) -> paddle.ParamAttr:
     """Kaiming-normal fan-out initialiser of a conv weight, counting the fan-out of one group.
 
     ``N(0, sqrt(2 / fan_out))`` with ``fan_out = out_channels * k * k / groups``: timm's
     ``fix_group_fanout`` rule for its depthwise networks (from TensorFlow's MnasNet and
-    EfficientNet code). Each output sums ``in_channels / groups * k * k`` inputs, so the
+    EfficientNet code). ``kernel_size`` is a side or ``(height, width)`` (Inception's 1x7 and 7x1). Each output sums ``in_channels / groups * k * k`` inputs, so the
     variance is kept through a conv-BN-ReLU. Paddle's default, ``sqrt(2 / (in_channels * k * k))``,
     ignores ``groups``: a 3x3 depthwise conv of 512 channels starts about 23x (sqrt(512)) too
     small, and a fresh MobileNetV1 in eval mode returns pooled features of ~1e-17.
@@ -94,7 +104,8 @@ def conv_weight_attr(out_channels: int, kernel_size: int, groups: int = 1) -> pa
     like any default, so a network whose weights are about to be loaded never runs it (the
     ``ParamAttr``, which Paddle deep-copies, adds ~60 us per conv to building the layers).
     """
-    fan_out = max(out_channels * kernel_size * kernel_size // groups, 1)
+    kh, kw = _kernel_hw(kernel_size)
+    fan_out = max(out_channels * kh * kw // groups, 1)
     return paddle.ParamAttr(initializer=nn.initializer.Normal(0.0, math.sqrt(2.0 / fan_out)))
 
 
@@ -111,11 +122,11 @@ class ConvBNAct(nn.Layer):
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int,
+        kernel_size: Kernel,
         stride: int = 1,
         groups: int = 1,
         act: Optional[str] = "relu",
-        padding: Optional[Union[int, str]] = None,
+        padding: Optional[Union[int, str, Sequence[int]]] = None,
         bn_momentum: float = BN_MOMENTUM,
         bn_epsilon: float = BN_EPSILON,
     ) -> None:
@@ -125,7 +136,7 @@ class ConvBNAct(nn.Layer):
             out_channels,
             kernel_size,
             stride=stride,
-            padding=(kernel_size - 1) // 2 if padding is None else padding,
+            padding=tuple((k - 1) // 2 for k in _kernel_hw(kernel_size)) if padding is None else padding,
             groups=groups,
             weight_attr=conv_weight_attr(out_channels, kernel_size, groups),
             bias_attr=False,
@@ -293,6 +304,24 @@ def make_dropout(p: float, mode: str) -> nn.Layer:
     if p == 0:
         return nn.Identity()
     return nn.Dropout(p, mode=mode)
+
+
+def check_input_side(x: paddle.Tensor, min_side: int, network: str) -> None:
+    """Refuse an NCHW input smaller than ``min_side`` in height or width.
+
+    Networks with unpadded stems and grid reductions (Inception) shrink a small input to an
+    empty map, on which Paddle's convolutions and pools return numbers instead of failing.
+    A dimension unknown while tracing (-1) passes.
+
+    Raises:
+        InputSizeError: naming the network, the input shape and the smallest side.
+    """
+    h, w = x.shape[-2], x.shape[-1]
+    if 0 < h < min_side or 0 < w < min_side:
+        raise InputSizeError(
+            f"{network} needs inputs of at least {min_side}x{min_side} pixels, got shape {list(x.shape)}; "
+            "resize the images to the model's input_size"
+        )
 
 
 def global_pool_flatten(x: paddle.Tensor) -> paddle.Tensor:
