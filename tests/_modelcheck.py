@@ -131,6 +131,7 @@ ORACLE_SIDE = {
     "efficientnet": 64,
     "hrnet": 64,
     "inception_v3": 139,
+    "inception_v4": 139,
     "mobilenet_v3": 96,
     "pp_hgnet": 64,
     "pp_hgnet_v2": 64,

@@ -26,6 +26,7 @@ SMALL_SIDE = 64
 #: the side tried first where 64 is below a family's smallest input (unpadded stems)
 SMALL_SIDES = {
     "inception_v3": 96,
+    "inception_v4": 96,
 }
 
 

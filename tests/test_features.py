@@ -38,6 +38,7 @@ TOKEN_FAMILIES = {"vision_transformer", "distilled_vision_transformer"}
 # 12, 5): a stage's stride is the power of two nearest to 224 / its side.
 NEAREST_STRIDE = {
     "inception_v3",
+    "inception_v4",
 }
 
 

@@ -158,6 +158,8 @@ GRAPHS = {
     "convnext_large": Graph("convnext_large", {}, 1536, (1536, 5, 6), pool_is_mean=False),
     # inception_v3: unpadded stem and reductions (160 -> 3, 192 -> 4); dropout 0.2 downscale_in_infer.
     "inception_v3": Graph("inception_v3", {}, 2048, (2048, 3, 4), head_scale=0.8),
+    # inception_v4: as inception_v3
+    "inception_v4": Graph("inception_v4", {}, 1536, (1536, 3, 4), head_scale=0.8),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
@@ -228,6 +230,8 @@ STAGES = {
     "convnext_tiny": (64, [(96, 4), (192, 8), (384, 16), (768, 32)]),
     # inception_v3: maps 109, 52, 25, 12, 5 at 224 (nearest powers of two of 224 / map)
     "inception_v3": (224, [(64, 2), (192, 4), (288, 8), (768, 16), (2048, 32)]),
+    # inception_v4
+    "inception_v4": (224, [(64, 2), (384, 8), (1024, 16), (1536, 32)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -257,6 +261,8 @@ HEADS = [
     "convnext_tiny",
     # inception_v3
     "inception_v3",
+    # inception_v4
+    "inception_v4",
 ]
 IN_CHANS = [
     "resnet18",
@@ -280,11 +286,15 @@ IN_CHANS = [
     "convnext_tiny",
     # inception_v3
     "inception_v3",
+    # inception_v4
+    "inception_v4",
 ]
 # Input side of the in_chans check where 64 is below an architecture's smallest input.
 IN_CHANS_SIDE = {
     # inception_v3: its unpadded stem and reductions need 75 or more
     "inception_v3": 96,
+    # inception_v4
+    "inception_v4": 96,
 }
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
@@ -311,6 +321,8 @@ SIDE_BY_SIDE = {
     "convnext": [("convnext_tiny", {}), ("convnext_tiny", {})],
     # inception_v3
     "inception_v3": [("inception_v3", {}), ("inception_v3", {})],
+    # inception_v4
+    "inception_v4": [("inception_v4", {}), ("inception_v4", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -350,6 +362,9 @@ TRAINING = {
     "convnext_tiny": ("convnext_tiny", {}, 2, 64, "momentum", 0.01, 5, "train"),
     # inception_v3 (96: its smallest input is 75)
     "inception_v3": ("inception_v3", {}, 2, 96, "momentum", 0.01, 5, "train"),
+    # inception_v4: at 96 its 1x1 last map with batch 2 makes train-mode BN degenerate (loss 32);
+    # at 139 it is 3x3
+    "inception_v4": ("inception_v4", {}, 2, 139, "momentum", 0.01, 5, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives

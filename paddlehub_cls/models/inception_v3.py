@@ -36,8 +36,9 @@ MIN_SIDE = 75
 Pair = Union[int, Tuple[int, int]]
 
 
-def _cbr(c_in: int, c_out: int, kernel: Pair, stride: int = 1, padding: Pair = 0) -> ConvBNAct:
-    # Both sources pad explicitly (0 unless stated), unlike ConvBNAct's "same" default.
+def conv_bn_relu(c_in: int, c_out: int, kernel: Pair, stride: int = 1, padding: Pair = 0) -> ConvBNAct:
+    """Conv (no bias), BN, ReLU; padding 0 unless given (Inception v3 and v4 pad explicitly,
+    unlike ConvBNAct's "same" default)."""
     return ConvBNAct(c_in, c_out, kernel, stride=stride, padding=padding)
 
 
@@ -51,12 +52,12 @@ class InceptionStem(nn.Layer):
 
     def __init__(self, in_chans: int) -> None:
         super().__init__()
-        self.conv_1a_3x3 = _cbr(in_chans, 32, 3, stride=2)
-        self.conv_2a_3x3 = _cbr(32, 32, 3)
-        self.conv_2b_3x3 = _cbr(32, 64, 3, padding=1)
+        self.conv_1a_3x3 = conv_bn_relu(in_chans, 32, 3, stride=2)
+        self.conv_2a_3x3 = conv_bn_relu(32, 32, 3)
+        self.conv_2b_3x3 = conv_bn_relu(32, 64, 3, padding=1)
         self.max_pool = nn.MaxPool2D(3, stride=2)
-        self.conv_3b_1x1 = _cbr(64, 80, 1)
-        self.conv_4a_3x3 = _cbr(80, 192, 3)
+        self.conv_3b_1x1 = conv_bn_relu(64, 80, 1)
+        self.conv_4a_3x3 = conv_bn_relu(80, 192, 3)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         x = self.conv_2b_3x3(self.conv_2a_3x3(self.conv_1a_3x3(x)))
@@ -69,14 +70,14 @@ class InceptionA(nn.Layer):
 
     def __init__(self, c_in: int, pool_features: int) -> None:
         super().__init__()
-        self.branch1x1 = _cbr(c_in, 64, 1)
-        self.branch5x5_1 = _cbr(c_in, 48, 1)
-        self.branch5x5_2 = _cbr(48, 64, 5, padding=2)
-        self.branch3x3dbl_1 = _cbr(c_in, 64, 1)
-        self.branch3x3dbl_2 = _cbr(64, 96, 3, padding=1)
-        self.branch3x3dbl_3 = _cbr(96, 96, 3, padding=1)
+        self.branch1x1 = conv_bn_relu(c_in, 64, 1)
+        self.branch5x5_1 = conv_bn_relu(c_in, 48, 1)
+        self.branch5x5_2 = conv_bn_relu(48, 64, 5, padding=2)
+        self.branch3x3dbl_1 = conv_bn_relu(c_in, 64, 1)
+        self.branch3x3dbl_2 = conv_bn_relu(64, 96, 3, padding=1)
+        self.branch3x3dbl_3 = conv_bn_relu(96, 96, 3, padding=1)
         self.branch_pool = _avg_pool_3x3()
-        self.branch_pool_conv = _cbr(c_in, pool_features, 1)
+        self.branch_pool_conv = conv_bn_relu(c_in, pool_features, 1)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         b5 = self.branch5x5_2(self.branch5x5_1(x))
@@ -90,10 +91,10 @@ class InceptionB(nn.Layer):
 
     def __init__(self, c_in: int) -> None:
         super().__init__()
-        self.branch3x3 = _cbr(c_in, 384, 3, stride=2)
-        self.branch3x3dbl_1 = _cbr(c_in, 64, 1)
-        self.branch3x3dbl_2 = _cbr(64, 96, 3, padding=1)
-        self.branch3x3dbl_3 = _cbr(96, 96, 3, stride=2)
+        self.branch3x3 = conv_bn_relu(c_in, 384, 3, stride=2)
+        self.branch3x3dbl_1 = conv_bn_relu(c_in, 64, 1)
+        self.branch3x3dbl_2 = conv_bn_relu(64, 96, 3, padding=1)
+        self.branch3x3dbl_3 = conv_bn_relu(96, 96, 3, stride=2)
         self.branch_pool = nn.MaxPool2D(3, stride=2)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
@@ -106,17 +107,17 @@ class InceptionC(nn.Layer):
 
     def __init__(self, c_in: int, c7: int) -> None:
         super().__init__()
-        self.branch1x1 = _cbr(c_in, 192, 1)
-        self.branch7x7_1 = _cbr(c_in, c7, 1)
-        self.branch7x7_2 = _cbr(c7, c7, (1, 7), padding=(0, 3))
-        self.branch7x7_3 = _cbr(c7, 192, (7, 1), padding=(3, 0))
-        self.branch7x7dbl_1 = _cbr(c_in, c7, 1)
-        self.branch7x7dbl_2 = _cbr(c7, c7, (7, 1), padding=(3, 0))
-        self.branch7x7dbl_3 = _cbr(c7, c7, (1, 7), padding=(0, 3))
-        self.branch7x7dbl_4 = _cbr(c7, c7, (7, 1), padding=(3, 0))
-        self.branch7x7dbl_5 = _cbr(c7, 192, (1, 7), padding=(0, 3))
+        self.branch1x1 = conv_bn_relu(c_in, 192, 1)
+        self.branch7x7_1 = conv_bn_relu(c_in, c7, 1)
+        self.branch7x7_2 = conv_bn_relu(c7, c7, (1, 7), padding=(0, 3))
+        self.branch7x7_3 = conv_bn_relu(c7, 192, (7, 1), padding=(3, 0))
+        self.branch7x7dbl_1 = conv_bn_relu(c_in, c7, 1)
+        self.branch7x7dbl_2 = conv_bn_relu(c7, c7, (7, 1), padding=(3, 0))
+        self.branch7x7dbl_3 = conv_bn_relu(c7, c7, (1, 7), padding=(0, 3))
+        self.branch7x7dbl_4 = conv_bn_relu(c7, c7, (7, 1), padding=(3, 0))
+        self.branch7x7dbl_5 = conv_bn_relu(c7, 192, (1, 7), padding=(0, 3))
         self.branch_pool = _avg_pool_3x3()
-        self.branch_pool_conv = _cbr(c_in, 192, 1)
+        self.branch_pool_conv = conv_bn_relu(c_in, 192, 1)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
@@ -132,12 +133,12 @@ class InceptionD(nn.Layer):
 
     def __init__(self, c_in: int) -> None:
         super().__init__()
-        self.branch3x3_1 = _cbr(c_in, 192, 1)
-        self.branch3x3_2 = _cbr(192, 320, 3, stride=2)
-        self.branch7x7x3_1 = _cbr(c_in, 192, 1)
-        self.branch7x7x3_2 = _cbr(192, 192, (1, 7), padding=(0, 3))
-        self.branch7x7x3_3 = _cbr(192, 192, (7, 1), padding=(3, 0))
-        self.branch7x7x3_4 = _cbr(192, 192, 3, stride=2)
+        self.branch3x3_1 = conv_bn_relu(c_in, 192, 1)
+        self.branch3x3_2 = conv_bn_relu(192, 320, 3, stride=2)
+        self.branch7x7x3_1 = conv_bn_relu(c_in, 192, 1)
+        self.branch7x7x3_2 = conv_bn_relu(192, 192, (1, 7), padding=(0, 3))
+        self.branch7x7x3_3 = conv_bn_relu(192, 192, (7, 1), padding=(3, 0))
+        self.branch7x7x3_4 = conv_bn_relu(192, 192, 3, stride=2)
         self.branch_pool = nn.MaxPool2D(3, stride=2)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
@@ -153,16 +154,16 @@ class InceptionE(nn.Layer):
 
     def __init__(self, c_in: int) -> None:
         super().__init__()
-        self.branch1x1 = _cbr(c_in, 320, 1)
-        self.branch3x3_1 = _cbr(c_in, 384, 1)
-        self.branch3x3_2a = _cbr(384, 384, (1, 3), padding=(0, 1))
-        self.branch3x3_2b = _cbr(384, 384, (3, 1), padding=(1, 0))
-        self.branch3x3dbl_1 = _cbr(c_in, 448, 1)
-        self.branch3x3dbl_2 = _cbr(448, 384, 3, padding=1)
-        self.branch3x3dbl_3a = _cbr(384, 384, (1, 3), padding=(0, 1))
-        self.branch3x3dbl_3b = _cbr(384, 384, (3, 1), padding=(1, 0))
+        self.branch1x1 = conv_bn_relu(c_in, 320, 1)
+        self.branch3x3_1 = conv_bn_relu(c_in, 384, 1)
+        self.branch3x3_2a = conv_bn_relu(384, 384, (1, 3), padding=(0, 1))
+        self.branch3x3_2b = conv_bn_relu(384, 384, (3, 1), padding=(1, 0))
+        self.branch3x3dbl_1 = conv_bn_relu(c_in, 448, 1)
+        self.branch3x3dbl_2 = conv_bn_relu(448, 384, 3, padding=1)
+        self.branch3x3dbl_3a = conv_bn_relu(384, 384, (1, 3), padding=(0, 1))
+        self.branch3x3dbl_3b = conv_bn_relu(384, 384, (3, 1), padding=(1, 0))
         self.branch_pool = _avg_pool_3x3()
-        self.branch_pool_conv = _cbr(c_in, 192, 1)
+        self.branch_pool_conv = conv_bn_relu(c_in, 192, 1)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         b3 = self.branch3x3_1(x)
