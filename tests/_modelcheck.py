@@ -137,6 +137,8 @@ ORACLE_SIDE = {
     "pp_hgnet_v2": 64,
     "pp_lcnet": 96,
     "pp_lcnet_v2": 96,
+    # xception: 3x3 last map
+    "xception": 96,
 }
 _PADDLECLAS_PACKAGES = {
     "paddleclas_legendary": "ppcls.arch.backbone.legendary_models",

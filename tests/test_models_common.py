@@ -160,6 +160,10 @@ GRAPHS = {
     "inception_v3": Graph("inception_v3", {}, 2048, (2048, 3, 4), head_scale=0.8),
     # inception_v4: as inception_v3
     "inception_v4": Graph("inception_v4", {}, 1536, (1536, 3, 4), head_scale=0.8),
+    # xception
+    "xception41": Graph("xception41", {}, 2048, (2048, 5, 6)),
+    "xception65": Graph("xception65", {}, 2048, (2048, 5, 6)),
+    "xception71": Graph("xception71", {}, 2048, (2048, 5, 6)),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
@@ -232,6 +236,9 @@ STAGES = {
     "inception_v3": (224, [(64, 2), (192, 4), (288, 8), (768, 16), (2048, 32)]),
     # inception_v4
     "inception_v4": (224, [(64, 2), (384, 8), (1024, 16), (1536, 32)]),
+    # xception (Xception71's stride-1 entry blocks move the 1/4 and 1/8 stages)
+    "xception41": (64, [(64, 2), (128, 4), (256, 8), (728, 16), (2048, 32)]),
+    "xception71": (64, [(64, 2), (256, 4), (728, 8), (728, 16), (2048, 32)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -263,6 +270,8 @@ HEADS = [
     "inception_v3",
     # inception_v4
     "inception_v4",
+    # xception
+    "xception41",
 ]
 IN_CHANS = [
     "resnet18",
@@ -288,6 +297,8 @@ IN_CHANS = [
     "inception_v3",
     # inception_v4
     "inception_v4",
+    # xception
+    "xception41",
 ]
 # Input side of the in_chans check where 64 is below an architecture's smallest input.
 IN_CHANS_SIDE = {
@@ -323,6 +334,8 @@ SIDE_BY_SIDE = {
     "inception_v3": [("inception_v3", {}), ("inception_v3", {})],
     # inception_v4
     "inception_v4": [("inception_v4", {}), ("inception_v4", {})],
+    # xception
+    "xception": [("xception41", {}), ("xception41", {}), ("xception71", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -365,6 +378,8 @@ TRAINING = {
     # inception_v4: at 96 its 1x1 last map with batch 2 makes train-mode BN degenerate (loss 32);
     # at 139 it is 3x3
     "inception_v4": ("inception_v4", {}, 2, 139, "momentum", 0.01, 5, "train"),
+    # xception
+    "xception41": ("xception41", {}, 2, 64, "momentum", 0.01, 5, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives
