@@ -139,6 +139,7 @@ ORACLE_SIDE = {
     "pp_lcnet_v2": 96,
     # xception: 3x3 last map
     "xception": 96,
+    "xception_deeplab": 96,
 }
 _PADDLECLAS_PACKAGES = {
     "paddleclas_legendary": "ppcls.arch.backbone.legendary_models",

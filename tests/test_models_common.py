@@ -164,6 +164,9 @@ GRAPHS = {
     "xception41": Graph("xception41", {}, 2048, (2048, 5, 6)),
     "xception65": Graph("xception65", {}, 2048, (2048, 5, 6)),
     "xception71": Graph("xception71", {}, 2048, (2048, 5, 6)),
+    # xception_deeplab: dropout 0.5 downscale_in_infer on the last map
+    "xception41_deeplab": Graph("xception41_deeplab", {}, 2048, (2048, 5, 6), head_scale=0.5),
+    "xception65_deeplab": Graph("xception65_deeplab", {}, 2048, (2048, 5, 6), head_scale=0.5),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
@@ -239,6 +242,8 @@ STAGES = {
     # xception (Xception71's stride-1 entry blocks move the 1/4 and 1/8 stages)
     "xception41": (64, [(64, 2), (128, 4), (256, 8), (728, 16), (2048, 32)]),
     "xception71": (64, [(64, 2), (256, 4), (728, 8), (728, 16), (2048, 32)]),
+    # xception_deeplab
+    "xception41_deeplab": (64, [(64, 2), (128, 4), (256, 8), (728, 16), (2048, 32)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -272,6 +277,8 @@ HEADS = [
     "inception_v4",
     # xception
     "xception41",
+    # xception_deeplab
+    "xception41_deeplab",
 ]
 IN_CHANS = [
     "resnet18",
@@ -299,6 +306,8 @@ IN_CHANS = [
     "inception_v4",
     # xception
     "xception41",
+    # xception_deeplab
+    "xception41_deeplab",
 ]
 # Input side of the in_chans check where 64 is below an architecture's smallest input.
 IN_CHANS_SIDE = {
@@ -336,6 +345,8 @@ SIDE_BY_SIDE = {
     "inception_v4": [("inception_v4", {}), ("inception_v4", {})],
     # xception
     "xception": [("xception41", {}), ("xception41", {}), ("xception71", {})],
+    # xception_deeplab
+    "xception_deeplab": [("xception41_deeplab", {}), ("xception41_deeplab", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -380,6 +391,8 @@ TRAINING = {
     "inception_v4": ("inception_v4", {}, 2, 139, "momentum", 0.01, 5, "train"),
     # xception
     "xception41": ("xception41", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # xception_deeplab
+    "xception41_deeplab": ("xception41_deeplab", {}, 2, 64, "momentum", 0.01, 5, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives

@@ -114,8 +114,9 @@ class ConvBNAct(nn.Layer):
 
     The conv weight starts from :func:`conv_weight_attr`; the batch norm keeps Paddle's
     default weight 1 and bias 0 (stating them in ParamAttrs would cost another ~100 us per
-    layer, even under ``paddle.LazyGuard``). State-dict keys: ``conv.weight``, ``bn.weight``,
-    ``bn.bias``, ``bn._mean``, ``bn._variance``.
+    layer, even under ``paddle.LazyGuard``). ``kernel_size`` may be ``(height, width)``;
+    ``padding`` None keeps the size at stride 1 (``dilation * (k - 1) // 2`` per side).
+    State-dict keys: ``conv.weight``, ``bn.weight``, ``bn.bias``, ``bn._mean``, ``bn._variance``.
     """
 
     def __init__(
@@ -129,6 +130,7 @@ class ConvBNAct(nn.Layer):
         padding: Optional[Union[int, str, Sequence[int]]] = None,
         bn_momentum: float = BN_MOMENTUM,
         bn_epsilon: float = BN_EPSILON,
+        dilation: int = 1,
     ) -> None:
         super().__init__()
         self.conv = nn.Conv2D(
@@ -136,7 +138,10 @@ class ConvBNAct(nn.Layer):
             out_channels,
             kernel_size,
             stride=stride,
-            padding=tuple((k - 1) // 2 for k in _kernel_hw(kernel_size)) if padding is None else padding,
+            padding=(
+                tuple(dilation * (k - 1) // 2 for k in _kernel_hw(kernel_size)) if padding is None else padding
+            ),
+            dilation=dilation,
             groups=groups,
             weight_attr=conv_weight_attr(out_channels, kernel_size, groups),
             bias_attr=False,
@@ -213,8 +218,9 @@ class ConvSqueezeExcite(nn.Layer):
 class DepthwiseSeparable(nn.Layer):
     """k x k depthwise conv-BN-act, optional squeeze-excitation, 1x1 conv-BN-act.
 
-    MobileNetV1 (3x3, ReLU, no SE) and PP-LCNet (3x3 or 5x5, hardswish, SE in the last
-    stage). Keys: ``dw.*``, ``se.{reduce,expand}.*`` (with ``se``), ``pw.*``.
+    MobileNetV1 (3x3, ReLU, no SE), PP-LCNet (3x3 or 5x5, hardswish, SE in the last
+    stage) and DeepLab's Xception (no activation or ReLU, BN epsilon 1e-3, dilated in the
+    exit flow). Keys: ``dw.*``, ``se.{reduce,expand}.*`` (with ``se``), ``pw.*``.
 
     Args:
         in_channels: input channels (also the depthwise width).
@@ -224,6 +230,8 @@ class DepthwiseSeparable(nn.Layer):
         act: activation after both convs.
         se: insert a :class:`ConvSqueezeExcite` (reduction 4, ReLU) with this gate
             (``"hardsigmoid"`` in PP-LCNet) after the depthwise conv; None for none.
+        dilation: dilation of the depthwise conv (padded to keep the size).
+        bn_epsilon, bn_momentum: of both batch norms.
     """
 
     def __init__(
@@ -232,13 +240,19 @@ class DepthwiseSeparable(nn.Layer):
         out_channels: int,
         stride: int,
         kernel: int = 3,
-        act: str = "relu",
+        act: Optional[str] = "relu",
         se: Optional[str] = None,
+        dilation: int = 1,
+        bn_epsilon: float = BN_EPSILON,
+        bn_momentum: float = BN_MOMENTUM,
     ) -> None:
         super().__init__()
-        self.dw = ConvBNAct(in_channels, in_channels, kernel, stride=stride, groups=in_channels, act=act)
+        bn = {"bn_epsilon": bn_epsilon, "bn_momentum": bn_momentum}
+        self.dw = ConvBNAct(
+            in_channels, in_channels, kernel, stride=stride, groups=in_channels, act=act, dilation=dilation, **bn
+        )
         self.se = ConvSqueezeExcite(in_channels, gate=se) if se is not None else None
-        self.pw = ConvBNAct(in_channels, out_channels, 1, act=act)
+        self.pw = ConvBNAct(in_channels, out_channels, 1, act=act, **bn)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         x = self.dw(x)
