@@ -167,6 +167,12 @@ GRAPHS = {
     # xception_deeplab: dropout 0.5 downscale_in_infer on the last map
     "xception41_deeplab": Graph("xception41_deeplab", {}, 2048, (2048, 5, 6), head_scale=0.5),
     "xception65_deeplab": Graph("xception65_deeplab", {}, 2048, (2048, 5, 6), head_scale=0.5),
+    # dpn: the map is the final BN-ReLU of both paths
+    "dpn68": Graph("dpn68", {}, 832, (832, 5, 6)),
+    "dpn92": Graph("dpn92", {}, 2688, (2688, 5, 6)),
+    "dpn98": Graph("dpn98", {}, 2688, (2688, 5, 6)),
+    "dpn107": Graph("dpn107", {}, 2688, (2688, 5, 6)),
+    "dpn131": Graph("dpn131", {}, 2688, (2688, 5, 6)),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
@@ -244,6 +250,8 @@ STAGES = {
     "xception71": (64, [(64, 2), (256, 4), (728, 8), (728, 16), (2048, 32)]),
     # xception_deeplab
     "xception41_deeplab": (64, [(64, 2), (128, 4), (256, 8), (728, 16), (2048, 32)]),
+    # dpn
+    "dpn68": (64, [(10, 2), (144, 4), (320, 8), (704, 16), (832, 32)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -279,6 +287,8 @@ HEADS = [
     "xception41",
     # xception_deeplab
     "xception41_deeplab",
+    # dpn
+    "dpn68",
 ]
 IN_CHANS = [
     "resnet18",
@@ -308,6 +318,8 @@ IN_CHANS = [
     "xception41",
     # xception_deeplab
     "xception41_deeplab",
+    # dpn
+    "dpn68",
 ]
 # Input side of the in_chans check where 64 is below an architecture's smallest input.
 IN_CHANS_SIDE = {
@@ -347,6 +359,8 @@ SIDE_BY_SIDE = {
     "xception": [("xception41", {}), ("xception41", {}), ("xception71", {})],
     # xception_deeplab
     "xception_deeplab": [("xception41_deeplab", {}), ("xception41_deeplab", {})],
+    # dpn
+    "dpn": [("dpn68", {}), ("dpn68", {}), ("dpn92", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -393,6 +407,8 @@ TRAINING = {
     "xception41": ("xception41", {}, 2, 64, "momentum", 0.01, 5, "train"),
     # xception_deeplab
     "xception41_deeplab": ("xception41_deeplab", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # dpn
+    "dpn68": ("dpn68", {}, 2, 64, "momentum", 0.01, 5, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives
