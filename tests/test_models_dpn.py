@@ -103,7 +103,10 @@ def test_a_wrong_mapping_or_activation_changes_the_logits(shared_oracles, cleanu
     res = shared_oracles("DPN68", "paddleclas")
     # The grouped 3x3 convs of two stage-3 blocks (same shape) swapped in the file: it loads, the logits differ.
     swapped = swapped_copy(
-        res.path, cleanup / "swapped.pdparams", "dpn10.c3x3_b_func._conv.weight", "dpn12.c3x3_b_func._conv.weight"
+        res.path,
+        cleanup / "swapped.pdparams",
+        "dpn10.c3x3_b_func._conv.weight",
+        "dpn12.c3x3_b_func._conv.weight",
     )
     model = load_as_variant("DPN68", "paddleclas", swapped, cleanup / "a", monkeypatch)
     assert_logits_differ(model, res, X)
@@ -114,7 +117,9 @@ def test_a_wrong_mapping_or_activation_changes_the_logits(shared_oracles, cleanu
     assert_logits_differ(model, res, X)
 
 
-def test_new_head_one_input_channel_and_features_keep_the_loaded_weights(shared_oracles, cleanup, monkeypatch):
+def test_new_head_one_input_channel_and_features_keep_the_loaded_weights(
+    shared_oracles, cleanup, monkeypatch
+):
     res = shared_oracles("DPN68", "paddleclas")
     assert_load_options_work(
         "DPN68",

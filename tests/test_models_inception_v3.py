@@ -99,7 +99,9 @@ def test_layout_names_follow_both_sources():
     model = lazy("inception_v3")
     clas = get_layout(FAMILY, "paddleclas_legendary")(model)
     assert clas["stem.conv_2b_3x3.conv.weight"] == "inception_stem.conv_2b_3x3.conv.weight"
-    assert clas["blocks.4.branch7x7dbl_5.bn._variance"] == "inception_block_list.4.branch7x7dbl_5.bn._variance"
+    assert (
+        clas["blocks.4.branch7x7dbl_5.bn._variance"] == "inception_block_list.4.branch7x7dbl_5.bn._variance"
+    )
     assert clas["fc.bias"] == "fc.bias"
     vision = get_layout(FAMILY, "paddle_vision")(model)
     assert vision["stem.conv_2b_3x3.conv.weight"] == "inception_stem.conv_2b_3x3.0.weight"
@@ -143,7 +145,9 @@ def test_a_wrong_mapping_or_activation_changes_the_logits(shared_oracles, cleanu
     assert_logits_differ(model, res, X)
 
 
-def test_new_head_one_input_channel_and_features_keep_the_loaded_weights(shared_oracles, cleanup, monkeypatch):
+def test_new_head_one_input_channel_and_features_keep_the_loaded_weights(
+    shared_oracles, cleanup, monkeypatch
+):
     res = shared_oracles(NAME, "paddleclas")
     # At 224 the unpadded maps are 109, 52, 25, 12 and 5: nearest powers of two 2 ... 32.
     assert_load_options_work(

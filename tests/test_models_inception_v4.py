@@ -116,7 +116,10 @@ def test_a_wrong_mapping_or_activation_changes_the_logits(shared_oracles, cleanu
     res = shared_oracles(NAME, "paddleclas")
     # The 1x1 convs of two B blocks (same shape) swapped in the file: it loads, the logits differ.
     swapped = swapped_copy(
-        res.path, cleanup / "swapped.pdparams", "_inceptionB_2._conv2._conv.weight", "_inceptionB_3._conv2._conv.weight"
+        res.path,
+        cleanup / "swapped.pdparams",
+        "_inceptionB_2._conv2._conv.weight",
+        "_inceptionB_3._conv2._conv.weight",
     )
     model = load_as_variant(NAME, "paddleclas", swapped, cleanup / "a", monkeypatch)
     assert_logits_differ(model, res, X)
@@ -127,7 +130,9 @@ def test_a_wrong_mapping_or_activation_changes_the_logits(shared_oracles, cleanu
     assert_logits_differ(model, res, X)
 
 
-def test_new_head_one_input_channel_and_features_keep_the_loaded_weights(shared_oracles, cleanup, monkeypatch):
+def test_new_head_one_input_channel_and_features_keep_the_loaded_weights(
+    shared_oracles, cleanup, monkeypatch
+):
     res = shared_oracles(NAME, "paddleclas")
     # At 224 the unpadded maps are 109, 25, 12 and 5: nearest powers of two 2, 8, 16, 32.
     assert_load_options_work(

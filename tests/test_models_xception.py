@@ -81,11 +81,23 @@ def test_stride_1_entry_blocks_still_max_pool_and_shortcuts_have_no_bn():
 def test_layout_names_follow_paddleclas():
     mapping = get_layout(FAMILY, LAYOUT)(lazy("xception41"))
     assert mapping["stem.1.bn.weight"] == "_entry_flow._conv2._batch_norm.weight"
-    assert mapping["blocks.1.convs.1.dw.conv.weight"] == "_entry_flow._conv_1._conv2._depthwise_conv._conv.weight"
+    assert (
+        mapping["blocks.1.convs.1.dw.conv.weight"]
+        == "_entry_flow._conv_1._conv2._depthwise_conv._conv.weight"
+    )
     assert mapping["blocks.1.shortcut.weight"] == "_entry_flow._conv_1._short.weight"
-    assert mapping["blocks.3.convs.0.pw.bn._variance"] == "_middle_flow._conv_0._conv_0._pointwise_conv._batch_norm._variance"
-    assert mapping["blocks.10.convs.2.pw.conv.weight"] == "_middle_flow._conv_7._conv_2._pointwise_conv._conv.weight"
-    assert mapping["blocks.11.convs.0.pw.conv.weight"] == "_exit_flow._conv_0._conv_1._pointwise_conv._conv.weight"
+    assert (
+        mapping["blocks.3.convs.0.pw.bn._variance"]
+        == "_middle_flow._conv_0._conv_0._pointwise_conv._batch_norm._variance"
+    )
+    assert (
+        mapping["blocks.10.convs.2.pw.conv.weight"]
+        == "_middle_flow._conv_7._conv_2._pointwise_conv._conv.weight"
+    )
+    assert (
+        mapping["blocks.11.convs.0.pw.conv.weight"]
+        == "_exit_flow._conv_0._conv_1._pointwise_conv._conv.weight"
+    )
     assert mapping["head_convs.2.dw.bn.bias"] == "_exit_flow._conv_2._depthwise_conv._batch_norm.bias"
     assert mapping["fc.weight"] == "_exit_flow._out.weight"
 
@@ -125,7 +137,9 @@ def test_a_wrong_mapping_or_activation_changes_the_logits(shared_oracles, cleanu
     assert_logits_differ(model, res, X)
 
 
-def test_new_head_one_input_channel_and_features_keep_the_loaded_weights(shared_oracles, cleanup, monkeypatch):
+def test_new_head_one_input_channel_and_features_keep_the_loaded_weights(
+    shared_oracles, cleanup, monkeypatch
+):
     res = shared_oracles("Xception41", "paddleclas")
     assert_load_options_work(
         "Xception41",

@@ -62,7 +62,9 @@ def test_flows_and_widths_follow_paddleclas():
     last = model.blocks[12]
     assert last.shortcut is None and last.convs[0].dw.conv._dilation == [2, 2]
     assert sd["blocks.12.convs.2.pw.conv.weight"].shape == [2048, 1536, 1, 1]
-    assert all(layer._epsilon == 1e-3 for layer in model.sublayers() if isinstance(layer, paddle.nn.BatchNorm2D))
+    assert all(
+        layer._epsilon == 1e-3 for layer in model.sublayers() if isinstance(layer, paddle.nn.BatchNorm2D)
+    )
     assert len(lazy("xception65_deeplab").blocks) == 3 + 16 + 2
 
 
@@ -86,7 +88,10 @@ def test_layout_names_follow_paddleclas():
     assert mapping["blocks.0.convs.0.dw.conv.weight"] == "xception_65/entry_flow/block1._conv1._conv1.weight"
     assert mapping["blocks.2.convs.2.pw.bn.bias"] == "xception_65/entry_flow/block3._conv3._bn2.bias"
     assert mapping["blocks.1.shortcut.bn.weight"] == "xception_65/entry_flow/block2._short._bn.weight"
-    assert mapping["blocks.18.convs.1.dw.bn._variance"] == "xception_65/middle_flow/block16._conv2._bn1._variance"
+    assert (
+        mapping["blocks.18.convs.1.dw.bn._variance"]
+        == "xception_65/middle_flow/block16._conv2._bn1._variance"
+    )
     assert mapping["blocks.19.shortcut.conv.weight"] == "_exit_flow_1._short._conv.weight"
     assert mapping["blocks.20.convs.2.pw.conv.weight"] == "_exit_flow_2._conv3._conv2.weight"
     assert mapping["fc.weight"] == "_fc.weight"
@@ -127,7 +132,9 @@ def test_a_wrong_mapping_or_activation_changes_the_logits(shared_oracles, cleanu
     assert_logits_differ(model, res, X)
 
 
-def test_new_head_one_input_channel_and_features_keep_the_loaded_weights(shared_oracles, cleanup, monkeypatch):
+def test_new_head_one_input_channel_and_features_keep_the_loaded_weights(
+    shared_oracles, cleanup, monkeypatch
+):
     res = shared_oracles("Xception41_deeplab", "paddleclas")
     assert_load_options_work(
         "Xception41_deeplab",

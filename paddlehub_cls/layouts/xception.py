@@ -31,7 +31,9 @@ def _separable(ours: str, theirs: str) -> Dict[str, Source]:
 def _block_names(model) -> List[Tuple[str, List[str]]]:
     """PaddleClas's prefix and separable-conv names of each of our blocks, in order."""
     names = [(f"_entry_flow._conv_{i}", ["_conv1", "_conv2"]) for i in range(model.entry_depth)]
-    names += [(f"_middle_flow._conv_{i}", ["_conv_0", "_conv_1", "_conv_2"]) for i in range(model.middle_depth)]
+    names += [
+        (f"_middle_flow._conv_{i}", ["_conv_0", "_conv_1", "_conv_2"]) for i in range(model.middle_depth)
+    ]
     names.append(("_exit_flow._conv_0", ["_conv_1", "_conv_2"]))
     return names
 

@@ -39,7 +39,9 @@ def paddleclas_model_zoo(model) -> Dict[str, Source]:
             out.update(dygraph_convbn(f"{ours}.dw", f"{theirs}._conv1", f"{theirs}._bn1"))
             out.update(dygraph_convbn(f"{ours}.pw", f"{theirs}._conv2", f"{theirs}._bn2"))
         if block.shortcut is not None:
-            out.update(dygraph_convbn(f"blocks.{b}.shortcut", f"{prefix}._short._conv", f"{prefix}._short._bn"))
+            out.update(
+                dygraph_convbn(f"blocks.{b}.shortcut", f"{prefix}._short._conv", f"{prefix}._short._bn")
+            )
     out["fc.weight"] = "_fc.weight"
     out["fc.bias"] = "_fc.bias"
     return out

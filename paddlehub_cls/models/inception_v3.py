@@ -26,9 +26,9 @@ from typing import Any, Tuple, Union
 import paddle
 from paddle import nn
 
-from paddlehub_cls.models._base import ClassifierNet, check_num_classes, make_linear
+from paddlehub_cls.models._base import check_num_classes
 from paddlehub_cls.models._registry import register_model
-from paddlehub_cls.models.layers import ConvBNAct, check_input_side, global_pool_flatten, make_dropout
+from paddlehub_cls.models.layers import ConvBNAct, PooledHeadNet, check_input_side
 
 NUM_FEATURES = 2048
 # The smallest side whose last map is not empty (75 -> 37, 35, 17, 15, 7, 3, 1).
@@ -181,7 +181,7 @@ class InceptionE(nn.Layer):
         )
 
 
-class InceptionV3(ClassifierNet):
+class InceptionV3(PooledHeadNet):
     """Inception v3 without the auxiliary head.
 
     Args:
@@ -192,7 +192,6 @@ class InceptionV3(ClassifierNet):
             ``1 - dropout`` times the pooled features at inference) or ``"upscale_in_train"``.
     """
 
-    classifier_attrs = ("fc",)
     first_conv = "stem.conv_1a_3x3.conv"
 
     def __init__(
@@ -225,21 +224,11 @@ class InceptionV3(ClassifierNet):
             {"module": "blocks.7", "num_chs": 768, "reduction": 16},
             {"module": "blocks.10", "num_chs": NUM_FEATURES, "reduction": 32},
         ]
-        self.drop = make_dropout(dropout, dropout_mode)
-        self.num_features = NUM_FEATURES
-        self.num_classes = num_classes
-        self.fc = make_linear(NUM_FEATURES, num_classes)
+        self._init_head(NUM_FEATURES, num_classes, dropout, dropout_mode)
 
     def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
         check_input_side(x, MIN_SIDE, "InceptionV3")
         return self.blocks(self.stem(x))
-
-    def forward_head(self, x: paddle.Tensor, pre_logits: bool = False) -> paddle.Tensor:
-        x = global_pool_flatten(x)
-        # The inference-time dropout scale belongs to the classifier's input.
-        if pre_logits or self.num_classes == 0:
-            return x
-        return self.fc(self.drop(x))
 
 
 @register_model

@@ -25,10 +25,10 @@ from typing import Any
 import paddle
 from paddle import nn
 
-from paddlehub_cls.models._base import ClassifierNet, check_num_classes, make_linear
+from paddlehub_cls.models._base import check_num_classes
 from paddlehub_cls.models._registry import register_model
 from paddlehub_cls.models.inception_v3 import MIN_SIDE, conv_bn_relu
-from paddlehub_cls.models.layers import check_input_side, global_pool_flatten, make_dropout
+from paddlehub_cls.models.layers import PooledHeadNet, check_input_side
 
 NUM_FEATURES = 1536
 
@@ -178,7 +178,7 @@ class InceptionC(nn.Layer):
         )
 
 
-class InceptionV4(ClassifierNet):
+class InceptionV4(PooledHeadNet):
     """Inception v4.
 
     Args:
@@ -189,7 +189,6 @@ class InceptionV4(ClassifierNet):
             ``1 - dropout`` times the pooled features at inference) or ``"upscale_in_train"``.
     """
 
-    classifier_attrs = ("fc",)
     first_conv = "stem.conv_1.conv"
 
     def __init__(
@@ -215,21 +214,11 @@ class InceptionV4(ClassifierNet):
             {"module": "blocks.11", "num_chs": 1024, "reduction": 16},
             {"module": "blocks.15", "num_chs": NUM_FEATURES, "reduction": 32},
         ]
-        self.drop = make_dropout(dropout, dropout_mode)
-        self.num_features = NUM_FEATURES
-        self.num_classes = num_classes
-        self.fc = make_linear(NUM_FEATURES, num_classes)
+        self._init_head(NUM_FEATURES, num_classes, dropout, dropout_mode)
 
     def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
         check_input_side(x, MIN_SIDE, "InceptionV4")
         return self.blocks(self.stem(x))
-
-    def forward_head(self, x: paddle.Tensor, pre_logits: bool = False) -> paddle.Tensor:
-        x = global_pool_flatten(x)
-        # The inference-time dropout scale belongs to the classifier's input.
-        if pre_logits or self.num_classes == 0:
-            return x
-        return self.fc(self.drop(x))
 
 
 @register_model

@@ -90,12 +90,17 @@ def _kernel_hw(kernel_size: Kernel) -> Tuple[int, int]:
     return int(kernel_size[0]), int(kernel_size[1])
 
 
+def _same_padding(kernel_size: Kernel, dilation: int) -> Tuple[int, int]:
+    # keeps the size at stride 1 (odd kernels)
+    return tuple(dilation * (k - 1) // 2 for k in _kernel_hw(kernel_size))
+
+
 def conv_weight_attr(out_channels: int, kernel_size: Kernel, groups: int = 1) -> paddle.ParamAttr:
     """Kaiming-normal fan-out initialiser of a conv weight, counting the fan-out of one group.
 
     ``N(0, sqrt(2 / fan_out))`` with ``fan_out = out_channels * k * k / groups``: timm's
     ``fix_group_fanout`` rule for its depthwise networks (from TensorFlow's MnasNet and
-    EfficientNet code). ``kernel_size`` is a side or ``(height, width)`` (Inception's 1x7 and 7x1). Each output sums ``in_channels / groups * k * k`` inputs, so the
+    EfficientNet code). Each output sums ``in_channels / groups * k * k`` inputs, so the
     variance is kept through a conv-BN-ReLU. Paddle's default, ``sqrt(2 / (in_channels * k * k))``,
     ignores ``groups``: a 3x3 depthwise conv of 512 channels starts about 23x (sqrt(512)) too
     small, and a fresh MobileNetV1 in eval mode returns pooled features of ~1e-17.
@@ -103,6 +108,7 @@ def conv_weight_attr(out_channels: int, kernel_size: Kernel, groups: int = 1) ->
     As an initialiser object in the ``ParamAttr``, it is deferred under ``paddle.LazyGuard``
     like any default, so a network whose weights are about to be loaded never runs it (the
     ``ParamAttr``, which Paddle deep-copies, adds ~60 us per conv to building the layers).
+    ``kernel_size`` is a side or ``(height, width)`` (Inception's 1x7 and 7x1).
     """
     kh, kw = _kernel_hw(kernel_size)
     fan_out = max(out_channels * kh * kw // groups, 1)
@@ -138,9 +144,7 @@ class ConvBNAct(nn.Layer):
             out_channels,
             kernel_size,
             stride=stride,
-            padding=(
-                tuple(dilation * (k - 1) // 2 for k in _kernel_hw(kernel_size)) if padding is None else padding
-            ),
+            padding=_same_padding(kernel_size, dilation) if padding is None else padding,
             dilation=dilation,
             groups=groups,
             weight_attr=conv_weight_attr(out_channels, kernel_size, groups),
@@ -249,7 +253,8 @@ class DepthwiseSeparable(nn.Layer):
         super().__init__()
         bn = {"bn_epsilon": bn_epsilon, "bn_momentum": bn_momentum}
         self.dw = ConvBNAct(
-            in_channels, in_channels, kernel, stride=stride, groups=in_channels, act=act, dilation=dilation, **bn
+            in_channels, in_channels, kernel, stride=stride, groups=in_channels, act=act, dilation=dilation,
+            **bn,
         )
         self.se = ConvSqueezeExcite(in_channels, gate=se) if se is not None else None
         self.pw = ConvBNAct(in_channels, out_channels, 1, act=act, **bn)
@@ -302,6 +307,31 @@ class ConvHeadNet(ClassifierNet):
         x = self.head(x)
         # The inference-time dropout scale belongs to the classifier's input, so pre-logits
         # (pre_logits, or no classifier) are returned unscaled.
+        if pre_logits or self.num_classes == 0:
+            return x
+        return self.fc(self.drop(x))
+
+
+class PooledHeadNet(ClassifierNet):
+    """Base of the networks whose head is the global average, dropout and ``fc``.
+
+    Inception v3 and v4. A subclass builds its trunk, calls :meth:`_init_head` and
+    implements ``forward_features``. ``dropout_mode`` as in :class:`ConvHeadNet`: in
+    ``"downscale_in_infer"`` mode the classifier sees ``1 - dropout`` times the pooled
+    features at inference.
+    """
+
+    classifier_attrs = ("fc",)
+
+    def _init_head(self, width: int, num_classes: int, dropout: float, dropout_mode: str) -> None:
+        self.drop = make_dropout(dropout, dropout_mode)
+        self.num_features = width
+        self.fc = make_linear(width, num_classes)
+        self.num_classes = num_classes
+
+    def forward_head(self, x: paddle.Tensor, pre_logits: bool = False) -> paddle.Tensor:
+        x = global_pool_flatten(x)
+        # The inference-time dropout scale belongs to the classifier's input.
         if pre_logits or self.num_classes == 0:
             return x
         return self.fc(self.drop(x))

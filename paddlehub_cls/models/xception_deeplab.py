@@ -123,9 +123,7 @@ class XceptionDeeplab(ClassifierNet):
             raise ValueError(f"depth must be one of {sorted(MIDDLE_DEPTHS)}, got {depth!r}")
         check_num_classes(num_classes)
         self.depth = depth
-        self.stem = nn.Sequential(
-            ConvBNAct(in_chans, 32, 3, stride=2, **BN), ConvBNAct(32, 64, 3, **BN)
-        )
+        self.stem = nn.Sequential(ConvBNAct(in_chans, 32, 3, stride=2, **BN), ConvBNAct(32, 64, 3, **BN))
         blocks: List[nn.Layer] = []
         info = [{"module": "stem", "num_chs": 64, "reduction": 2}]
         c = 64
