@@ -134,16 +134,20 @@ PADDLECLAS_DAMPED = {"efficientnet_v2": (("_norm2.weight", "_norm2.bias"), 0.1)}
 # 96 for the mobile CNNs: a 3x3 last stage. At 64 (2x2) the oracle's BN statistics, calibrated on one
 # image, are ill-conditioned (logits ~1e4-1e5) and load_model's rounding reached 91% of the tolerance
 # (MobileNetV3_large_x0_75: 2.0 of 2.2); at 96 the worst of the 29 variants is 15% (1.5e-5 relative).
+# Other 96s likewise give a 3x3 last map (Xception, DPN, StarNet); Inception's unpadded stem needs 139.
 ORACLE_SIDE = {
     "convnext": 64,
     "cspnet": 64,
     "darknet": 64,
     "densenet": 64,
+    "dpn": 96,
     "efficientnet": 64,
     "efficientnet_v2": 64,
     "fasternet": 64,
     "hardnet": 64,
     "hrnet": 64,
+    "inception_v3": 139,
+    "inception_v4": 139,
     "mobilenet_v3": 96,
     "peleenet": 64,
     "pp_hgnet": 64,
@@ -159,6 +163,8 @@ ORACLE_SIDE = {
     "squeezenet": 64,
     "starnet": 96,
     "tinynet": 64,
+    "xception": 96,
+    "xception_deeplab": 96,
 }
 _PADDLECLAS_PACKAGES = {
     "paddleclas_legendary": "ppcls.arch.backbone.legendary_models",
@@ -460,7 +466,8 @@ def assert_load_options_work(
     with paddle.no_grad():
         got = feats(paddle.to_tensor(x))
     side = x.shape[-1]
-    # The power of two nearest to input / map, as stage_outputs rounds: unpadded pools lose a pixel.
+    # The power of two nearest to input / map, as in stage_outputs: unpadded convs and pools
+    # (Inception, Xception) round their maps down (139 -> 67, 31, 15, 7, 3 for Inception v3).
     assert [(m.shape[1], 2 ** int(round(np.log2(side / m.shape[-1])))) for m in got] == [
         (i["num_chs"], i["reduction"]) for i in full.feature_info
     ]

@@ -24,6 +24,11 @@ from paddlehub_cls.registry import load_registry
 
 #: the side tried first for the parity check (a 64x64 forward is ~12x cheaper than 224x224).
 SMALL_SIDE = 64
+#: the side tried first where 64 is below a family's smallest input (unpadded stems)
+SMALL_SIDES = {
+    "inception_v3": 96,
+    "inception_v4": 96,
+}
 
 
 def family_representatives() -> list:
@@ -70,14 +75,15 @@ def _cheapest_side(name: str) -> int:
     import paddle
 
     info = load_registry().get(name)
+    small = SMALL_SIDES.get(info.family, SMALL_SIDE)
     if info.family not in FULL_SIZE_FAMILIES:
         model = load_model(name, pretrained=False)
         model.eval()
         try:
             with paddle.no_grad():
-                out = model(paddle.to_tensor(oracle_input(1, SMALL_SIDE, SMALL_SIDE)))
+                out = model(paddle.to_tensor(oracle_input(1, small, small)))
             if tuple(out.shape) == (1, model.num_classes):
-                return SMALL_SIDE
+                return small
         except (ValueError, RuntimeError, AssertionError):  # how paddle reports a shape mismatch
             pass
     return int(info.input_size[1])

@@ -222,6 +222,23 @@ GRAPHS = {
     "hardnet68_ds": Graph("hardnet68_ds", {}, 1024, (1024, 5, 6)),
     "hardnet68": Graph("hardnet68", {}, 1024, (1024, 5, 6)),
     "hardnet85": Graph("hardnet85", {}, 1280, (1280, 5, 6)),
+    # inception_v3: unpadded stem and reductions (160 -> 3, 192 -> 4); dropout 0.2 downscale_in_infer.
+    "inception_v3": Graph("inception_v3", {}, 2048, (2048, 3, 4), head_scale=0.8),
+    # inception_v4: as inception_v3
+    "inception_v4": Graph("inception_v4", {}, 1536, (1536, 3, 4), head_scale=0.8),
+    # xception
+    "xception41": Graph("xception41", {}, 2048, (2048, 5, 6)),
+    "xception65": Graph("xception65", {}, 2048, (2048, 5, 6)),
+    "xception71": Graph("xception71", {}, 2048, (2048, 5, 6)),
+    # xception_deeplab: dropout 0.5 downscale_in_infer on the last map
+    "xception41_deeplab": Graph("xception41_deeplab", {}, 2048, (2048, 5, 6), head_scale=0.5),
+    "xception65_deeplab": Graph("xception65_deeplab", {}, 2048, (2048, 5, 6), head_scale=0.5),
+    # dpn: the map is the final BN-ReLU of both paths
+    "dpn68": Graph("dpn68", {}, 832, (832, 5, 6)),
+    "dpn92": Graph("dpn92", {}, 2688, (2688, 5, 6)),
+    "dpn98": Graph("dpn98", {}, 2688, (2688, 5, 6)),
+    "dpn107": Graph("dpn107", {}, 2688, (2688, 5, 6)),
+    "dpn131": Graph("dpn131", {}, 2688, (2688, 5, 6)),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
@@ -320,6 +337,17 @@ STAGES = {
     # hardnet
     "hardnet39_ds": (64, [(24, 2), (96, 4), (320, 8), (640, 16), (1024, 32)]),
     "hardnet68": (64, [(32, 2), (128, 4), (320, 8), (640, 16), (1024, 32)]),
+    # inception_v3: maps 109, 52, 25, 12, 5 at 224 (nearest powers of two of 224 / map)
+    "inception_v3": (224, [(64, 2), (192, 4), (288, 8), (768, 16), (2048, 32)]),
+    # inception_v4
+    "inception_v4": (224, [(64, 2), (384, 8), (1024, 16), (1536, 32)]),
+    # xception (Xception71's stride-1 entry blocks move the 1/4 and 1/8 stages)
+    "xception41": (64, [(64, 2), (128, 4), (256, 8), (728, 16), (2048, 32)]),
+    "xception71": (64, [(64, 2), (256, 4), (728, 8), (728, 16), (2048, 32)]),
+    # xception_deeplab
+    "xception41_deeplab": (64, [(64, 2), (128, 4), (256, 8), (728, 16), (2048, 32)]),
+    # dpn
+    "dpn68": (64, [(10, 2), (144, 4), (320, 8), (704, 16), (832, 32)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -373,6 +401,16 @@ HEADS = [
     "peleenet",
     # hardnet
     "hardnet39_ds",
+    # inception_v3
+    "inception_v3",
+    # inception_v4
+    "inception_v4",
+    # xception
+    "xception41",
+    # xception_deeplab
+    "xception41_deeplab",
+    # dpn
+    "dpn68",
 ]
 IN_CHANS = [
     "resnet18",
@@ -422,7 +460,24 @@ IN_CHANS = [
     "peleenet",
     # hardnet
     "hardnet39_ds",
+    # inception_v3
+    "inception_v3",
+    # inception_v4
+    "inception_v4",
+    # xception
+    "xception41",
+    # xception_deeplab
+    "xception41_deeplab",
+    # dpn
+    "dpn68",
 ]
+# Input side of the in_chans check where 64 is below an architecture's smallest input.
+IN_CHANS_SIDE = {
+    # inception_v3: its unpadded stem and reductions need 75 or more
+    "inception_v3": 96,
+    # inception_v4
+    "inception_v4": 96,
+}
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
 SIDE_BY_SIDE = {
@@ -474,6 +529,16 @@ SIDE_BY_SIDE = {
     "peleenet": [("peleenet", {}), ("peleenet", {})],
     # hardnet
     "hardnet": [("hardnet39_ds", {}), ("hardnet39_ds", {}), ("hardnet68", {})],
+    # inception_v3
+    "inception_v3": [("inception_v3", {}), ("inception_v3", {})],
+    # inception_v4
+    "inception_v4": [("inception_v4", {}), ("inception_v4", {})],
+    # xception
+    "xception": [("xception41", {}), ("xception41", {}), ("xception71", {})],
+    # xception_deeplab
+    "xception_deeplab": [("xception41_deeplab", {}), ("xception41_deeplab", {})],
+    # dpn
+    "dpn": [("dpn68", {}), ("dpn68", {}), ("dpn92", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -539,6 +604,17 @@ TRAINING = {
     "peleenet": ("peleenet", {}, 2, 64, "momentum", 0.01, 5, "train"),
     # hardnet
     "hardnet39_ds": ("hardnet39_ds", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # inception_v3 (96: its smallest input is 75)
+    "inception_v3": ("inception_v3", {}, 2, 96, "momentum", 0.01, 5, "train"),
+    # inception_v4: at 96 its 1x1 last map with batch 2 makes train-mode BN degenerate (loss 32);
+    # at 139 it is 3x3
+    "inception_v4": ("inception_v4", {}, 2, 139, "momentum", 0.01, 5, "train"),
+    # xception
+    "xception41": ("xception41", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # xception_deeplab
+    "xception41_deeplab": ("xception41_deeplab", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # dpn
+    "dpn68": ("dpn68", {}, 2, 64, "momentum", 0.01, 5, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives
@@ -643,7 +719,8 @@ def test_in_chans_adapts_the_first_conv(gid):
     assert list(model.state_dict()[f"{model.first_conv}.weight"].shape) == want
     model.eval()
     with paddle.no_grad():
-        assert model(paddle.randn([1, 1, 64, 64])).shape == [1, 5]
+        side = IN_CHANS_SIDE.get(gid, 64)
+        assert model(paddle.randn([1, 1, side, side])).shape == [1, 5]
 
 
 @pytest.mark.parametrize("builder", list_architectures())
