@@ -75,6 +75,7 @@ __all__ = [
     "assert_logits_differ",
     "assert_swap_is_caught",
     "assert_load_options_work",
+    "unit_bn_statistics",
 ]
 
 #: the fixed input of every oracle and fidelity comparison
@@ -109,7 +110,13 @@ FLUID_KWARGS: Dict[str, Dict[str, Any]] = {
     "ShuffleNetV2_swish": {"act": "swish"},
 }
 #: PaddleClas builders not named like the registry model
-PADDLECLAS_BUILDERS = {"ShuffleNetV2": "ShuffleNetV2_x1_0"}
+PADDLECLAS_BUILDERS = {
+    # NextViT's _384 builders build the same network as its _224 ones: one oracle run serves both
+    "NextViT_base_384": "NextViT_base_224",
+    "NextViT_large_384": "NextViT_large_224",
+    "NextViT_small_384": "NextViT_small_224",
+    "ShuffleNetV2": "ShuffleNetV2_x1_0",
+}
 #: registry model -> (module, builder) of an oracle that fixes a PaddleClas class which cannot run
 PADDLECLAS_FIXED = {"SE_ResNeXt152_64x4d": ("oracles.paddleclas_fixes", "SE_ResNeXt152_64x4d")}
 #: families whose PaddleClas constructors read their fresh weights, so cannot build under LazyGuard
@@ -131,6 +138,7 @@ ORACLE_SIDE = {
     "efficientnet": 64,
     "hrnet": 64,
     "mobilenet_v3": 96,
+    "nextvit": 64,
     "pp_hgnet": 64,
     "pp_hgnet_v2": 64,
     "pp_lcnet": 96,
@@ -473,6 +481,20 @@ def swapped_copy(path: Path, out: Path, a: str, b: str) -> Path:
     state[a], state[b] = state[b], state[a]
     paddle.save(state, str(out))
     return out
+
+
+def unit_bn_statistics(model: Any) -> Any:
+    """Set every batch norm's running mean to 0 and variance to 1; returns ``model``.
+
+    For networks whose random, BN-calibrated weights amplify kernel rounding beyond the logits
+    tolerance (LeViT: nothing normalises its residual stream), so that an export parity check
+    compares a well-conditioned network.
+    """
+    for layer in model.sublayers():
+        if isinstance(layer, (paddle.nn.BatchNorm1D, paddle.nn.BatchNorm2D)):
+            layer._mean.set_value(paddle.zeros(layer._mean.shape))
+            layer._variance.set_value(paddle.ones(layer._variance.shape))
+    return model
 
 
 def assert_predictor_matches(model: Any, out_dir: Path) -> float:

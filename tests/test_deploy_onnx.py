@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _modelcheck import unit_bn_statistics
 from oracles import oracle_input
 from test_export import assert_logits_close, dygraph, random_net
 
@@ -51,6 +52,10 @@ def test_every_family_has_a_representative():
 #: pooling then upsamples 2x2 to 7x7, which paddle2onnx turns into an AveragePool of stride 0 (export
 #: raises ExportError); Swin's padded windows run in dygraph but not in the exported programs.
 FULL_SIZE_FAMILIES = ("vgg", "swin_transformer")
+#: families compared with unit BN running statistics: calibrated on 4 random images, LeViT (nothing
+#: normalises its residual stream) reaches logits ~1e6 at 64 and amplifies kernel rounding to 7% of
+#: them (1.25e5 of 1.7e6; 197 of 1506 at 224); with unit statistics ONNX Runtime is within 8e-6 of 4.2.
+UNIT_BN_FAMILIES = ("levit",)
 
 
 def _cheapest_side(name: str) -> int:
@@ -76,6 +81,8 @@ def _cheapest_side(name: str) -> int:
 def test_onnxruntime_equals_dygraph_for_each_family(name, tmp_path):
     side = _cheapest_side(name)
     model = random_net(name, seed=1, size=side)
+    if load_registry().get(name).family in UNIT_BN_FAMILIES:
+        unit_bn_statistics(model)
     out = export(model, tmp_path / "onnx", input_size=side, format="onnx")
     predictor = Predictor(out, threads=1, use_gpu=False)
     assert predictor.backend == "onnxruntime" and predictor.input_size == (3, side, side)

@@ -156,6 +156,16 @@ GRAPHS = {
     "convnext_small": Graph("convnext_small", {}, 768, (768, 5, 6), pool_is_mean=False),
     "convnext_base": Graph("convnext_base", {}, 1024, (1024, 5, 6), pool_is_mean=False),
     "convnext_large": Graph("convnext_large", {}, 1536, (1536, 5, 6), pool_is_mean=False),
+    # nextvit
+    "nextvit_small": Graph("nextvit_small", {}, 1024, (1024, 5, 6)),
+    "nextvit_base": Graph("nextvit_base", {}, 1024, (1024, 5, 6)),
+    "nextvit_large": Graph("nextvit_large", {}, 1024, (1024, 5, 6)),
+    # levit: tokens mean-pooled, then BatchNorm1D before the classifier; 160x192 -> 10x12 -> 5x6 -> 3x3
+    "levit_128s": Graph("levit_128s", {}, 384, (384, 3, 3), pool_is_mean=False),
+    "levit_128": Graph("levit_128", {}, 384, (384, 3, 3), pool_is_mean=False),
+    "levit_192": Graph("levit_192", {}, 384, (384, 3, 3), pool_is_mean=False),
+    "levit_256": Graph("levit_256", {}, 512, (512, 3, 3), pool_is_mean=False),
+    "levit_384": Graph("levit_384", {}, 768, (768, 3, 3), pool_is_mean=False),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
@@ -224,6 +234,10 @@ STAGES = {
     "efficientnet_b3": (128, [(24, 2), (32, 4), (48, 8), (136, 16), (384, 32)]),
     "hrnet_w18_c": (64, [(18, 4), (36, 8), (72, 16), (144, 32)]),
     "convnext_tiny": (64, [(96, 4), (192, 8), (384, 16), (768, 32)]),
+    # nextvit
+    "nextvit_small": (64, [(96, 4), (256, 8), (512, 16), (1024, 32)]),
+    # levit
+    "levit_128s": (128, [(128, 16), (128, 16), (256, 32), (384, 64)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -251,6 +265,10 @@ HEADS = [
     "efficientnet_b0",
     "hrnet_w18_c",
     "convnext_tiny",
+    # nextvit
+    "nextvit_small",
+    # levit
+    "levit_128s",
 ]
 IN_CHANS = [
     "resnet18",
@@ -272,6 +290,10 @@ IN_CHANS = [
     "efficientnet_b0_small",
     "hrnet_w18_c",
     "convnext_tiny",
+    # nextvit
+    "nextvit_small",
+    # levit
+    "levit_128s",
 ]
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
@@ -296,6 +318,10 @@ SIDE_BY_SIDE = {
     "efficientnet": [("efficientnet_b0", {}), ("efficientnet_b0", {}), ("efficientnet_b0_small", {})],
     "hrnet": [("hrnet_w18_c", {}), ("hrnet_w18_c", {}), ("hrnet_w30_c", {})],
     "convnext": [("convnext_tiny", {}), ("convnext_tiny", {})],
+    # nextvit
+    "nextvit": [("nextvit_small", {}), ("nextvit_small", {})],
+    # levit
+    "levit": [("levit_128s", {}), ("levit_128s", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -333,6 +359,10 @@ TRAINING = {
     "efficientnet_b0": ("efficientnet_b0", {}, 4, 64, "momentum", 0.05, 6, "train"),
     "hrnet_w18_c": ("hrnet_w18_c", {}, 2, 64, "momentum", 0.01, 5, "train"),
     "convnext_tiny": ("convnext_tiny", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # nextvit
+    "nextvit_small": ("nextvit_small", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # levit
+    "levit_128s": ("levit_128s", {}, 2, 64, "momentum", 0.01, 5, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives
