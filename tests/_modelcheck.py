@@ -111,7 +111,9 @@ FLUID_KWARGS: Dict[str, Dict[str, Any]] = {
 }
 #: PaddleClas builders not named like the registry model
 PADDLECLAS_BUILDERS = {
-    # NextViT's _384 builders build the same network as its _224 ones: one oracle run serves both
+    # CvT's and NextViT's _384 builders build the same network as their _224 ones: one oracle run serves both
+    "CvT_13_384": "CvT_13_224",
+    "CvT_21_384": "CvT_21_224",
     "NextViT_base_384": "NextViT_base_224",
     "NextViT_large_384": "NextViT_large_224",
     "NextViT_small_384": "NextViT_small_224",
@@ -135,6 +137,7 @@ PADDLECLAS_MODEL_URLS = {
 # (MobileNetV3_large_x0_75: 2.0 of 2.2); at 96 the worst of the 29 variants is 15% (1.5e-5 relative).
 ORACLE_SIDE = {
     "convnext": 64,
+    "cvt": 64,
     "efficientnet": 64,
     "hrnet": 64,
     "mobilenet_v3": 96,

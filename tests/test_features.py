@@ -34,6 +34,9 @@ HEAD_AFTER_STAGES = {"efficientnet", "hrnet"}
 # Plain ViTs keep one token grid, so every stage has the patch stride (16 for the smallest of
 # each family), and forward_features returns the tokens, class token first.
 TOKEN_FAMILIES = {"vision_transformer", "distilled_vision_transformer"}
+# CvT's forward_features returns its last stage's tokens, class token first, like ViT; that stage
+# is at stride 16.
+TOKEN_FAMILIES |= {"cvt"}
 # LeViT halves its token grid as (n - 1) // 2 + 1 (14, 7, 4 at 224: the last map is 224 / 56, rounded
 # up), and its last stage is at the nominal stride 64.
 CEIL_GRIDS = {"levit"}

@@ -166,6 +166,10 @@ GRAPHS = {
     "levit_192": Graph("levit_192", {}, 384, (384, 3, 3), pool_is_mean=False),
     "levit_256": Graph("levit_256", {}, 512, (512, 3, 3), pool_is_mean=False),
     "levit_384": Graph("levit_384", {}, 768, (768, 3, 3), pool_is_mean=False),
+    # cvt: normalised last-stage tokens, class token first (1 + 10 x 12 at 160x192); pooled = class token
+    "cvt_13": Graph("cvt_13", {}, 384, (121, 384), pool_is_mean=False),
+    "cvt_21": Graph("cvt_21", {}, 384, (121, 384), pool_is_mean=False),
+    "cvt_w24": Graph("cvt_w24", {}, 1024, (121, 1024), pool_is_mean=False),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
@@ -238,6 +242,8 @@ STAGES = {
     "nextvit_small": (64, [(96, 4), (256, 8), (512, 16), (1024, 32)]),
     # levit
     "levit_128s": (128, [(128, 16), (128, 16), (256, 32), (384, 64)]),
+    # cvt
+    "cvt_13": (64, [(64, 4), (64, 4), (192, 8), (384, 16)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -269,6 +275,8 @@ HEADS = [
     "nextvit_small",
     # levit
     "levit_128s",
+    # cvt
+    "cvt_13",
 ]
 IN_CHANS = [
     "resnet18",
@@ -294,6 +302,8 @@ IN_CHANS = [
     "nextvit_small",
     # levit
     "levit_128s",
+    # cvt
+    "cvt_13",
 ]
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
@@ -322,6 +332,8 @@ SIDE_BY_SIDE = {
     "nextvit": [("nextvit_small", {}), ("nextvit_small", {})],
     # levit
     "levit": [("levit_128s", {}), ("levit_128s", {})],
+    # cvt
+    "cvt": [("cvt_13", {}), ("cvt_13", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -363,6 +375,8 @@ TRAINING = {
     "nextvit_small": ("nextvit_small", {}, 2, 64, "momentum", 0.01, 5, "train"),
     # levit
     "levit_128s": ("levit_128s", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # cvt
+    "cvt_13": ("cvt_13", {}, 2, 64, "momentum", 0.01, 5, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives

@@ -38,11 +38,19 @@ class HardSigmoid(nn.Layer):
         return f"slope={self.slope}, offset={self.offset}"
 
 
+class QuickGELU(nn.Layer):
+    """``x * sigmoid(1.702 * x)``: the sigmoid approximation of GELU that CLIP and CvT use."""
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return x * nn.functional.sigmoid(1.702 * x)
+
+
 _ACTIVATIONS = {
     # The exact (erf) form: PaddleClas's ConvNeXt and transformers use nn.GELU's default.
     "gelu": nn.GELU,
     "hardsigmoid": HardSigmoid,
     "hardswish": nn.Hardswish,
+    "quick_gelu": QuickGELU,
     "relu": nn.ReLU,
     "relu6": nn.ReLU6,
     "sigmoid": nn.Sigmoid,
