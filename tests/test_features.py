@@ -37,6 +37,8 @@ TOKEN_FAMILIES = {"vision_transformer", "distilled_vision_transformer"}
 # CvT's forward_features returns its last stage's tokens, class token first, like ViT; that stage
 # is at stride 16.
 TOKEN_FAMILIES |= {"cvt"}
+# TNT keeps one grid of patch tokens, like ViT.
+TOKEN_FAMILIES |= {"tnt"}
 # LeViT halves its token grid as (n - 1) // 2 + 1 (14, 7, 4 at 224: the last map is 224 / 56, rounded
 # up), and its last stage is at the nominal stride 64.
 CEIL_GRIDS = {"levit"}

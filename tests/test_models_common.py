@@ -170,6 +170,9 @@ GRAPHS = {
     "cvt_13": Graph("cvt_13", {}, 384, (121, 384), pool_is_mean=False),
     "cvt_21": Graph("cvt_21", {}, 384, (121, 384), pool_is_mean=False),
     "cvt_w24": Graph("cvt_w24", {}, 1024, (121, 1024), pool_is_mean=False),
+    # tnt: normalised patch tokens, class token first; the 14x14 position table resized to 10x12
+    "tnt_small": Graph("tnt_small", {}, 384, (121, 384), pool_is_mean=False),
+    "tnt_base": Graph("tnt_base", {}, 640, (121, 640), pool_is_mean=False),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
@@ -244,6 +247,8 @@ STAGES = {
     "levit_128s": (128, [(128, 16), (128, 16), (256, 32), (384, 64)]),
     # cvt
     "cvt_13": (64, [(64, 4), (64, 4), (192, 8), (384, 16)]),
+    # tnt
+    "tnt_small": (64, [(384, 16)] * 4),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -277,6 +282,8 @@ HEADS = [
     "levit_128s",
     # cvt
     "cvt_13",
+    # tnt
+    "tnt_small",
 ]
 IN_CHANS = [
     "resnet18",
@@ -304,6 +311,8 @@ IN_CHANS = [
     "levit_128s",
     # cvt
     "cvt_13",
+    # tnt
+    "tnt_small",
 ]
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
@@ -334,6 +343,8 @@ SIDE_BY_SIDE = {
     "levit": [("levit_128s", {}), ("levit_128s", {})],
     # cvt
     "cvt": [("cvt_13", {}), ("cvt_13", {})],
+    # tnt
+    "tnt": [("tnt_small", {}), ("tnt_small", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -377,6 +388,8 @@ TRAINING = {
     "levit_128s": ("levit_128s", {}, 2, 64, "momentum", 0.01, 5, "train"),
     # cvt
     "cvt_13": ("cvt_13", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # tnt
+    "tnt_small": ("tnt_small", {}, 2, 64, "momentum", 0.01, 5, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives

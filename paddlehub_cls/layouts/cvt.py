@@ -7,14 +7,9 @@ Our network (:mod:`paddlehub_cls.models.cvt`) keeps PaddleClas's structure and n
 
 from __future__ import annotations
 
-from typing import Dict
-
-from paddlehub_cls.layouts import Source, register_layout, same_names
+from paddlehub_cls.layouts import register_layout, same_names
 
 FAMILY = "cvt"
 
-
-@register_layout(FAMILY, "paddleclas_model_zoo")
-def paddleclas_model_zoo(model) -> Dict[str, Source]:
-    """PaddleClas names, which equal ours."""
-    return same_names(model)
+#: PaddleClas names, which equal ours.
+paddleclas_model_zoo = register_layout(FAMILY, "paddleclas_model_zoo")(same_names)
