@@ -173,6 +173,10 @@ GRAPHS = {
     # tnt: normalised patch tokens, class token first; the 14x14 position table resized to 10x12
     "tnt_small": Graph("tnt_small", {}, 384, (121, 384), pool_is_mean=False),
     "tnt_base": Graph("tnt_base", {}, 640, (121, 640), pool_is_mean=False),
+    # dsnet
+    "dsnet_tiny": Graph("dsnet_tiny", {}, 512, (512, 5, 6)),
+    "dsnet_small": Graph("dsnet_small", {}, 512, (512, 5, 6)),
+    "dsnet_base": Graph("dsnet_base", {}, 512, (512, 5, 6)),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
@@ -249,6 +253,8 @@ STAGES = {
     "cvt_13": (64, [(64, 4), (64, 4), (192, 8), (384, 16)]),
     # tnt
     "tnt_small": (64, [(384, 16)] * 4),
+    # dsnet
+    "dsnet_tiny": (64, [(64, 4), (128, 8), (320, 16), (512, 32)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -284,6 +290,8 @@ HEADS = [
     "cvt_13",
     # tnt
     "tnt_small",
+    # dsnet
+    "dsnet_tiny",
 ]
 IN_CHANS = [
     "resnet18",
@@ -313,6 +321,8 @@ IN_CHANS = [
     "cvt_13",
     # tnt
     "tnt_small",
+    # dsnet
+    "dsnet_tiny",
 ]
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
@@ -345,6 +355,8 @@ SIDE_BY_SIDE = {
     "cvt": [("cvt_13", {}), ("cvt_13", {})],
     # tnt
     "tnt": [("tnt_small", {}), ("tnt_small", {})],
+    # dsnet
+    "dsnet": [("dsnet_tiny", {}), ("dsnet_tiny", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -390,6 +402,8 @@ TRAINING = {
     "cvt_13": ("cvt_13", {}, 2, 64, "momentum", 0.01, 5, "train"),
     # tnt
     "tnt_small": ("tnt_small", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # dsnet
+    "dsnet_tiny": ("dsnet_tiny", {}, 2, 64, "momentum", 0.01, 5, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives
