@@ -69,7 +69,9 @@ def test_stages_and_projections_follow_paddleclas():
 
 def test_quick_gelu_and_whole_width_attention_scale():
     x = paddle.linspace(-4, 4, 17)
-    np.testing.assert_allclose(QuickGELU()(x).numpy(), (x * paddle.nn.functional.sigmoid(1.702 * x)).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        QuickGELU()(x).numpy(), (x * paddle.nn.functional.sigmoid(1.702 * x)).numpy(), rtol=1e-6
+    )
     attn = lazy("cvt_13").stage2.blocks[0].attn
     assert attn.heads == 6 and attn.scale == pytest.approx(384**-0.5)  # not the head width's 64 ** -0.5
 
@@ -112,10 +114,17 @@ def test_a_wrong_mapping_or_activation_changes_the_logits(shared_oracles, cleanu
     assert_logits_differ(model, res, X)
 
 
-def test_new_head_one_input_channel_and_features_keep_the_loaded_weights(shared_oracles, cleanup, monkeypatch):
+def test_new_head_one_input_channel_and_features_keep_the_loaded_weights(
+    shared_oracles, cleanup, monkeypatch
+):
     res = shared_oracles("CvT_13_224", "paddleclas")
     assert_load_options_work(
-        "CvT_13_224", "paddleclas", res, cleanup, monkeypatch, X,
+        "CvT_13_224",
+        "paddleclas",
+        res,
+        cleanup,
+        monkeypatch,
+        X,
         maps=[[1, 64, 16, 16], [1, 64, 16, 16], [1, 192, 8, 8], [1, 384, 4, 4]],
     )
 

@@ -61,11 +61,15 @@ def test_stages_and_streams_follow_paddleclas():
     assert sd["blocks3.3.norm_sa2.weight"].shape == [160]
     assert sd["blocks4.0.mlp.fc1.weight"].shape == [2048, 512, 1, 1]
     assert sd["norm._variance"].shape == [512] and sd["head.weight"].shape == [512, 1000]
-    assert [b.downsample for b in (model.blocks1[0], model.blocks2[0], model.blocks3[0], model.blocks4[0])] == [8, 4, 2, 2]
+    assert [
+        b.downsample for b in (model.blocks1[0], model.blocks2[0], model.blocks3[0], model.blocks4[0])
+    ] == [8, 4, 2, 2]
     assert len(lazy("dsnet_base").blocks3) == 28
 
 
-@pytest.mark.parametrize("src,dst", [((56, 56), (7, 7)), ((7, 7), (3, 3)), ((3, 3), (7, 7)), ((10, 12), (5, 6)), ((1, 2), (4, 3))])
+@pytest.mark.parametrize(
+    "src,dst", [((56, 56), (7, 7)), ((7, 7), (3, 3)), ((3, 3), (7, 7)), ((10, 12), (5, 6)), ((1, 2), (4, 3))]
+)
 def test_matrix_bilinear_resize_equals_paddle_interpolate(src, dst):
     paddle.seed(2)
     x = paddle.randn([2, 3, *src])
@@ -107,11 +111,18 @@ def test_a_wrong_mapping_or_activation_changes_the_logits(shared_oracles, cleanu
     assert_logits_differ(model, res)
 
 
-def test_new_head_one_input_channel_and_features_keep_the_loaded_weights(shared_oracles, cleanup, monkeypatch):
+def test_new_head_one_input_channel_and_features_keep_the_loaded_weights(
+    shared_oracles, cleanup, monkeypatch
+):
     res = shared_oracles("DSNet_tiny", "paddleclas")
     # At 64 the attention streams are 2x2, 2x2, 2x2 and 1x1.
     assert_load_options_work(
-        "DSNet_tiny", "paddleclas", res, cleanup, monkeypatch, X224[:, :, :64, :64],
+        "DSNet_tiny",
+        "paddleclas",
+        res,
+        cleanup,
+        monkeypatch,
+        X224[:, :, :64, :64],
         maps=[[1, 64, 16, 16], [1, 128, 8, 8], [1, 320, 4, 4], [1, 512, 2, 2]],
     )
 

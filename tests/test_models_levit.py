@@ -134,11 +134,18 @@ def test_a_wrong_mapping_or_activation_changes_the_logits(shared_oracles, cleanu
     assert_logits_differ(model, res)
 
 
-def test_new_head_one_input_channel_and_features_keep_the_loaded_weights(shared_oracles, cleanup, monkeypatch):
+def test_new_head_one_input_channel_and_features_keep_the_loaded_weights(
+    shared_oracles, cleanup, monkeypatch
+):
     res = shared_oracles("LeViT_128S", "paddleclas")
     # At 128 the grids (8, 4, 2) divide the input exactly; at 224 the last is 4 (1/56).
     assert_load_options_work(
-        "LeViT_128S", "paddleclas", res, cleanup, monkeypatch, X224[:, :, :128, :128],
+        "LeViT_128S",
+        "paddleclas",
+        res,
+        cleanup,
+        monkeypatch,
+        X224[:, :, :128, :128],
         maps=[[1, 128, 8, 8], [1, 128, 8, 8], [1, 256, 4, 4], [1, 384, 2, 2]],
     )
 

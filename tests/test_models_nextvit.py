@@ -16,6 +16,7 @@ import paddle
 import pytest
 
 from paddlehub_cls.layouts import get_layout
+from paddlehub_cls.models import get_builder
 from paddlehub_cls.models.layers import make_act
 from paddlehub_cls.models.nextvit import EMHSA
 
@@ -87,6 +88,15 @@ def test_strided_attention_pools_runs_of_flattened_tokens():
     assert not np.allclose(pooled.numpy(), attn.norm(windows).numpy(), atol=1e-3)
 
 
+@pytest.mark.parametrize("builder", ["nextvit_small", "levit_128s", "cvt_13", "tnt_small", "dsnet_tiny"])
+def test_bad_in_chans_or_drop_path_rate_is_refused(builder):
+    # The checks shared by the NextViT, LeViT, CvT, TNT and DSNet constructors (models/_base.py).
+    with pytest.raises(ValueError, match=r"in_chans must be a positive int, got 0"):
+        get_builder(builder)(in_chans=0)
+    with pytest.raises(ValueError, match=r"drop_path_rate must be in \[0, 1\), got 1.5"):
+        get_builder(builder)(drop_path_rate=1.5)
+
+
 def test_layout_names_follow_paddleclas():
     mapping = get_layout(FAMILY, LAYOUT)(lazy("nextvit_small"))
     assert mapping["stem.0.conv.weight"] == "stem.0.conv.weight"
@@ -119,7 +129,13 @@ def test_a_wrong_mapping_or_activation_changes_the_logits(shared_oracles, cleanu
     res = shared_oracles("NextViT_small_224", "paddleclas")
     # Key and value projections of one attention swapped: same shapes, different logits.
     assert_swap_is_caught(
-        "nextvit_small", res, FAMILY, LAYOUT, ("features.6.e_mhsa.k.weight", "features.6.e_mhsa.v.weight"), monkeypatch, X
+        "nextvit_small",
+        res,
+        FAMILY,
+        LAYOUT,
+        ("features.6.e_mhsa.k.weight", "features.6.e_mhsa.v.weight"),
+        monkeypatch,
+        X,
     )
     # The right file, with one MLP's ReLU replaced by GELU.
     model = load_as_variant("NextViT_small_224", "paddleclas", res.path, cleanup, monkeypatch)
@@ -128,7 +144,9 @@ def test_a_wrong_mapping_or_activation_changes_the_logits(shared_oracles, cleanu
     assert_logits_differ(model, res, X)
 
 
-def test_new_head_one_input_channel_and_features_keep_the_loaded_weights(shared_oracles, cleanup, monkeypatch):
+def test_new_head_one_input_channel_and_features_keep_the_loaded_weights(
+    shared_oracles, cleanup, monkeypatch
+):
     res = shared_oracles("NextViT_small_224", "paddleclas")
     assert_load_options_work(
         "NextViT_small_224",

@@ -28,7 +28,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import paddle
 from paddle import nn
 
-from paddlehub_cls.models._base import ClassifierNet, check_num_classes
+from paddlehub_cls.models._base import ClassifierNet, check_in_chans, check_num_classes, check_rate
 from paddlehub_cls.models._registry import register_model
 from paddlehub_cls.models._transformer import Mlp, TokensToMap, create_token, make_linear_tn
 from paddlehub_cls.models.layers import DropPath
@@ -58,7 +58,9 @@ class ConvProjection(nn.Layer):
 class ConvAttention(nn.Layer):
     """Multi-head attention over conv-projected tokens (keys and values at half resolution)."""
 
-    def __init__(self, dim: int, heads: int, cls_token: bool, attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
+    def __init__(
+        self, dim: int, heads: int, cls_token: bool, attn_drop: float = 0.0, proj_drop: float = 0.0
+    ) -> None:
         super().__init__()
         self.heads = heads
         self.scale = dim**-0.5
@@ -126,13 +128,22 @@ class CvTStage(nn.Layer):
     """Token embedding, optional class token, blocks; returns tokens (class token first) and the grid."""
 
     def __init__(
-        self, c_in: int, dim: int, heads: int, depth: int, embed: Sequence[int], cls_token: bool,
-        drop_paths: Sequence[float], drop: float,
+        self,
+        c_in: int,
+        dim: int,
+        heads: int,
+        depth: int,
+        embed: Sequence[int],
+        cls_token: bool,
+        drop_paths: Sequence[float],
+        drop: float,
     ) -> None:
         super().__init__()
         self.patch_embed = ConvEmbed(c_in, dim, *embed)
         self.cls_token = create_token(self, (1, 1, dim)) if cls_token else None
-        self.blocks = nn.LayerList([CvTBlock(dim, heads, cls_token, drop_paths[j], drop) for j in range(depth)])
+        self.blocks = nn.LayerList(
+            [CvTBlock(dim, heads, cls_token, drop_paths[j], drop) for j in range(depth)]
+        )
 
     def forward(self, x: paddle.Tensor) -> Tuple[paddle.Tensor, Tuple[int, int]]:
         x = self.patch_embed(x)
@@ -177,13 +188,13 @@ class CvT(ClassifierNet):
         super().__init__()
         if not len(widths) == len(heads) == len(depths) == len(_EMBED):
             raise ValueError(f"CvT has 3 stages: got widths {widths}, heads {heads}, depths {depths}")
-        if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
-            raise ValueError(f"in_chans must be a positive int, got {in_chans!r}")
-        if isinstance(drop_path_rate, bool) or not isinstance(drop_path_rate, (int, float)) or not 0 <= drop_path_rate < 1:
-            raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate!r}")
+        check_in_chans(in_chans)
+        check_rate("drop_path_rate", drop_path_rate)
         check_num_classes(num_classes)
         c_in, reduction = in_chans, 1
-        self.feature_info = [{"module": "stage0.patch_embed", "num_chs": widths[0], "reduction": _EMBED[0][1]}]
+        self.feature_info = [
+            {"module": "stage0.patch_embed", "num_chs": widths[0], "reduction": _EMBED[0][1]}
+        ]
         for i, (dim, nh, depth) in enumerate(zip(widths, heads, depths)):
             last = i == len(widths) - 1
             rates = [drop_path_rate * j / max(depth - 1, 1) if last else 0.0 for j in range(depth)]

@@ -1,4 +1,5 @@
-"""DSNet tiny, small and base (Mao et al., 2021, "Dual-stream Network"), as PaddleClas 2.6.0 ``model_zoo/dsnet.py``.
+"""DSNet tiny, small and base (Mao et al., 2021, "Dual-stream Network"),
+as PaddleClas 2.6.0 ``model_zoo/dsnet.py``.
 
 Four stages (widths 64, 128, 320, 512; heads 1, 2, 5, 8), each entered through a
 non-overlapping patch conv (4x4/4, then 2x2/2), of mixing blocks, then BatchNorm, global
@@ -37,7 +38,7 @@ import numpy as np
 import paddle
 from paddle import nn
 
-from paddlehub_cls.models._base import ClassifierNet, check_num_classes
+from paddlehub_cls.models._base import ClassifierNet, check_in_chans, check_num_classes, check_rate
 from paddlehub_cls.models._registry import register_model
 from paddlehub_cls.models._transformer import make_linear_tn
 from paddlehub_cls.models.layers import DropPath, make_act
@@ -46,7 +47,11 @@ _WIDTHS = (64, 128, 320, 512)
 _HEADS = (1, 2, 5, 8)
 _DOWNSAMPLE = (8, 4, 2, 2)
 # name -> blocks per stage
-DSNET_CONFIGS: Dict[str, Tuple[int, ...]] = {"tiny": (2, 2, 4, 1), "small": (3, 4, 8, 3), "base": (3, 4, 28, 3)}
+DSNET_CONFIGS: Dict[str, Tuple[int, ...]] = {
+    "tiny": (2, 2, 4, 1),
+    "small": (3, 4, 8, 3),
+    "base": (3, 4, 28, 3),
+}
 
 
 def bilinear_matrix(n_in: int, n_out: int) -> np.ndarray:
@@ -197,10 +202,8 @@ class DSNet(ClassifierNet):
         super().__init__()
         if len(depths) != 4:
             raise ValueError(f"depths must give 4 stages, got {list(depths)}")
-        if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
-            raise ValueError(f"in_chans must be a positive int, got {in_chans!r}")
-        if isinstance(drop_path_rate, bool) or not isinstance(drop_path_rate, (int, float)) or not 0 <= drop_path_rate < 1:
-            raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate!r}")
+        check_in_chans(in_chans)
+        check_rate("drop_path_rate", drop_path_rate)
         check_num_classes(num_classes)
         total = sum(depths)
         rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]

@@ -35,7 +35,7 @@ import numpy as np
 import paddle
 from paddle import nn
 
-from paddlehub_cls.models._base import ClassifierNet, check_num_classes
+from paddlehub_cls.models._base import ClassifierNet, check_in_chans, check_num_classes, check_rate
 from paddlehub_cls.models._registry import register_model
 from paddlehub_cls.models._transformer import TokensToMap, make_linear_tn
 from paddlehub_cls.models.layers import ConvBNAct, DropPath
@@ -108,7 +108,9 @@ class _BiasedAttention(nn.Layer):
         gathered = paddle.gather(self.attention_biases, idx.flatten(), axis=1)
         return gathered.reshape([-1, idx.shape[0], idx.shape[1]])
 
-    def attend(self, q: paddle.Tensor, k: paddle.Tensor, v: paddle.Tensor, grid: Tuple[int, int]) -> paddle.Tensor:
+    def attend(
+        self, q: paddle.Tensor, k: paddle.Tensor, v: paddle.Tensor, grid: Tuple[int, int]
+    ) -> paddle.Tensor:
         """Softmax of ``q k^T * scale + bias`` over the keys, times the values, heads merged,
         then the projection (hardswish, linear-BN)."""
         # k transposed explicitly, as PaddleClas: matmul's transpose_y kernel rounds differently,
@@ -182,7 +184,9 @@ class Residual(nn.Layer):
 
 
 def _mlp(dim: int, ratio: int) -> nn.Sequential:
-    return nn.Sequential(LinearBN(dim, dim * ratio), nn.Hardswish(), LinearBN(dim * ratio, dim, bn_weight_init=0.0))
+    return nn.Sequential(
+        LinearBN(dim, dim * ratio), nn.Hardswish(), LinearBN(dim * ratio, dim, bn_weight_init=0.0)
+    )
 
 
 class LeViT(ClassifierNet):
@@ -214,9 +218,11 @@ class LeViT(ClassifierNet):
     ) -> None:
         super().__init__()
         if not len(widths) == len(heads) == len(depths):
-            raise ValueError(f"widths, heads and depths need one entry per stage, got {widths}, {heads}, {depths}")
-        if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
-            raise ValueError(f"in_chans must be a positive int, got {in_chans!r}")
+            raise ValueError(
+                f"widths, heads and depths need one entry per stage, got {widths}, {heads}, {depths}"
+            )
+        check_in_chans(in_chans)
+        check_rate("drop_path_rate", drop_path_rate)
         check_num_classes(num_classes)
         w0 = widths[0]
         self.patch_embed = nn.Sequential(
@@ -235,7 +241,9 @@ class LeViT(ClassifierNet):
                 blocks.append(Residual(LeViTAttention(width, key_dim, nh, 2, side), drop_path_rate))
                 blocks.append(Residual(_mlp(width, 2), drop_path_rate))
             self.stage_ends.append(len(blocks) - 1)
-            self.feature_info.append({"module": f"feature_taps.{s}", "num_chs": width, "reduction": _PATCH * 2**s})
+            self.feature_info.append(
+                {"module": f"feature_taps.{s}", "num_chs": width, "reduction": _PATCH * 2**s}
+            )
             if s + 1 < len(widths):
                 blocks.append(AttentionSubsample(width, widths[s + 1], key_dim, width // key_dim, 4, side))
                 blocks.append(Residual(_mlp(widths[s + 1], 2), drop_path_rate))

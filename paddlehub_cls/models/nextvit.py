@@ -32,7 +32,7 @@ from typing import Any, List, Sequence
 import paddle
 from paddle import nn
 
-from paddlehub_cls.models._base import ClassifierNet, check_num_classes
+from paddlehub_cls.models._base import ClassifierNet, check_in_chans, check_num_classes, check_rate
 from paddlehub_cls.models._registry import register_model
 from paddlehub_cls.models._transformer import make_linear_tn, trunc_normal_attr
 from paddlehub_cls.models.layers import ConvBNAct, DropPath, make_divisible
@@ -50,7 +50,13 @@ def _conv1x1(c_in: int, c_out: int, bias: bool = False, groups: int = 1, kernel:
     # PaddleClas initialises every conv with a truncated normal (std 0.02) and zero bias.
     bias_attr = paddle.ParamAttr(initializer=nn.initializer.Constant(0.0)) if bias else False
     return nn.Conv2D(
-        c_in, c_out, kernel, padding=kernel // 2, groups=groups, weight_attr=trunc_normal_attr(), bias_attr=bias_attr
+        c_in,
+        c_out,
+        kernel,
+        padding=kernel // 2,
+        groups=groups,
+        weight_attr=trunc_normal_attr(),
+        bias_attr=bias_attr,
     )
 
 
@@ -153,7 +159,9 @@ class EMHSA(nn.Layer):
         if self.pool is not None:
             kv = self.norm(self.pool(x.transpose([0, 2, 1]))).transpose([0, 2, 1])
         k, v = self._heads(self.k(kv)), self._heads(self.v(kv))
-        attn = self.attn_drop(nn.functional.softmax(paddle.matmul(q, k, transpose_y=True) * self.scale, axis=-1))
+        attn = self.attn_drop(
+            nn.functional.softmax(paddle.matmul(q, k, transpose_y=True) * self.scale, axis=-1)
+        )
         out = paddle.matmul(attn, v).transpose([0, 2, 1, 3])
         return self.proj_drop(self.proj(out.reshape([0, out.shape[1], out.shape[2] * out.shape[3]])))
 
@@ -163,7 +171,14 @@ class NTB(nn.Layer):
     then ``x + mlp(bn(x))``."""
 
     def __init__(
-        self, c_in: int, c_out: int, stride: int, sr: int, drop_path: float, attn_drop: float = 0.0, drop: float = 0.0
+        self,
+        c_in: int,
+        c_out: int,
+        stride: int,
+        sr: int,
+        drop_path: float,
+        attn_drop: float = 0.0,
+        drop: float = 0.0,
     ) -> None:
         super().__init__()
         self.mhsa_channels = make_divisible(int(c_out * _MIX_RATIO), 32)
@@ -227,11 +242,11 @@ class NextViT(ClassifierNet):
     ) -> None:
         super().__init__()
         if len(depths) != 4 or depths[2] % 5:
-            raise ValueError(f"depths must give 4 stages with a multiple of 5 blocks in the third, got {list(depths)}")
-        if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
-            raise ValueError(f"in_chans must be a positive int, got {in_chans!r}")
-        if isinstance(drop_path_rate, bool) or not isinstance(drop_path_rate, (int, float)) or not 0 <= drop_path_rate < 1:
-            raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate!r}")
+            raise ValueError(
+                f"depths must give 4 stages with a multiple of 5 blocks in the third, got {list(depths)}"
+            )
+        check_in_chans(in_chans)
+        check_rate("drop_path_rate", drop_path_rate)
         check_num_classes(num_classes)
         s = _STEM
         self.stem = nn.Sequential(
@@ -251,7 +266,9 @@ class NextViT(ClassifierNet):
                 if kind is NCB:
                     blocks.append(NCB(c_in, c_out, stride, rate, drop_rate))
                 else:
-                    blocks.append(NTB(c_in, c_out, stride, _SR_RATIOS[stage], rate, attn_drop_rate, drop_rate))
+                    blocks.append(
+                        NTB(c_in, c_out, stride, _SR_RATIOS[stage], rate, attn_drop_rate, drop_rate)
+                    )
                 c_in = c_out
             module = "norm" if stage == 3 else f"features.{len(blocks) - 1}"
             self.feature_info.append({"module": module, "num_chs": c_in, "reduction": 4 * 2**stage})

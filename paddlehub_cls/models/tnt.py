@@ -27,7 +27,7 @@ from typing import Any, Dict, Tuple
 import paddle
 from paddle import nn
 
-from paddlehub_cls.models._base import ClassifierNet, check_num_classes
+from paddlehub_cls.models._base import ClassifierNet, check_in_chans, check_num_classes, check_rate
 from paddlehub_cls.models._registry import register_model
 from paddlehub_cls.models._transformer import (
     Mlp,
@@ -70,9 +70,12 @@ class TNTAttention(nn.Layer):
 
 
 class TNTBlock(nn.Layer):
-    """Inner transformer on the pixel tokens, their projection added to the patch tokens, outer transformer."""
+    """Inner transformer on the pixel tokens, their projection added to the patch tokens,
+    then the outer transformer on the patch tokens."""
 
-    def __init__(self, dim: int, in_dim: int, num_pixel: int, heads: int, drop_path: float, drop: float) -> None:
+    def __init__(
+        self, dim: int, in_dim: int, num_pixel: int, heads: int, drop_path: float, drop: float
+    ) -> None:
         super().__init__()
         self.norm_in = nn.LayerNorm(in_dim)
         self.attn_in = TNTAttention(in_dim, 4, proj_drop=drop)
@@ -147,10 +150,8 @@ class TNT(ClassifierNet):
         drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
-        if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
-            raise ValueError(f"in_chans must be a positive int, got {in_chans!r}")
-        if isinstance(drop_path_rate, bool) or not isinstance(drop_path_rate, (int, float)) or not 0 <= drop_path_rate < 1:
-            raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate!r}")
+        check_in_chans(in_chans)
+        check_rate("drop_path_rate", drop_path_rate)
         check_num_classes(num_classes)
         num_pixel = (_PATCH // _PIXEL_STRIDE) ** 2
         self.pixel_embed = PixelEmbed(in_chans, in_dim)

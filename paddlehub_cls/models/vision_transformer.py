@@ -26,7 +26,13 @@ from paddle import nn
 
 from paddlehub_cls.models._base import ClassifierNet, check_num_classes, make_linear
 from paddlehub_cls.models._registry import register_model
-from paddlehub_cls.models._transformer import Block, PatchEmbed, TokensToMap, create_token, resize_position_table
+from paddlehub_cls.models._transformer import (
+    Block,
+    PatchEmbed,
+    TokensToMap,
+    create_token,
+    resize_position_table,
+)
 
 
 def tap_blocks(depth: int) -> List[int]:
