@@ -76,6 +76,7 @@ __all__ = [
     "assert_logits_differ",
     "assert_swap_is_caught",
     "assert_load_options_work",
+    "unit_bn_statistics",
 ]
 
 #: the fixed input of every oracle and fidelity comparison
@@ -110,7 +111,15 @@ FLUID_KWARGS: Dict[str, Dict[str, Any]] = {
     "ShuffleNetV2_swish": {"act": "swish"},
 }
 #: PaddleClas builders not named like the registry model
-PADDLECLAS_BUILDERS = {"ShuffleNetV2": "ShuffleNetV2_x1_0"}
+PADDLECLAS_BUILDERS = {
+    # CvT's and NextViT's _384 builders build the same network as their _224 ones: one oracle run serves both
+    "CvT_13_384": "CvT_13_224",
+    "CvT_21_384": "CvT_21_224",
+    "NextViT_base_384": "NextViT_base_224",
+    "NextViT_large_384": "NextViT_large_224",
+    "NextViT_small_384": "NextViT_small_224",
+    "ShuffleNetV2": "ShuffleNetV2_x1_0",
+}
 #: registry model -> (module, builder) of an oracle that fixes a PaddleClas class which cannot run
 PADDLECLAS_FIXED = {
     "ResNet18_dbb": ("oracles.paddleclas_fixes", "ResNet18_dbb"),
@@ -138,6 +147,7 @@ PADDLECLAS_DAMPED = {"efficientnet_v2": (("_norm2.weight", "_norm2.bias"), 0.1)}
 ORACLE_SIDE = {
     "convnext": 64,
     "cspnet": 64,
+    "cvt": 64,
     "darknet": 64,
     "densenet": 64,
     "dpn": 96,
@@ -149,6 +159,7 @@ ORACLE_SIDE = {
     "inception_v3": 139,
     "inception_v4": 139,
     "mobilenet_v3": 96,
+    "nextvit": 64,
     "peleenet": 64,
     "pp_hgnet": 64,
     "pp_hgnet_v2": 64,
@@ -520,6 +531,20 @@ def scale_parameters(model: Any, suffixes: Sequence[str], factor: float) -> int:
             param.set_value(param * factor)
             hits += 1
     return hits
+
+
+def unit_bn_statistics(model: Any) -> Any:
+    """Set every batch norm's running mean to 0 and variance to 1; returns ``model``.
+
+    For networks whose random, BN-calibrated weights amplify kernel rounding beyond the logits
+    tolerance (LeViT: nothing normalises its residual stream), so that an export parity check
+    compares a well-conditioned network.
+    """
+    for layer in model.sublayers():
+        if isinstance(layer, (paddle.nn.BatchNorm1D, paddle.nn.BatchNorm2D)):
+            layer._mean.set_value(paddle.zeros(layer._mean.shape))
+            layer._variance.set_value(paddle.ones(layer._variance.shape))
+    return model
 
 
 def assert_predictor_matches(model: Any, out_dir: Path, side: Optional[int] = None) -> float:

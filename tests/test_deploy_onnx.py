@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from oracles import oracle_input
-from _modelcheck import scale_parameters
+from _modelcheck import scale_parameters, unit_bn_statistics
 from test_export import assert_logits_close, dygraph, random_net
 
 from paddlehub_cls import Predictor, export, load_model
@@ -67,6 +67,10 @@ DAMPED = {
 }
 # alexnet: its adaptive pool to fc6's 6x6 upsamples a small map, as VGG's does.
 FULL_SIZE_FAMILIES += ("alexnet",)
+#: families compared with unit BN running statistics: calibrated on 4 random images, LeViT (nothing
+#: normalises its residual stream) reaches logits ~1e6 at 64 and amplifies kernel rounding to 7% of
+#: them (1.25e5 of 1.7e6; 197 of 1506 at 224); with unit statistics ONNX Runtime is within 8e-6 of 4.2.
+UNIT_BN_FAMILIES = ("levit",)
 
 
 def _cheapest_side(name: str) -> int:
@@ -96,6 +100,8 @@ def test_onnxruntime_equals_dygraph_for_each_family(name, tmp_path):
     family = load_registry().get(name).family
     if family in DAMPED:
         assert scale_parameters(model, *DAMPED[family]) > 0
+    if load_registry().get(name).family in UNIT_BN_FAMILIES:
+        unit_bn_statistics(model)
     out = export(model, tmp_path / "onnx", input_size=side, format="onnx")
     predictor = Predictor(out, threads=1, use_gpu=False)
     assert predictor.backend == "onnxruntime" and predictor.input_size == (3, side, side)

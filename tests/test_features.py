@@ -44,6 +44,15 @@ NEAREST_STRIDE = {
     "inception_v3",
     "inception_v4",
 }
+# CvT's forward_features returns its last stage's tokens, class token first, like ViT; that stage
+# is at stride 16.
+TOKEN_FAMILIES |= {"cvt"}
+# TNT keeps one grid of patch tokens, like ViT.
+TOKEN_FAMILIES |= {"tnt"}
+# LeViT halves its token grid as (n - 1) // 2 + 1 (14, 7, 4 at 224: the last map is 224 / 56, rounded
+# up), and its last stage is at the nominal stride 64.
+CEIL_GRIDS = {"levit"}
+LAST_STRIDE = {"levit": 64}
 
 
 def test_every_family_is_covered():
@@ -65,7 +74,7 @@ def test_feature_maps_match_feature_info_at_224(name):
     assert len(maps) == len(declared) >= 4
     strides = net.feature_info.reduction()
     family = model_info(name).family
-    last_stride = 16 if family in TOKEN_FAMILIES | OUTPUT_STRIDE_16 else 32
+    last_stride = LAST_STRIDE.get(family, 16 if family in TOKEN_FAMILIES | OUTPUT_STRIDE_16 else 32)
     assert strides == sorted(strides) and strides[-1] == last_stride
     for fmap, ch, r in zip(maps, net.feature_info.channels(), strides):
         n, c, h, w = fmap.shape
@@ -74,6 +83,8 @@ def test_feature_maps_match_feature_info_at_224(name):
             assert 2 ** int(round(np.log2(224 / h))) == r and w == h, (name, fmap.shape, r)
             continue
         want = {224 // r, 224 // r - 1} if family in UNPADDED_POOLS else {224 // r}
+        if family in CEIL_GRIDS:
+            want = {-(-224 // r)}
         assert h in want and w == h, (name, fmap.shape, r)
     if model_info(name).family in HEAD_AFTER_STAGES:
         assert last.shape[2:] == maps[-1].shape[2:] and last.shape[1] != maps[-1].shape[1]

@@ -239,6 +239,27 @@ GRAPHS = {
     "dpn98": Graph("dpn98", {}, 2688, (2688, 5, 6)),
     "dpn107": Graph("dpn107", {}, 2688, (2688, 5, 6)),
     "dpn131": Graph("dpn131", {}, 2688, (2688, 5, 6)),
+    # nextvit
+    "nextvit_small": Graph("nextvit_small", {}, 1024, (1024, 5, 6)),
+    "nextvit_base": Graph("nextvit_base", {}, 1024, (1024, 5, 6)),
+    "nextvit_large": Graph("nextvit_large", {}, 1024, (1024, 5, 6)),
+    # levit: tokens mean-pooled, then BatchNorm1D before the classifier; 160x192 -> 10x12 -> 5x6 -> 3x3
+    "levit_128s": Graph("levit_128s", {}, 384, (384, 3, 3), pool_is_mean=False),
+    "levit_128": Graph("levit_128", {}, 384, (384, 3, 3), pool_is_mean=False),
+    "levit_192": Graph("levit_192", {}, 384, (384, 3, 3), pool_is_mean=False),
+    "levit_256": Graph("levit_256", {}, 512, (512, 3, 3), pool_is_mean=False),
+    "levit_384": Graph("levit_384", {}, 768, (768, 3, 3), pool_is_mean=False),
+    # cvt: normalised last-stage tokens, class token first (1 + 10 x 12 at 160x192); pooled = class token
+    "cvt_13": Graph("cvt_13", {}, 384, (121, 384), pool_is_mean=False),
+    "cvt_21": Graph("cvt_21", {}, 384, (121, 384), pool_is_mean=False),
+    "cvt_w24": Graph("cvt_w24", {}, 1024, (121, 1024), pool_is_mean=False),
+    # tnt: normalised patch tokens, class token first; the 14x14 position table resized to 10x12
+    "tnt_small": Graph("tnt_small", {}, 384, (121, 384), pool_is_mean=False),
+    "tnt_base": Graph("tnt_base", {}, 640, (121, 640), pool_is_mean=False),
+    # dsnet
+    "dsnet_tiny": Graph("dsnet_tiny", {}, 512, (512, 5, 6)),
+    "dsnet_small": Graph("dsnet_small", {}, 512, (512, 5, 6)),
+    "dsnet_base": Graph("dsnet_base", {}, 512, (512, 5, 6)),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
@@ -348,6 +369,16 @@ STAGES = {
     "xception41_deeplab": (64, [(64, 2), (128, 4), (256, 8), (728, 16), (2048, 32)]),
     # dpn
     "dpn68": (64, [(10, 2), (144, 4), (320, 8), (704, 16), (832, 32)]),
+    # nextvit
+    "nextvit_small": (64, [(96, 4), (256, 8), (512, 16), (1024, 32)]),
+    # levit
+    "levit_128s": (128, [(128, 16), (128, 16), (256, 32), (384, 64)]),
+    # cvt
+    "cvt_13": (64, [(64, 4), (64, 4), (192, 8), (384, 16)]),
+    # tnt
+    "tnt_small": (64, [(384, 16)] * 4),
+    # dsnet
+    "dsnet_tiny": (64, [(64, 4), (128, 8), (320, 16), (512, 32)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -411,6 +442,16 @@ HEADS = [
     "xception41_deeplab",
     # dpn
     "dpn68",
+    # nextvit
+    "nextvit_small",
+    # levit
+    "levit_128s",
+    # cvt
+    "cvt_13",
+    # tnt
+    "tnt_small",
+    # dsnet
+    "dsnet_tiny",
 ]
 IN_CHANS = [
     "resnet18",
@@ -470,6 +511,16 @@ IN_CHANS = [
     "xception41_deeplab",
     # dpn
     "dpn68",
+    # nextvit
+    "nextvit_small",
+    # levit
+    "levit_128s",
+    # cvt
+    "cvt_13",
+    # tnt
+    "tnt_small",
+    # dsnet
+    "dsnet_tiny",
 ]
 # Input side of the in_chans check where 64 is below an architecture's smallest input.
 IN_CHANS_SIDE = {
@@ -539,6 +590,16 @@ SIDE_BY_SIDE = {
     "xception_deeplab": [("xception41_deeplab", {}), ("xception41_deeplab", {})],
     # dpn
     "dpn": [("dpn68", {}), ("dpn68", {}), ("dpn92", {})],
+    # nextvit
+    "nextvit": [("nextvit_small", {}), ("nextvit_small", {})],
+    # levit
+    "levit": [("levit_128s", {}), ("levit_128s", {})],
+    # cvt
+    "cvt": [("cvt_13", {}), ("cvt_13", {})],
+    # tnt
+    "tnt": [("tnt_small", {}), ("tnt_small", {})],
+    # dsnet
+    "dsnet": [("dsnet_tiny", {}), ("dsnet_tiny", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -615,6 +676,16 @@ TRAINING = {
     "xception41_deeplab": ("xception41_deeplab", {}, 2, 64, "momentum", 0.01, 5, "train"),
     # dpn
     "dpn68": ("dpn68", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # nextvit
+    "nextvit_small": ("nextvit_small", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # levit
+    "levit_128s": ("levit_128s", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # cvt
+    "cvt_13": ("cvt_13", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # tnt
+    "tnt_small": ("tnt_small", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # dsnet
+    "dsnet_tiny": ("dsnet_tiny", {}, 2, 64, "momentum", 0.01, 5, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives

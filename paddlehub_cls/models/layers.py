@@ -60,6 +60,13 @@ class LeakyReLU(nn.Layer):
         return f"negative_slope={self.negative_slope}"
 
 
+class QuickGELU(nn.Layer):
+    """``x * sigmoid(1.702 * x)``: the sigmoid approximation of GELU that CLIP and CvT use."""
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return x * nn.functional.sigmoid(1.702 * x)
+
+
 _ACTIVATIONS = {
     # The exact (erf) form: PaddleClas's ConvNeXt and transformers use nn.GELU's default.
     "gelu": nn.GELU,
@@ -67,6 +74,7 @@ _ACTIVATIONS = {
     "hardswish": nn.Hardswish,
     # Slope 0.01 by default, as PaddleClas's CSPDarkNet53 (nn.LeakyReLU()).
     "leaky_relu": LeakyReLU,
+    "quick_gelu": QuickGELU,
     "relu": nn.ReLU,
     "relu6": nn.ReLU6,
     "sigmoid": nn.Sigmoid,
