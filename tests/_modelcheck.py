@@ -131,6 +131,9 @@ ORACLE_SIDE = {
     "efficientnet": 64,
     "hrnet": 64,
     "mobilenet_v3": 96,
+    "mobilevit": 64,
+    "mobilevit_v2": 64,
+    "mobilevit_v3": 64,
     "pp_hgnet": 64,
     "pp_hgnet_v2": 64,
     "pp_lcnet": 96,
@@ -475,8 +478,9 @@ def swapped_copy(path: Path, out: Path, a: str, b: str) -> Path:
     return out
 
 
-def assert_predictor_matches(model: Any, out_dir: Path) -> float:
-    """``export(model)`` run by a CPU ``Predictor`` (oneDNN) gives the dygraph logits on a batch of 2.
+def assert_predictor_matches(model: Any, out_dir: Path, x: np.ndarray = X224) -> float:
+    """``export(model)`` run by a CPU ``Predictor`` (oneDNN) gives the dygraph logits on a batch of 2
+    (``x`` and its upside-down copy; ``x`` must have the model's registry input size).
 
     Returns the max abs difference.
     """
@@ -484,7 +488,7 @@ def assert_predictor_matches(model: Any, out_dir: Path) -> float:
 
     model.eval()
     predictor = Predictor(export(model, out_dir), threads=1, use_gpu=False)
-    x = np.concatenate([X224, X224[:, :, ::-1, :]])
+    x = np.concatenate([x, x[:, :, ::-1, :]])
     return assert_logits_close(predictor.run(x), logits_of(model, x))
 
 

@@ -156,6 +156,23 @@ GRAPHS = {
     "convnext_small": Graph("convnext_small", {}, 768, (768, 5, 6), pool_is_mean=False),
     "convnext_base": Graph("convnext_base", {}, 1024, (1024, 5, 6), pool_is_mean=False),
     "convnext_large": Graph("convnext_large", {}, 1536, (1536, 5, 6), pool_is_mean=False),
+    # mobilevit, mobilevit_v2, mobilevit_v3 (v1 and the v1-style v3 widen the last map with a 1x1 conv)
+    "mobilevit_xxs": Graph("mobilevit_xxs", {}, 320, (320, 5, 6)),
+    "mobilevit_xs": Graph("mobilevit_xs", {}, 384, (384, 5, 6)),
+    "mobilevit_s": Graph("mobilevit_s", {}, 640, (640, 5, 6)),
+    "mobilevit_v2_x0_5": Graph("mobilevit_v2_x0_5", {}, 256, (256, 5, 6)),
+    "mobilevit_v2_x1_0": Graph("mobilevit_v2_x1_0", {}, 512, (512, 5, 6)),
+    "mobilevit_v2_x1_5": Graph("mobilevit_v2_x1_5", {}, 768, (768, 5, 6)),
+    "mobilevit_v2_x2_0": Graph("mobilevit_v2_x2_0", {}, 1024, (1024, 5, 6)),
+    "mobilevit_v3_xxs": Graph("mobilevit_v3_xxs", {}, 512, (512, 5, 6)),
+    "mobilevit_v3_xs": Graph("mobilevit_v3_xs", {}, 640, (640, 5, 6)),
+    "mobilevit_v3_s": Graph("mobilevit_v3_s", {}, 960, (960, 5, 6)),
+    "mobilevit_v3_xxs_l2": Graph("mobilevit_v3_xxs_l2", {}, 512, (512, 5, 6)),
+    "mobilevit_v3_xs_l2": Graph("mobilevit_v3_xs_l2", {}, 640, (640, 5, 6)),
+    "mobilevit_v3_s_l2": Graph("mobilevit_v3_s_l2", {}, 960, (960, 5, 6)),
+    "mobilevit_v3_x0_5": Graph("mobilevit_v3_x0_5", {}, 256, (256, 5, 6)),
+    "mobilevit_v3_x0_75": Graph("mobilevit_v3_x0_75", {}, 384, (384, 5, 6)),
+    "mobilevit_v3_x1_0": Graph("mobilevit_v3_x1_0", {}, 512, (512, 5, 6)),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
@@ -224,6 +241,10 @@ STAGES = {
     "efficientnet_b3": (128, [(24, 2), (32, 4), (48, 8), (136, 16), (384, 32)]),
     "hrnet_w18_c": (64, [(18, 4), (36, 8), (72, 16), (144, 32)]),
     "convnext_tiny": (64, [(96, 4), (192, 8), (384, 16), (768, 32)]),
+    # mobilevit, mobilevit_v2, mobilevit_v3
+    "mobilevit_xxs": (64, [(16, 2), (24, 4), (48, 8), (64, 16), (80, 32)]),
+    "mobilevit_v2_x0_5": (64, [(32, 2), (64, 4), (128, 8), (192, 16), (256, 32)]),
+    "mobilevit_v3_xxs": (64, [(16, 2), (24, 4), (64, 8), (80, 16), (128, 32)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -251,6 +272,10 @@ HEADS = [
     "efficientnet_b0",
     "hrnet_w18_c",
     "convnext_tiny",
+    # mobilevit, mobilevit_v2, mobilevit_v3
+    "mobilevit_xxs",
+    "mobilevit_v2_x0_5",
+    "mobilevit_v3_xxs",
 ]
 IN_CHANS = [
     "resnet18",
@@ -272,6 +297,10 @@ IN_CHANS = [
     "efficientnet_b0_small",
     "hrnet_w18_c",
     "convnext_tiny",
+    # mobilevit, mobilevit_v2, mobilevit_v3
+    "mobilevit_xxs",
+    "mobilevit_v2_x0_5",
+    "mobilevit_v3_x0_5",
 ]
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
@@ -296,6 +325,8 @@ SIDE_BY_SIDE = {
     "efficientnet": [("efficientnet_b0", {}), ("efficientnet_b0", {}), ("efficientnet_b0_small", {})],
     "hrnet": [("hrnet_w18_c", {}), ("hrnet_w18_c", {}), ("hrnet_w30_c", {})],
     "convnext": [("convnext_tiny", {}), ("convnext_tiny", {})],
+    # mobilevit, mobilevit_v2, mobilevit_v3
+    "mobilevit": [("mobilevit_xxs", {}), ("mobilevit_xxs", {}), ("mobilevit_v2_x0_5", {}), ("mobilevit_v3_xxs", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -333,6 +364,10 @@ TRAINING = {
     "efficientnet_b0": ("efficientnet_b0", {}, 4, 64, "momentum", 0.05, 6, "train"),
     "hrnet_w18_c": ("hrnet_w18_c", {}, 2, 64, "momentum", 0.01, 5, "train"),
     "convnext_tiny": ("convnext_tiny", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # mobilevit, mobilevit_v2, mobilevit_v3
+    "mobilevit_xxs": ("mobilevit_xxs", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    "mobilevit_v2_x0_5": ("mobilevit_v2_x0_5", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    "mobilevit_v3_x0_5": ("mobilevit_v3_x0_5", {}, 2, 64, "momentum", 0.01, 5, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives
