@@ -21,6 +21,13 @@ def check_num_classes(num_classes: int, *, allow_zero: bool = True) -> int:
     return num_classes
 
 
+def check_in_chans(in_chans: int) -> int:
+    """Validate the number of input channels (a positive int)."""
+    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
+        raise ValueError(f"in_chans must be a positive int, got {in_chans!r}")
+    return in_chans
+
+
 def make_linear(in_features: int, out_features: int) -> nn.Layer:
     """Classifier layer: ``nn.Linear`` for ``out_features > 0``, identity for 0."""
     if out_features == 0:

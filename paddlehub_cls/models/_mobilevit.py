@@ -24,12 +24,12 @@ ours resizes them like the v3 blocks (identical wherever PaddleClas runs).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import paddle
 from paddle import nn
 
-from paddlehub_cls.models._base import ClassifierNet, check_num_classes, make_linear
+from paddlehub_cls.models._base import ClassifierNet, check_in_chans, check_num_classes, make_linear
 from paddlehub_cls.models._transformer import Block
 from paddlehub_cls.models.layers import ConvBNAct, conv_weight_attr, global_pool_flatten, make_divisible
 from paddlehub_cls.models.mobilenet_v2 import InvertedResidual
@@ -270,8 +270,7 @@ class MobileViTNet(ClassifierNet):
     ) -> None:
         super().__init__()
         check_num_classes(num_classes)
-        if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
-            raise ValueError(f"in_chans must be a positive int, got {in_chans!r}")
+        check_in_chans(in_chans)
         self.stem = ConvBNAct(in_chans, stem_width, 3, stride=2, act=ACT)
         self.stages = nn.LayerList([nn.Sequential(*layers) for layers in stages])
         for s, width in enumerate(widths):
