@@ -113,7 +113,7 @@ PADDLECLAS_BUILDERS = {"ShuffleNetV2": "ShuffleNetV2_x1_0"}
 #: registry model -> (module, builder) of an oracle that fixes a PaddleClas class which cannot run
 PADDLECLAS_FIXED = {"SE_ResNeXt152_64x4d": ("oracles.paddleclas_fixes", "SE_ResNeXt152_64x4d")}
 #: families whose PaddleClas constructors read their fresh weights, so cannot build under LazyGuard
-PADDLECLAS_EAGER = {"convnext"}
+PADDLECLAS_EAGER = {"convnext", "van"}
 #: MODEL_URLS entries a PaddleClas constructor reads but its module lacks (ZOO_FACTS 1.2); with
 #: use_ssld=True PaddleClas would turn this into the real ..._ssld_pretrained.pdparams URL
 PADDLECLAS_MODEL_URLS = {
@@ -138,6 +138,7 @@ ORACLE_SIDE = {
     "pp_hgnet_v2": 64,
     "pp_lcnet": 96,
     "pp_lcnet_v2": 96,
+    "van": 64,
 }
 _PADDLECLAS_PACKAGES = {
     "paddleclas_legendary": "ppcls.arch.backbone.legendary_models",

@@ -173,6 +173,16 @@ GRAPHS = {
     "mobilevit_v3_x0_5": Graph("mobilevit_v3_x0_5", {}, 256, (256, 5, 6)),
     "mobilevit_v3_x0_75": Graph("mobilevit_v3_x0_75", {}, 384, (384, 5, 6)),
     "mobilevit_v3_x1_0": Graph("mobilevit_v3_x1_0", {}, 512, (512, 5, 6)),
+    # uniformer (forward_features ends with its batch norm), van
+    "uniformer_small": Graph("uniformer_small", {}, 512, (512, 5, 6)),
+    "uniformer_small_plus": Graph("uniformer_small_plus", {}, 512, (512, 5, 6)),
+    "uniformer_small_plus_dim64": Graph("uniformer_small_plus_dim64", {}, 512, (512, 5, 6)),
+    "uniformer_base": Graph("uniformer_base", {}, 512, (512, 5, 6)),
+    "uniformer_base_ls": Graph("uniformer_base_ls", {}, 512, (512, 5, 6)),
+    "van_b0": Graph("van_b0", {}, 256, (256, 5, 6)),
+    "van_b1": Graph("van_b1", {}, 512, (512, 5, 6)),
+    "van_b2": Graph("van_b2", {}, 512, (512, 5, 6)),
+    "van_b3": Graph("van_b3", {}, 512, (512, 5, 6)),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
@@ -245,6 +255,9 @@ STAGES = {
     "mobilevit_xxs": (64, [(16, 2), (24, 4), (48, 8), (64, 16), (80, 32)]),
     "mobilevit_v2_x0_5": (64, [(32, 2), (64, 4), (128, 8), (192, 16), (256, 32)]),
     "mobilevit_v3_xxs": (64, [(16, 2), (24, 4), (64, 8), (80, 16), (128, 32)]),
+    # uniformer, van
+    "uniformer_small_plus": (64, [(64, 4), (128, 8), (320, 16), (512, 32)]),
+    "van_b0": (64, [(32, 4), (64, 8), (160, 16), (256, 32)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -276,6 +289,9 @@ HEADS = [
     "mobilevit_xxs",
     "mobilevit_v2_x0_5",
     "mobilevit_v3_xxs",
+    # uniformer, van
+    "uniformer_small",
+    "van_b0",
 ]
 IN_CHANS = [
     "resnet18",
@@ -301,6 +317,10 @@ IN_CHANS = [
     "mobilevit_xxs",
     "mobilevit_v2_x0_5",
     "mobilevit_v3_x0_5",
+    # uniformer, van
+    "uniformer_small",
+    "uniformer_small_plus",
+    "van_b0",
 ]
 
 # (builder, kwargs) of networks built side by side; the first is zeroed, the second must not change.
@@ -327,6 +347,9 @@ SIDE_BY_SIDE = {
     "convnext": [("convnext_tiny", {}), ("convnext_tiny", {})],
     # mobilevit, mobilevit_v2, mobilevit_v3
     "mobilevit": [("mobilevit_xxs", {}), ("mobilevit_xxs", {}), ("mobilevit_v2_x0_5", {}), ("mobilevit_v3_xxs", {})],
+    # uniformer, van
+    "uniformer": [("uniformer_small", {}), ("uniformer_small", {}), ("uniformer_small_plus", {})],
+    "van": [("van_b0", {}), ("van_b0", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -368,6 +391,9 @@ TRAINING = {
     "mobilevit_xxs": ("mobilevit_xxs", {}, 2, 64, "momentum", 0.01, 5, "train"),
     "mobilevit_v2_x0_5": ("mobilevit_v2_x0_5", {}, 2, 64, "momentum", 0.01, 5, "train"),
     "mobilevit_v3_x0_5": ("mobilevit_v3_x0_5", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # uniformer, van
+    "uniformer_small": ("uniformer_small", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    "van_b0": ("van_b0", {}, 2, 64, "momentum", 0.01, 5, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives
