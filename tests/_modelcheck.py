@@ -127,7 +127,7 @@ PADDLECLAS_FIXED = {
 }
 #: families (or single registry models) whose PaddleClas constructors read their fresh weights, so
 #: cannot build under LazyGuard (ResNet18_dbb: its DBB's identity 1x1 conv zeroes its weight)
-PADDLECLAS_EAGER = {"convnext", "fasternet", "ResNet18_dbb"}
+PADDLECLAS_EAGER = {"convnext", "fasternet", "van", "ResNet18_dbb"}
 #: MODEL_URLS entries a PaddleClas constructor reads but its module lacks (ZOO_FACTS 1.2); with
 #: use_ssld=True PaddleClas would turn this into the real ..._ssld_pretrained.pdparams URL
 PADDLECLAS_MODEL_URLS = {
@@ -159,6 +159,9 @@ ORACLE_SIDE = {
     "inception_v3": 139,
     "inception_v4": 139,
     "mobilenet_v3": 96,
+    "mobilevit": 64,
+    "mobilevit_v2": 64,
+    "mobilevit_v3": 64,
     "nextvit": 64,
     "peleenet": 64,
     "pp_hgnet": 64,
@@ -174,6 +177,7 @@ ORACLE_SIDE = {
     "squeezenet": 64,
     "starnet": 96,
     "tinynet": 64,
+    "van": 64,
     "xception": 96,
     "xception_deeplab": 96,
 }
@@ -547,8 +551,9 @@ def unit_bn_statistics(model: Any) -> Any:
     return model
 
 
-def assert_predictor_matches(model: Any, out_dir: Path, side: Optional[int] = None) -> float:
-    """``export(model)`` run by a CPU ``Predictor`` (oneDNN) gives the dygraph logits on a batch of 2.
+def assert_predictor_matches(model: Any, out_dir: Path, side: Optional[int] = None, x: Optional[np.ndarray] = None) -> float:
+    """``export(model)`` run by a CPU ``Predictor`` (oneDNN) gives the dygraph logits on a batch of 2
+    (``x`` and its upside-down copy; default: a fixed random input of the export's size).
 
     ``side``: export for ``side`` x ``side`` inputs instead of the model's registry size (224).
     Returns the max abs difference.
@@ -558,10 +563,11 @@ def assert_predictor_matches(model: Any, out_dir: Path, side: Optional[int] = No
     model.eval()
     out = export(model, out_dir) if side is None else export(model, out_dir, input_size=side)
     predictor = Predictor(out, threads=1, use_gpu=False)
-    # The export's input size: the registry's (TinyNet_E: 106) or ``side``.
-    c, h, w = predictor.input_size
-    one = X224 if (c, h, w) == (3, 224, 224) else np.random.default_rng(2019).standard_normal((1, c, h, w)).astype("float32")
-    x = np.concatenate([one, one[:, :, ::-1, :]])
+    if x is None:
+        # The export's input size: the registry's (TinyNet_E: 106) or ``side``.
+        c, h, w = predictor.input_size
+        x = X224 if (c, h, w) == (3, 224, 224) else np.random.default_rng(2019).standard_normal((1, c, h, w)).astype("float32")
+    x = np.concatenate([x, x[:, :, ::-1, :]])
     return assert_logits_close(predictor.run(x), logits_of(model, x))
 
 

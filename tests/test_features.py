@@ -32,9 +32,10 @@ UNPADDED_POOLS |= {"alexnet", "squeezenet"}
 OUTPUT_STRIDE_16 = {"squeezenet"}
 # HRNet's stages are its four parallel branches; its classification head (incre, downsamp, final)
 # runs after them, so forward_features returns the head's 2048-channel map, not the last branch.
-# EfficientNet's (and TinyNet's, EfficientNetV2's) forward_features ends with its widening 1x1 head conv, after its last stage. (MobileNetV3's
-# widening conv_feature is its last feature_info stage, as MobileNetV2's conv_head is.)
-HEAD_AFTER_STAGES = {"efficientnet", "efficientnet_v2", "hrnet", "tinynet"}
+# EfficientNet's (and TinyNet's, EfficientNetV2's) forward_features ends with its widening 1x1 head conv, after its
+# last stage. (MobileNetV3's widening conv_feature is its last feature_info stage, as MobileNetV2's conv_head is.)
+# So do MobileViT v1's and the v1-style MobileViTV3's (their smallest models), after their five stages.
+HEAD_AFTER_STAGES = {"efficientnet", "efficientnet_v2", "hrnet", "mobilevit", "mobilevit_v3", "tinynet"}
 # Plain ViTs keep one token grid, so every stage has the patch stride (16 for the smallest of
 # each family), and forward_features returns the tokens, class token first.
 TOKEN_FAMILIES = {"vision_transformer", "distilled_vision_transformer"}

@@ -260,6 +260,33 @@ GRAPHS = {
     "dsnet_tiny": Graph("dsnet_tiny", {}, 512, (512, 5, 6)),
     "dsnet_small": Graph("dsnet_small", {}, 512, (512, 5, 6)),
     "dsnet_base": Graph("dsnet_base", {}, 512, (512, 5, 6)),
+    # mobilevit, mobilevit_v2, mobilevit_v3 (v1 and the v1-style v3 widen the last map with a 1x1 conv)
+    "mobilevit_xxs": Graph("mobilevit_xxs", {}, 320, (320, 5, 6)),
+    "mobilevit_xs": Graph("mobilevit_xs", {}, 384, (384, 5, 6)),
+    "mobilevit_s": Graph("mobilevit_s", {}, 640, (640, 5, 6)),
+    "mobilevit_v2_x0_5": Graph("mobilevit_v2_x0_5", {}, 256, (256, 5, 6)),
+    "mobilevit_v2_x1_0": Graph("mobilevit_v2_x1_0", {}, 512, (512, 5, 6)),
+    "mobilevit_v2_x1_5": Graph("mobilevit_v2_x1_5", {}, 768, (768, 5, 6)),
+    "mobilevit_v2_x2_0": Graph("mobilevit_v2_x2_0", {}, 1024, (1024, 5, 6)),
+    "mobilevit_v3_xxs": Graph("mobilevit_v3_xxs", {}, 512, (512, 5, 6)),
+    "mobilevit_v3_xs": Graph("mobilevit_v3_xs", {}, 640, (640, 5, 6)),
+    "mobilevit_v3_s": Graph("mobilevit_v3_s", {}, 960, (960, 5, 6)),
+    "mobilevit_v3_xxs_l2": Graph("mobilevit_v3_xxs_l2", {}, 512, (512, 5, 6)),
+    "mobilevit_v3_xs_l2": Graph("mobilevit_v3_xs_l2", {}, 640, (640, 5, 6)),
+    "mobilevit_v3_s_l2": Graph("mobilevit_v3_s_l2", {}, 960, (960, 5, 6)),
+    "mobilevit_v3_x0_5": Graph("mobilevit_v3_x0_5", {}, 256, (256, 5, 6)),
+    "mobilevit_v3_x0_75": Graph("mobilevit_v3_x0_75", {}, 384, (384, 5, 6)),
+    "mobilevit_v3_x1_0": Graph("mobilevit_v3_x1_0", {}, 512, (512, 5, 6)),
+    # uniformer (forward_features ends with its batch norm), van
+    "uniformer_small": Graph("uniformer_small", {}, 512, (512, 5, 6)),
+    "uniformer_small_plus": Graph("uniformer_small_plus", {}, 512, (512, 5, 6)),
+    "uniformer_small_plus_dim64": Graph("uniformer_small_plus_dim64", {}, 512, (512, 5, 6)),
+    "uniformer_base": Graph("uniformer_base", {}, 512, (512, 5, 6)),
+    "uniformer_base_ls": Graph("uniformer_base_ls", {}, 512, (512, 5, 6)),
+    "van_b0": Graph("van_b0", {}, 256, (256, 5, 6)),
+    "van_b1": Graph("van_b1", {}, 512, (512, 5, 6)),
+    "van_b2": Graph("van_b2", {}, 512, (512, 5, 6)),
+    "van_b3": Graph("van_b3", {}, 512, (512, 5, 6)),
 }
 # ViT and DeiT return their tokens (class token first, distillation token second): 1 or 2 + 10 x 12
 # patches of 16 (5 x 6 of 32) at 160x192, the position table resized; the pooled features are the
@@ -379,6 +406,13 @@ STAGES = {
     "tnt_small": (64, [(384, 16)] * 4),
     # dsnet
     "dsnet_tiny": (64, [(64, 4), (128, 8), (320, 16), (512, 32)]),
+    # mobilevit, mobilevit_v2, mobilevit_v3
+    "mobilevit_xxs": (64, [(16, 2), (24, 4), (48, 8), (64, 16), (80, 32)]),
+    "mobilevit_v2_x0_5": (64, [(32, 2), (64, 4), (128, 8), (192, 16), (256, 32)]),
+    "mobilevit_v3_xxs": (64, [(16, 2), (24, 4), (64, 8), (80, 16), (128, 32)]),
+    # uniformer, van
+    "uniformer_small_plus": (64, [(64, 4), (128, 8), (320, 16), (512, 32)]),
+    "van_b0": (64, [(32, 4), (64, 8), (160, 16), (256, 32)]),
 }
 
 # GoogLeNet's heads (main and auxiliary) are tested in its own file.
@@ -452,6 +486,13 @@ HEADS = [
     "tnt_small",
     # dsnet
     "dsnet_tiny",
+    # mobilevit, mobilevit_v2, mobilevit_v3
+    "mobilevit_xxs",
+    "mobilevit_v2_x0_5",
+    "mobilevit_v3_xxs",
+    # uniformer, van
+    "uniformer_small",
+    "van_b0",
 ]
 IN_CHANS = [
     "resnet18",
@@ -521,6 +562,14 @@ IN_CHANS = [
     "tnt_small",
     # dsnet
     "dsnet_tiny",
+    # mobilevit, mobilevit_v2, mobilevit_v3
+    "mobilevit_xxs",
+    "mobilevit_v2_x0_5",
+    "mobilevit_v3_x0_5",
+    # uniformer, van
+    "uniformer_small",
+    "uniformer_small_plus",
+    "van_b0",
 ]
 # Input side of the in_chans check where 64 is below an architecture's smallest input.
 IN_CHANS_SIDE = {
@@ -600,6 +649,11 @@ SIDE_BY_SIDE = {
     "tnt": [("tnt_small", {}), ("tnt_small", {})],
     # dsnet
     "dsnet": [("dsnet_tiny", {}), ("dsnet_tiny", {})],
+    # mobilevit, mobilevit_v2, mobilevit_v3
+    "mobilevit": [("mobilevit_xxs", {}), ("mobilevit_xxs", {}), ("mobilevit_v2_x0_5", {}), ("mobilevit_v3_xxs", {})],
+    # uniformer, van
+    "uniformer": [("uniformer_small", {}), ("uniformer_small", {}), ("uniformer_small_plus", {})],
+    "van": [("van_b0", {}), ("van_b0", {})],
 }
 
 # id -> (builder, kwargs, batch, side, optimizer, lr, steps, which loss must fall).
@@ -686,6 +740,13 @@ TRAINING = {
     "tnt_small": ("tnt_small", {}, 2, 64, "momentum", 0.01, 5, "train"),
     # dsnet
     "dsnet_tiny": ("dsnet_tiny", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # mobilevit, mobilevit_v2, mobilevit_v3
+    "mobilevit_xxs": ("mobilevit_xxs", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    "mobilevit_v2_x0_5": ("mobilevit_v2_x0_5", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    "mobilevit_v3_x0_5": ("mobilevit_v3_x0_5", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    # uniformer, van
+    "uniformer_small": ("uniformer_small", {}, 2, 64, "momentum", 0.01, 5, "train"),
+    "van_b0": ("van_b0", {}, 2, 64, "momentum", 0.01, 5, "train"),
 }
 
 # (family, layout) whose sources may be absent from a release: the VGG 2019 archives

@@ -106,10 +106,3 @@ class ClassifierNet(nn.Layer):
 
 def no_classifier_error(name: str) -> PaddleHubClsError:
     return PaddleHubClsError(f"{name} has no classifier attribute; this is a bug in paddlehub_cls")
-
-
-def check_in_chans(in_chans: int) -> int:
-    """Validate the number of input channels (a positive int)."""
-    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
-        raise ValueError(f"in_chans must be a positive int, got {in_chans!r}")
-    return in_chans

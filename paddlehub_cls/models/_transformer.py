@@ -138,13 +138,15 @@ class Block(nn.Layer):
         attn_drop: float = 0.0,
         drop_path: float = 0.0,
         attention: Optional[nn.Layer] = None,
+        act: str = "gelu",
     ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, epsilon=epsilon)
         self.attn = attention or Attention(dim, num_heads, qkv_bias, qk_scale, attn_drop, drop)
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim, epsilon=epsilon)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
+        # MobileViT's transformers use SiLU ("swish") in the MLP; the ViT family GELU.
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act=act, drop=drop)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x)))

@@ -447,6 +447,14 @@ class LayerNorm2d(nn.Layer):
         return y.transpose([0, 3, 1, 2])
 
 
+def drop_path_rates(rate: float, total: int) -> list:
+    """Stochastic depth per block: linear from 0 at the first of ``total`` blocks to ``rate`` at the last
+    (PaddleClas's ``paddle.linspace(0, rate, total)``)."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+        raise ValueError(f"drop_path_rate must be in [0, 1), got {rate!r}")
+    return [rate * i / max(total - 1, 1) for i in range(total)]
+
+
 class DropPath(nn.Layer):
     """Stochastic depth: in training, zero a sample's residual branch with probability ``p``
     and scale the kept ones by ``1 / (1 - p)``; the identity at inference.
