@@ -120,6 +120,11 @@ class ExportError(PaddleHubClsError, RuntimeError):
     """A converter (paddle2onnx) failed on an exported program; the message names the model and file."""
 
 
+class InputSizeError(PaddleHubClsError, ValueError):
+    """An input image is smaller than the network can take (unpadded stems such as Inception's
+    reduce a small map to nothing, and Paddle would return meaningless logits)."""
+
+
 __all__ = [
     "PaddleHubClsError",
     "UnknownModelError",
@@ -139,4 +144,5 @@ __all__ = [
     "ExportedModelError",
     "MissingExtraError",
     "ExportError",
+    "InputSizeError",
 ]

@@ -119,10 +119,10 @@ def test_list_pretrained_filters_models_without_weights(
 
 
 def test_list_without_match_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
-    rc, out, err = _run(capsys, "list", "alexnet")
+    rc, out, err = _run(capsys, "list", "lenet")
     assert (rc, out) == (1, "")
-    assert err.count("\n") == 1 and "no model matches 'alexnet'" in err
-    rc, out, _ = _run(capsys, "list", "alexnet", "--json")
+    assert err.count("\n") == 1 and "no model matches 'lenet'" in err
+    rc, out, _ = _run(capsys, "list", "lenet", "--json")
     assert rc == 1 and json.loads(out) == []
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from oracles import oracle_input
+from _modelcheck import scale_parameters, unit_bn_statistics
 from test_export import assert_logits_close, dygraph, random_net
 
 from paddlehub_cls import Predictor, export, load_model
@@ -23,6 +24,11 @@ from paddlehub_cls.registry import load_registry
 
 #: the side tried first for the parity check (a 64x64 forward is ~12x cheaper than 224x224).
 SMALL_SIDE = 64
+#: the side tried first where 64 is below a family's smallest input (unpadded stems)
+SMALL_SIDES = {
+    "inception_v3": 96,
+    "inception_v4": 96,
+}
 
 
 def family_representatives() -> list:
@@ -51,6 +57,20 @@ def test_every_family_has_a_representative():
 #: pooling then upsamples 2x2 to 7x7, which paddle2onnx turns into an AveragePool of stride 0 (export
 #: raises ExportError); Swin's padded windows run in dygraph but not in the exported programs.
 FULL_SIZE_FAMILIES = ("vgg", "swin_transformer")
+#: family -> (parameter name suffixes, factor) shrunk after randomising, where random weights make the
+#: logits so large that float-order noise passes the tolerance: StarNet's star products square each
+#: block's scale; TinyNet_E's and EfficientNetV2's residual sums grow ~2x per block (logits ~1e4-1e12)
+DAMPED = {
+    "starnet": ((".g.bn.weight", ".g.bn.bias"), 0.05),
+    "tinynet": ((".project.bn.weight", ".project.bn.bias"), 0.3),
+    "efficientnet_v2": ((".project.bn.weight", ".project.bn.bias"), 0.1),
+}
+# alexnet: its adaptive pool to fc6's 6x6 upsamples a small map, as VGG's does.
+FULL_SIZE_FAMILIES += ("alexnet",)
+#: families compared with unit BN running statistics: calibrated on 4 random images, LeViT (nothing
+#: normalises its residual stream) reaches logits ~1e6 at 64 and amplifies kernel rounding to 7% of
+#: them (1.25e5 of 1.7e6; 197 of 1506 at 224); with unit statistics ONNX Runtime is within 8e-6 of 4.2.
+UNIT_BN_FAMILIES = ("levit",)
 
 
 def _cheapest_side(name: str) -> int:
@@ -59,14 +79,15 @@ def _cheapest_side(name: str) -> int:
     import paddle
 
     info = load_registry().get(name)
+    small = SMALL_SIDES.get(info.family, SMALL_SIDE)
     if info.family not in FULL_SIZE_FAMILIES:
         model = load_model(name, pretrained=False)
         model.eval()
         try:
             with paddle.no_grad():
-                out = model(paddle.to_tensor(oracle_input(1, SMALL_SIDE, SMALL_SIDE)))
+                out = model(paddle.to_tensor(oracle_input(1, small, small)))
             if tuple(out.shape) == (1, model.num_classes):
-                return SMALL_SIDE
+                return small
         except (ValueError, RuntimeError, AssertionError):  # how paddle reports a shape mismatch
             pass
     return int(info.input_size[1])
@@ -76,6 +97,11 @@ def _cheapest_side(name: str) -> int:
 def test_onnxruntime_equals_dygraph_for_each_family(name, tmp_path):
     side = _cheapest_side(name)
     model = random_net(name, seed=1, size=side)
+    family = load_registry().get(name).family
+    if family in DAMPED:
+        assert scale_parameters(model, *DAMPED[family]) > 0
+    if load_registry().get(name).family in UNIT_BN_FAMILIES:
+        unit_bn_statistics(model)
     out = export(model, tmp_path / "onnx", input_size=side, format="onnx")
     predictor = Predictor(out, threads=1, use_gpu=False)
     assert predictor.backend == "onnxruntime" and predictor.input_size == (3, side, side)

@@ -26,14 +26,34 @@ FAMILY_MODELS = _smallest_per_family()
 # The 2019 GoogLeNet graph max-pools 3x3/2 without padding (112 -> 55 -> 27 -> 13 -> 6), so its
 # maps are one pixel short of 224 / stride; every other family's are exact.
 UNPADDED_POOLS = {"googlenet"}
+# alexnet, squeezenet: unpadded 3x3/2 max pools as well (AlexNet 55, 27, 13, 6; SqueezeNet1_1 55, 27, 13).
+UNPADDED_POOLS |= {"alexnet", "squeezenet"}
+# SqueezeNet has three pools after its stride-2 stem: its last map is at stride 16.
+OUTPUT_STRIDE_16 = {"squeezenet"}
 # HRNet's stages are its four parallel branches; its classification head (incre, downsamp, final)
 # runs after them, so forward_features returns the head's 2048-channel map, not the last branch.
-# EfficientNet's forward_features ends with its widening 1x1 head conv, after its last stage. (MobileNetV3's
-# widening conv_feature is its last feature_info stage, as MobileNetV2's conv_head is.)
-HEAD_AFTER_STAGES = {"efficientnet", "hrnet"}
+# EfficientNet's (and TinyNet's, EfficientNetV2's) forward_features ends with its widening 1x1 head conv, after its
+# last stage. (MobileNetV3's widening conv_feature is its last feature_info stage, as MobileNetV2's conv_head is.)
+# So do MobileViT v1's and the v1-style MobileViTV3's (their smallest models), after their five stages.
+HEAD_AFTER_STAGES = {"efficientnet", "efficientnet_v2", "hrnet", "mobilevit", "mobilevit_v3", "tinynet"}
 # Plain ViTs keep one token grid, so every stage has the patch stride (16 for the smallest of
 # each family), and forward_features returns the tokens, class token first.
 TOKEN_FAMILIES = {"vision_transformer", "distilled_vision_transformer"}
+# Unpadded stems and grid reductions shrink the maps further (Inception v3 at 224: 109, 52, 25,
+# 12, 5): a stage's stride is the power of two nearest to 224 / its side.
+NEAREST_STRIDE = {
+    "inception_v3",
+    "inception_v4",
+}
+# CvT's forward_features returns its last stage's tokens, class token first, like ViT; that stage
+# is at stride 16.
+TOKEN_FAMILIES |= {"cvt"}
+# TNT keeps one grid of patch tokens, like ViT.
+TOKEN_FAMILIES |= {"tnt"}
+# LeViT halves its token grid as (n - 1) // 2 + 1 (14, 7, 4 at 224: the last map is 224 / 56, rounded
+# up), and its last stage is at the nominal stride 64.
+CEIL_GRIDS = {"levit"}
+LAST_STRIDE = {"levit": 64}
 
 
 def test_every_family_is_covered():
@@ -55,11 +75,17 @@ def test_feature_maps_match_feature_info_at_224(name):
     assert len(maps) == len(declared) >= 4
     strides = net.feature_info.reduction()
     family = model_info(name).family
-    assert strides == sorted(strides) and strides[-1] == (16 if family in TOKEN_FAMILIES else 32)
+    last_stride = LAST_STRIDE.get(family, 16 if family in TOKEN_FAMILIES | OUTPUT_STRIDE_16 else 32)
+    assert strides == sorted(strides) and strides[-1] == last_stride
     for fmap, ch, r in zip(maps, net.feature_info.channels(), strides):
         n, c, h, w = fmap.shape
         assert (n, c) == (1, ch)
+        if family in NEAREST_STRIDE:
+            assert 2 ** int(round(np.log2(224 / h))) == r and w == h, (name, fmap.shape, r)
+            continue
         want = {224 // r, 224 // r - 1} if family in UNPADDED_POOLS else {224 // r}
+        if family in CEIL_GRIDS:
+            want = {-(-224 // r)}
         assert h in want and w == h, (name, fmap.shape, r)
     if model_info(name).family in HEAD_AFTER_STAGES:
         assert last.shape[2:] == maps[-1].shape[2:] and last.shape[1] != maps[-1].shape[1]

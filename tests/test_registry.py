@@ -416,7 +416,7 @@ def test_lookup_is_case_insensitive_and_returns_release_spelling() -> None:
     reg = load_registry()
     assert reg.get("resnet50").name == "ResNet50"
     assert reg.get("SE_RESNEXT50_32X4D").name == "SE_ResNeXt50_32x4d"
-    assert "googlenet" in reg and "GoogleNet" in reg and "AlexNet" not in reg
+    assert "googlenet" in reg and "GoogleNet" in reg and "LeNet" not in reg
 
 
 @pytest.mark.parametrize(

@@ -121,7 +121,9 @@ def test_registry_url_is_the_one_paddleclas_loads(name: str, tag: str, model_url
 @functools.lru_cache(maxsize=1)
 def _builder_defaults() -> Dict[str, Dict[str, object]]:
     """Per PaddleClas builder: its keyword defaults, plus ``stage1`` when its module always asks
-    for the SSLD stage-1 file (``use_ssld_stage1_pretrained=True`` written into a call)."""
+    for the SSLD stage-1 file (``use_ssld_stage1_pretrained=True`` written into a call), and
+    ``use_imagenet22kto1k_pretrained`` when the builder's own body passes it as True
+    (``CvT_W24_384``: ``model_zoo/cvt.py:722``)."""
     root = require_paddleclas() / "ppcls" / "arch" / "backbone"
     out: Dict[str, Dict[str, object]] = {}
     for path in sorted(root.rglob("*.py")):
@@ -142,6 +144,14 @@ def _builder_defaults() -> Dict[str, Dict[str, object]]:
                     if isinstance(d, ast.Constant)
                 }
                 defaults["stage1"] = stage1
+                if any(
+                    isinstance(n, ast.keyword)
+                    and n.arg == "use_imagenet22kto1k_pretrained"
+                    and isinstance(n.value, ast.Constant)
+                    and n.value.value is True
+                    for n in ast.walk(node)
+                ):
+                    defaults["use_imagenet22kto1k_pretrained"] = True
                 out.setdefault(node.name, defaults)
     return out
 

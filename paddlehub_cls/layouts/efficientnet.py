@@ -10,6 +10,9 @@ keys), ``<i>`` counting blocks over the whole network. A conv-BN is ``<x>._conv.
 (conv) and ``<x>._conv._bn`` (BN) with ``<x>`` = ``_ecn`` / ``_dcn`` / ``_pcn``; the SE convs
 are ``_se._conv1._conv`` / ``_se._conv2._conv``. Its ``ParamAttr`` names (``_blocks.0._se_reduce_weights``)
 do not appear in the state_dict.
+
+PaddleClas's TinyNet (``model_zoo/tinynet.py``, family ``tinynet``) subclasses that
+EfficientNet, so its files use the same names.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ def _convbn(ours: str, theirs: str) -> Dict[str, Source]:
     return dygraph_convbn(ours, f"{theirs}._conv._conv._conv", f"{theirs}._conv._bn")
 
 
+@register_layout("tinynet", "paddleclas_model_zoo")
 @register_layout(FAMILY, "paddleclas_model_zoo")
 def paddleclas_model_zoo(model) -> Dict[str, Source]:
     """``_ef._conv_stem``, ``_ef._blocks.<i>..`` / ``_ef.block.<i>..``, ``_conv`` (head), ``_fc``."""

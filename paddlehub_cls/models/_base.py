@@ -21,6 +21,20 @@ def check_num_classes(num_classes: int, *, allow_zero: bool = True) -> int:
     return num_classes
 
 
+def check_in_chans(in_chans: int) -> int:
+    """Validate the number of input channels (a positive int)."""
+    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
+        raise ValueError(f"in_chans must be a positive int, got {in_chans!r}")
+    return in_chans
+
+
+def check_rate(name: str, value: float) -> float:
+    """Validate a dropout or stochastic-depth probability ``name``: a number in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return float(value)
+
+
 def make_linear(in_features: int, out_features: int) -> nn.Layer:
     """Classifier layer: ``nn.Linear`` for ``out_features > 0``, identity for 0."""
     if out_features == 0:

@@ -44,6 +44,24 @@ def create_token(layer: nn.Layer, shape: Tuple[int, ...]) -> paddle.Tensor:
     )
 
 
+def resize_position_table(
+    table: paddle.Tensor, prefix: int, side: int, grid: Tuple[int, int]
+) -> paddle.Tensor:
+    """A ``(1, prefix + side**2, C)`` position table for a ``grid`` of patches.
+
+    The trained table as it is for a ``side`` x ``side`` grid; otherwise its patch part resized
+    bicubically to ``grid`` (the ``prefix`` leading entries, e.g. the class token's, kept).
+    """
+    if tuple(grid) == (side, side):
+        return table
+    head, patches = table[:, :prefix], table[:, prefix:]
+    dim = patches.shape[-1]
+    patches = patches.reshape([1, side, side, dim]).transpose([0, 3, 1, 2])
+    patches = nn.functional.interpolate(patches, size=list(grid), mode="bicubic", align_corners=False)
+    patches = patches.transpose([0, 2, 3, 1]).reshape([1, grid[0] * grid[1], dim])
+    return paddle.concat([head, patches], axis=1)
+
+
 class Mlp(nn.Layer):
     """``fc1`` -> activation (exact GELU by default) -> ``fc2``, with dropout after each."""
 
@@ -120,13 +138,15 @@ class Block(nn.Layer):
         attn_drop: float = 0.0,
         drop_path: float = 0.0,
         attention: Optional[nn.Layer] = None,
+        act: str = "gelu",
     ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, epsilon=epsilon)
         self.attn = attention or Attention(dim, num_heads, qkv_bias, qk_scale, attn_drop, drop)
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim, epsilon=epsilon)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
+        # MobileViT's transformers use SiLU ("swish") in the MLP; the ViT family GELU.
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act=act, drop=drop)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x)))

@@ -16,6 +16,10 @@ and so do we (:func:`native_same_padding`), so any input size gives PaddleClas's
 ``EfficientNetB0_small`` instead pads ``(stride - 1 + kernel - 1) // 2`` symmetrically
 ("DYNAMIC") and has no squeeze-excitation.
 
+TinyNet A-E (Han et al., 2020; PaddleClas ``model_zoo/tinynet.py``) are the same network
+with the "DYNAMIC" padding, squeeze-excitation, a stem fixed at 32 channels and a 1280-wide
+head whatever the width (:data:`TINYNET_CONFIGS`).
+
 Drop-connect (stochastic depth on the residual branch, rate 0.2 x block index / blocks) acts
 only in training; the classifier's dropout is ``upscale_in_train``: both are the identity
 at inference.
@@ -24,7 +28,7 @@ at inference.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, NamedTuple, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 import paddle
 from paddle import nn
@@ -36,6 +40,7 @@ from paddlehub_cls.models.layers import (
     DropPath,
     conv_weight_attr,
     global_pool_flatten,
+    make_act,
     make_dropout,
 )
 
@@ -77,6 +82,15 @@ EFFICIENTNET_CONFIGS: Dict[str, Tuple[float, float, int, float]] = {
     "b5": (1.6, 2.2, 456, 0.4),
     "b6": (1.8, 2.6, 528, 0.5),
     "b7": (2.0, 3.1, 600, 0.5),
+}
+
+#: TinyNet variant -> (width, depth); every one has classifier dropout 0.2
+TINYNET_CONFIGS: Dict[str, Tuple[float, float]] = {
+    "a": (1.0, 1.2),
+    "b": (0.75, 1.1),
+    "c": (0.54, 0.85),
+    "d": (0.54, 0.695),
+    "e": (0.51, 0.6),
 }
 
 
@@ -123,6 +137,7 @@ class ConvBN(ConvBNAct):
         act: Any = "swish",
         padding: int = 0,
         crop: bool = False,
+        bn_momentum: float = BN_MOMENTUM,
     ) -> None:
         super().__init__(
             in_c,
@@ -132,7 +147,7 @@ class ConvBN(ConvBNAct):
             groups=groups,
             act=act,
             padding=padding,
-            bn_momentum=BN_MOMENTUM,
+            bn_momentum=bn_momentum,
             bn_epsilon=BN_EPSILON,
         )
         self.crop = crop
@@ -145,19 +160,24 @@ class ConvBN(ConvBNAct):
 
 
 class ConvSE(nn.Layer):
-    """Squeeze-excitation with 1x1 convs: ``x * sigmoid(expand(swish(reduce(avgpool(x)))))``.
+    """Squeeze-excitation with 1x1 convs: ``x * sigmoid(expand(act(reduce(avgpool(x)))))``.
 
+    ``act`` is swish (EfficientNet) or silu (EfficientNetV2); ``mean_pool`` averages with
+    ``mean`` instead of ``adaptive_avg_pool2d``, as EfficientNetV2 does: the same numbers but
+    another kernel's rounding, which its deep random-weight oracles amplify.
     Keys: ``reduce.{weight,bias}``, ``expand.{weight,bias}``.
     """
 
-    def __init__(self, channels: int, squeezed: int) -> None:
+    def __init__(self, channels: int, squeezed: int, act: str = "swish", mean_pool: bool = False) -> None:
         super().__init__()
         self.reduce = nn.Conv2D(channels, squeezed, 1, weight_attr=conv_weight_attr(squeezed, 1))
+        self.act = make_act(act)
         self.expand = nn.Conv2D(squeezed, channels, 1, weight_attr=conv_weight_attr(channels, 1))
+        self.mean_pool = mean_pool
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        s = nn.functional.swish(self.reduce(nn.functional.adaptive_avg_pool2d(x, 1)))
-        return x * nn.functional.sigmoid(self.expand(s))
+        pooled = x.mean([2, 3], keepdim=True) if self.mean_pool else nn.functional.adaptive_avg_pool2d(x, 1)
+        return x * nn.functional.sigmoid(self.expand(self.act(self.reduce(pooled))))
 
 
 class MBConv(nn.Layer):
@@ -176,13 +196,19 @@ class MBConv(nn.Layer):
         use_se: bool,
         padding: Tuple[int, bool],
         drop_connect: float,
+        bn_momentum: float = BN_MOMENTUM,
+        act: str = "swish",
+        se_mean_pool: bool = False,
     ) -> None:
         super().__init__()
         mid = in_c * expand
-        self.expand = ConvBN(in_c, mid, 1) if expand != 1 else None
-        self.dw = ConvBN(mid, mid, kernel, stride=stride, groups=mid, padding=padding[0], crop=padding[1])
-        self.se = ConvSE(mid, max(1, int(in_c * SE_RATIO))) if use_se else None
-        self.project = ConvBN(mid, out_c, 1, act=None)
+        self.expand = ConvBN(in_c, mid, 1, act=act, bn_momentum=bn_momentum) if expand != 1 else None
+        self.dw = ConvBN(
+            mid, mid, kernel, stride=stride, groups=mid, act=act, padding=padding[0], crop=padding[1],
+            bn_momentum=bn_momentum,
+        )
+        self.se = ConvSE(mid, max(1, int(in_c * SE_RATIO)), act, se_mean_pool) if use_se else None
+        self.project = ConvBN(mid, out_c, 1, act=None, bn_momentum=bn_momentum)
         self.residual = stride == 1 and in_c == out_c
         self.drop_path = DropPath(drop_connect) if self.residual else None
 
@@ -208,6 +234,9 @@ class EfficientNet(ClassifierNet):
         num_classes: classifier outputs; 0 returns the pooled head features.
         in_chans: input channels.
         drop_connect: stochastic-depth rate of the last block (training only).
+        fix_stem: keep the stem (and the first group's input) at 32 channels whatever
+            ``width`` is (TinyNet).
+        head_width: channels of the 1x1 head conv; default ``1280`` scaled by ``width``.
     """
 
     classifier_attrs = ("fc",)
@@ -223,6 +252,8 @@ class EfficientNet(ClassifierNet):
         num_classes: int = 1000,
         in_chans: int = 3,
         drop_connect: float = DROP_CONNECT,
+        fix_stem: bool = False,
+        head_width: Optional[int] = None,
     ) -> None:
         super().__init__()
         check_num_classes(num_classes)
@@ -232,7 +263,7 @@ class EfficientNet(ClassifierNet):
                 return (stride - 1 + kernel - 1) // 2, False
             return native_same_padding(size, stride, kernel)
 
-        stem_c = round_filters(32, width)
+        stem_c = 32 if fix_stem else round_filters(32, width)
         self.stem = ConvBN(
             in_chans, stem_c, 3, stride=2, padding=pad(resolution, 2, 3)[0], crop=pad(resolution, 2, 3)[1]
         )
@@ -245,6 +276,7 @@ class EfficientNet(ClassifierNet):
             )
             for g in B0_GROUPS
         ]
+        groups[0] = groups[0]._replace(in_c=stem_c)
         total = sum(g.repeats for g in groups)
         blocks: List[nn.Layer] = []
         for gi, g in enumerate(groups):
@@ -270,7 +302,7 @@ class EfficientNet(ClassifierNet):
                     {"module": f"blocks.{len(blocks) - 1}", "num_chs": g.out_c, "reduction": reduction}
                 )
         self.blocks = nn.Sequential(*blocks)
-        self.num_features = round_filters(1280, width)
+        self.num_features = head_width or round_filters(1280, width)
         self.head = ConvBN(groups[-1].out_c, self.num_features, 1)
         self.drop = make_dropout(dropout, "upscale_in_train")
         self.fc = make_linear(self.num_features, num_classes)
@@ -343,3 +375,40 @@ def efficientnet_b6(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -
 def efficientnet_b7(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> EfficientNet:
     """EfficientNet-B7 (native 600)."""
     return _efficientnet("b7", num_classes, in_chans, **kwargs)
+
+
+def _tinynet(variant: str, num_classes: int, in_chans: int, kwargs: Any) -> EfficientNet:
+    width, depth = TINYNET_CONFIGS[variant]
+    return EfficientNet(
+        width, depth, 0, 0.2, fix_stem=True, head_width=1280, num_classes=num_classes, in_chans=in_chans, **kwargs
+    )
+
+
+@register_model
+def tinynet_a(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> EfficientNet:
+    """TinyNet-A: width 1.0, depth 1.2 (native input 192)."""
+    return _tinynet("a", num_classes, in_chans, kwargs)
+
+
+@register_model
+def tinynet_b(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> EfficientNet:
+    """TinyNet-B: width 0.75, depth 1.1 (native input 188)."""
+    return _tinynet("b", num_classes, in_chans, kwargs)
+
+
+@register_model
+def tinynet_c(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> EfficientNet:
+    """TinyNet-C: width 0.54, depth 0.85 (native input 184)."""
+    return _tinynet("c", num_classes, in_chans, kwargs)
+
+
+@register_model
+def tinynet_d(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> EfficientNet:
+    """TinyNet-D: width 0.54, depth 0.695 (native input 152)."""
+    return _tinynet("d", num_classes, in_chans, kwargs)
+
+
+@register_model
+def tinynet_e(num_classes: int = 1000, in_chans: int = 3, **kwargs: Any) -> EfficientNet:
+    """TinyNet-E: width 0.51, depth 0.6 (native input 106)."""
+    return _tinynet("e", num_classes, in_chans, kwargs)

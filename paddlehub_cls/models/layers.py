@@ -4,11 +4,12 @@ channels-first layer norm and stochastic depth (drop path)."""
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import paddle
 from paddle import nn
 
+from paddlehub_cls.errors import InputSizeError
 from paddlehub_cls.models._base import ClassifierNet, make_linear
 
 # The 2019 fluid batch_norm defaults; Paddle's nn.BatchNorm2D uses the same values.
@@ -38,14 +39,48 @@ class HardSigmoid(nn.Layer):
         return f"slope={self.slope}, offset={self.offset}"
 
 
+class LeakyReLU(nn.Layer):
+    """``max(x, slope * x)``, which is Paddle's leaky ReLU for ``0 <= slope <= 1`` (default 0.01).
+
+    Written out so that Paddle Inference's oneDNN passes do not fuse it into the preceding
+    conv: with ``nn.LeakyReLU`` an exported CSPDarkNet53 crashed the CPU ``Predictor`` with a
+    segmentation fault while building the fused conv (``FusedConv2dOp``, paddlepaddle 3.3.1).
+    """
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        if not 0 <= negative_slope <= 1:
+            raise ValueError(f"negative_slope must be in [0, 1], got {negative_slope!r}")
+        self.negative_slope = negative_slope
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return paddle.maximum(x, x * self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class QuickGELU(nn.Layer):
+    """``x * sigmoid(1.702 * x)``: the sigmoid approximation of GELU that CLIP and CvT use."""
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return x * nn.functional.sigmoid(1.702 * x)
+
+
 _ACTIVATIONS = {
     # The exact (erf) form: PaddleClas's ConvNeXt and transformers use nn.GELU's default.
     "gelu": nn.GELU,
     "hardsigmoid": HardSigmoid,
     "hardswish": nn.Hardswish,
+    # Slope 0.01 by default, as PaddleClas's CSPDarkNet53 (nn.LeakyReLU()).
+    "leaky_relu": LeakyReLU,
+    "quick_gelu": QuickGELU,
     "relu": nn.ReLU,
     "relu6": nn.ReLU6,
     "sigmoid": nn.Sigmoid,
+    # The same function as swish through Paddle's silu kernel, whose float rounding differs:
+    # PaddleClas's EfficientNetV2 blocks use it, and its deep random-weight oracles amplify the difference.
+    "silu": nn.Silu,
     "swish": nn.Swish,
 }
 
@@ -80,7 +115,21 @@ def make_divisible(value: float, divisor: int = 8, min_value: Optional[int] = No
     return rounded
 
 
-def conv_weight_attr(out_channels: int, kernel_size: int, groups: int = 1) -> paddle.ParamAttr:
+Kernel = Union[int, Sequence[int]]
+
+
+def _kernel_hw(kernel_size: Kernel) -> Tuple[int, int]:
+    if isinstance(kernel_size, int):
+        return kernel_size, kernel_size
+    return int(kernel_size[0]), int(kernel_size[1])
+
+
+def _same_padding(kernel_size: Kernel, dilation: int) -> Tuple[int, int]:
+    # keeps the size at stride 1 (odd kernels)
+    return tuple(dilation * (k - 1) // 2 for k in _kernel_hw(kernel_size))
+
+
+def conv_weight_attr(out_channels: int, kernel_size: Kernel, groups: int = 1) -> paddle.ParamAttr:
     """Kaiming-normal fan-out initialiser of a conv weight, counting the fan-out of one group.
 
     ``N(0, sqrt(2 / fan_out))`` with ``fan_out = out_channels * k * k / groups``: timm's
@@ -93,8 +142,10 @@ def conv_weight_attr(out_channels: int, kernel_size: int, groups: int = 1) -> pa
     As an initialiser object in the ``ParamAttr``, it is deferred under ``paddle.LazyGuard``
     like any default, so a network whose weights are about to be loaded never runs it (the
     ``ParamAttr``, which Paddle deep-copies, adds ~60 us per conv to building the layers).
+    ``kernel_size`` is a side or ``(height, width)`` (Inception's 1x7 and 7x1).
     """
-    fan_out = max(out_channels * kernel_size * kernel_size // groups, 1)
+    kh, kw = _kernel_hw(kernel_size)
+    fan_out = max(out_channels * kh * kw // groups, 1)
     return paddle.ParamAttr(initializer=nn.initializer.Normal(0.0, math.sqrt(2.0 / fan_out)))
 
 
@@ -103,21 +154,23 @@ class ConvBNAct(nn.Layer):
 
     The conv weight starts from :func:`conv_weight_attr`; the batch norm keeps Paddle's
     default weight 1 and bias 0 (stating them in ParamAttrs would cost another ~100 us per
-    layer, even under ``paddle.LazyGuard``). State-dict keys: ``conv.weight``, ``bn.weight``,
-    ``bn.bias``, ``bn._mean``, ``bn._variance``.
+    layer, even under ``paddle.LazyGuard``). ``kernel_size`` may be ``(height, width)``;
+    ``padding`` None keeps the size at stride 1 (``dilation * (k - 1) // 2`` per side).
+    State-dict keys: ``conv.weight``, ``bn.weight``, ``bn.bias``, ``bn._mean``, ``bn._variance``.
     """
 
     def __init__(
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int,
+        kernel_size: Kernel,
         stride: int = 1,
         groups: int = 1,
         act: Optional[str] = "relu",
-        padding: Optional[Union[int, str]] = None,
+        padding: Optional[Union[int, str, Sequence[int]]] = None,
         bn_momentum: float = BN_MOMENTUM,
         bn_epsilon: float = BN_EPSILON,
+        dilation: int = 1,
     ) -> None:
         super().__init__()
         self.conv = nn.Conv2D(
@@ -125,7 +178,8 @@ class ConvBNAct(nn.Layer):
             out_channels,
             kernel_size,
             stride=stride,
-            padding=(kernel_size - 1) // 2 if padding is None else padding,
+            padding=_same_padding(kernel_size, dilation) if padding is None else padding,
+            dilation=dilation,
             groups=groups,
             weight_attr=conv_weight_attr(out_channels, kernel_size, groups),
             bias_attr=False,
@@ -202,8 +256,9 @@ class ConvSqueezeExcite(nn.Layer):
 class DepthwiseSeparable(nn.Layer):
     """k x k depthwise conv-BN-act, optional squeeze-excitation, 1x1 conv-BN-act.
 
-    MobileNetV1 (3x3, ReLU, no SE) and PP-LCNet (3x3 or 5x5, hardswish, SE in the last
-    stage). Keys: ``dw.*``, ``se.{reduce,expand}.*`` (with ``se``), ``pw.*``.
+    MobileNetV1 (3x3, ReLU, no SE), PP-LCNet (3x3 or 5x5, hardswish, SE in the last
+    stage) and DeepLab's Xception (no activation or ReLU, BN epsilon 1e-3, dilated in the
+    exit flow). Keys: ``dw.*``, ``se.{reduce,expand}.*`` (with ``se``), ``pw.*``.
 
     Args:
         in_channels: input channels (also the depthwise width).
@@ -213,6 +268,8 @@ class DepthwiseSeparable(nn.Layer):
         act: activation after both convs.
         se: insert a :class:`ConvSqueezeExcite` (reduction 4, ReLU) with this gate
             (``"hardsigmoid"`` in PP-LCNet) after the depthwise conv; None for none.
+        dilation: dilation of the depthwise conv (padded to keep the size).
+        bn_epsilon, bn_momentum: of both batch norms.
     """
 
     def __init__(
@@ -221,13 +278,20 @@ class DepthwiseSeparable(nn.Layer):
         out_channels: int,
         stride: int,
         kernel: int = 3,
-        act: str = "relu",
+        act: Optional[str] = "relu",
         se: Optional[str] = None,
+        dilation: int = 1,
+        bn_epsilon: float = BN_EPSILON,
+        bn_momentum: float = BN_MOMENTUM,
     ) -> None:
         super().__init__()
-        self.dw = ConvBNAct(in_channels, in_channels, kernel, stride=stride, groups=in_channels, act=act)
+        bn = {"bn_epsilon": bn_epsilon, "bn_momentum": bn_momentum}
+        self.dw = ConvBNAct(
+            in_channels, in_channels, kernel, stride=stride, groups=in_channels, act=act, dilation=dilation,
+            **bn,
+        )
         self.se = ConvSqueezeExcite(in_channels, gate=se) if se is not None else None
-        self.pw = ConvBNAct(in_channels, out_channels, 1, act=act)
+        self.pw = ConvBNAct(in_channels, out_channels, 1, act=act, **bn)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         x = self.dw(x)
@@ -279,7 +343,49 @@ class ConvHeadNet(ClassifierNet):
         # (pre_logits, or no classifier) are returned unscaled.
         if pre_logits or self.num_classes == 0:
             return x
-        return self.fc(self.drop(x))
+        return self.fc(x if self.drop is None else self.drop(x))
+
+
+class PooledHeadNet(ClassifierNet):
+    """Base of the networks whose head is the global average, dropout and ``fc``.
+
+    Inception v3 and v4 (and, through :class:`StemStagesNet`, DarkNet53, CSPDarkNet53 and PeleeNet). A
+    subclass builds its trunk, calls :meth:`_init_head` (or sets ``drop``, ``fc``) and
+    implements ``forward_features``. ``dropout_mode`` as in :class:`ConvHeadNet`: in
+    ``"downscale_in_infer"`` mode the classifier sees ``1 - dropout`` times the pooled
+    features at inference.
+    """
+
+    classifier_attrs = ("fc",)
+    drop: Optional[nn.Layer] = None
+
+    def _init_head(self, width: int, num_classes: int, dropout: float, dropout_mode: str) -> None:
+        self.drop = make_dropout(dropout, dropout_mode)
+        self.num_features = width
+        self.fc = make_linear(width, num_classes)
+        self.num_classes = num_classes
+
+    def forward_head(self, x: paddle.Tensor, pre_logits: bool = False) -> paddle.Tensor:
+        x = global_pool_flatten(x)
+        # The inference-time dropout scale belongs to the classifier's input.
+        if pre_logits or self.num_classes == 0:
+            return x
+        return self.fc(x if self.drop is None else self.drop(x))
+
+
+class StemStagesNet(PooledHeadNet):
+    """Base of the networks whose trunk is ``stem`` followed by the ``stages`` in order, with the
+    :class:`PooledHeadNet` head (global average pool, ``drop`` when the subclass sets one, ``fc``).
+
+    DarkNet53, CSPDarkNet53 and PeleeNet. ``pre_logits`` (and ``num_classes=0``) return the pooled
+    features, before the dropout.
+    """
+
+    def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+        return x
 
 
 def make_dropout(p: float, mode: str) -> nn.Layer:
@@ -293,6 +399,24 @@ def make_dropout(p: float, mode: str) -> nn.Layer:
     if p == 0:
         return nn.Identity()
     return nn.Dropout(p, mode=mode)
+
+
+def check_input_side(x: paddle.Tensor, min_side: int, network: str) -> None:
+    """Refuse an NCHW input smaller than ``min_side`` in height or width.
+
+    Networks with unpadded stems and grid reductions (Inception) shrink a small input to an
+    empty map, on which Paddle's convolutions and pools return numbers instead of failing.
+    A dimension unknown while tracing (-1) passes.
+
+    Raises:
+        InputSizeError: naming the network, the input shape and the smallest side.
+    """
+    h, w = x.shape[-2], x.shape[-1]
+    if 0 < h < min_side or 0 < w < min_side:
+        raise InputSizeError(
+            f"{network} needs inputs of at least {min_side}x{min_side} pixels, got shape {list(x.shape)}; "
+            "resize the images to the model's input_size"
+        )
 
 
 def global_pool_flatten(x: paddle.Tensor) -> paddle.Tensor:
@@ -321,6 +445,14 @@ class LayerNorm2d(nn.Layer):
             x.transpose([0, 2, 3, 1]), x.shape[1:2], self.weight, self.bias, self.epsilon
         )
         return y.transpose([0, 3, 1, 2])
+
+
+def drop_path_rates(rate: float, total: int) -> list:
+    """Stochastic depth per block: linear from 0 at the first of ``total`` blocks to ``rate`` at the last
+    (PaddleClas's ``paddle.linspace(0, rate, total)``)."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+        raise ValueError(f"drop_path_rate must be in [0, 1), got {rate!r}")
+    return [rate * i / max(total - 1, 1) for i in range(total)]
 
 
 class DropPath(nn.Layer):

@@ -23,6 +23,8 @@ every group's output have ``int(c * scale)`` channels, the expand width is
 
 from __future__ import annotations
 
+from typing import Optional
+
 import paddle
 from paddle import nn
 
@@ -51,12 +53,20 @@ class InvertedResidual(nn.Layer):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, stride: int, expansion: int, with_expand: bool
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int,
+        expansion: float,
+        with_expand: bool,
+        act: str = "relu6",
+        hidden: Optional[int] = None,
     ) -> None:
         super().__init__()
-        hidden = int(round(in_channels * expansion))
-        self.expand = ConvBNAct(in_channels, hidden, 1, act="relu6") if with_expand else None
-        self.dw = ConvBNAct(hidden, hidden, 3, stride=stride, groups=hidden, act="relu6")
+        # MobileViT passes SiLU ("swish") and, in v2/v3, a width rounded to a multiple of 8.
+        hidden = int(round(in_channels * expansion)) if hidden is None else hidden
+        self.expand = ConvBNAct(in_channels, hidden, 1, act=act) if with_expand else None
+        self.dw = ConvBNAct(hidden, hidden, 3, stride=stride, groups=hidden, act=act)
         self.project = ConvBNAct(hidden, out_channels, 1, act=None)
         self.use_residual = stride == 1 and in_channels == out_channels
 

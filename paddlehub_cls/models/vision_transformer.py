@@ -26,7 +26,13 @@ from paddle import nn
 
 from paddlehub_cls.models._base import ClassifierNet, check_num_classes, make_linear
 from paddlehub_cls.models._registry import register_model
-from paddlehub_cls.models._transformer import Block, PatchEmbed, TokensToMap, create_token
+from paddlehub_cls.models._transformer import (
+    Block,
+    PatchEmbed,
+    TokensToMap,
+    create_token,
+    resize_position_table,
+)
 
 
 def tap_blocks(depth: int) -> List[int]:
@@ -113,15 +119,7 @@ class VisionTransformer(ClassifierNet):
 
     def position_embedding(self, grid: tuple) -> paddle.Tensor:
         """The position table for a ``grid`` of patches, resized bicubically if it is not the trained one."""
-        if grid == (self.grid_size, self.grid_size):
-            return self.pos_embed
-        p = self.num_prefix_tokens
-        prefix, table = self.pos_embed[:, :p], self.pos_embed[:, p:]
-        dim = table.shape[-1]
-        table = table.reshape([1, self.grid_size, self.grid_size, dim]).transpose([0, 3, 1, 2])
-        table = nn.functional.interpolate(table, size=list(grid), mode="bicubic", align_corners=False)
-        table = table.transpose([0, 2, 3, 1]).reshape([1, grid[0] * grid[1], dim])
-        return paddle.concat([prefix, table], axis=1)
+        return resize_position_table(self.pos_embed, self.num_prefix_tokens, self.grid_size, grid)
 
     def forward_features(self, x: paddle.Tensor) -> paddle.Tensor:
         """Normalised tokens ``(N, prefix + H*W, C)``; the class token is first."""

@@ -84,6 +84,16 @@ def main(spec_path: str) -> int:
         x_np = np.load(spec["x_path"]).astype("float32")
         if spec.get("calibrate", True):
             info["bn_calibrated"] = calibrate_bn_dygraph(model, x_np, seed=int(spec["seed"]))
+        if spec.get("damp"):
+            suffixes, factor = spec["damp"]
+            damped = 0
+            for pname, param in model.named_parameters():
+                if pname.endswith(tuple(suffixes)):
+                    param.set_value(param * factor)
+                    damped += 1
+            if not damped:
+                raise SystemExit(f"damp: no parameter of {spec['builder']} ends with {suffixes}")
+            info["damped"] = damped
         pdparams = out_dir / f"{stem}.pdparams"
         paddle.save(model.state_dict(), str(pdparams))
 

@@ -31,7 +31,7 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -96,7 +96,8 @@ def _write_input(out_dir: Path, stem: str, x: np.ndarray) -> Path:
 def _call(mode: str, module: str, builder: str, kwargs: Mapping[str, Any], out_dir: Path,
           stem: str, x_path: Optional[Path], seed: int, calibrate: bool = True,
           pdparams: Optional[Path] = None, lazy: bool = True,
-          model_urls: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+          model_urls: Optional[Mapping[str, str]] = None,
+          damp: Optional[Tuple[Sequence[str], float]] = None) -> Dict[str, Any]:
     import_root = require_paddleclas()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -113,6 +114,7 @@ def _call(mode: str, module: str, builder: str, kwargs: Mapping[str, Any], out_d
         "pdparams": str(pdparams) if pdparams else None,
         "lazy": bool(lazy),
         "model_urls": dict(model_urls or {}),
+        "damp": [list(damp[0]), float(damp[1])] if damp else None,
     }
     spec_path = out_dir / f"{stem}.spec.json"
     spec_path.write_text(json.dumps(spec))
@@ -141,6 +143,7 @@ def run_paddleclas(
     calibrate: bool = True,
     lazy: bool = True,
     model_urls: Optional[Mapping[str, str]] = None,
+    damp: Optional[Tuple[Sequence[str], float]] = None,
 ) -> OracleResult:
     """Build a PaddleClas model, randomise it, save its state_dict, run it on ``x``.
 
@@ -167,6 +170,11 @@ def run_paddleclas(
             that read their initial weights (ConvNeXt's ``head.weight.set_value``).
         model_urls: entries added to the module's ``MODEL_URLS`` before building, for
             constructors that read a key the dict lacks (``SE_HRNet_W64_C``).
+        damp: ``(suffixes, factor)``: after calibration, parameters whose names end with one
+            of ``suffixes`` are multiplied by ``factor``. Deep residual networks with random
+            weights grow their activations block by block (EfficientNetV2-S: logits ~1e12
+            at 64x64) until the rounding of one conv kernel against another decides the
+            logits; shrinking the last BN of each residual branch keeps them O(1e2).
 
     Returns:
         :class:`oracles.OracleResult` ``(pdparams_path, logits)`` -- or
@@ -185,7 +193,7 @@ def run_paddleclas(
     out_dir.mkdir(parents=True, exist_ok=True)
     x_path = _write_input(out_dir, stem, x)
     info = _call("run", module, builder, kwargs, out_dir, stem, x_path, seed, calibrate,
-                 lazy=lazy, model_urls=model_urls)
+                 lazy=lazy, model_urls=model_urls, damp=damp)
     logits = np.load(out_dir / f"{stem}.logits.npy")
     outputs_path = out_dir / f"{stem}.outputs.npz"
     more = (outputs_path,) if all_outputs else ()
