@@ -343,7 +343,7 @@ class ConvHeadNet(ClassifierNet):
         # (pre_logits, or no classifier) are returned unscaled.
         if pre_logits or self.num_classes == 0:
             return x
-        return self.fc(x if self.drop is None else self.drop(x))
+        return self.fc(self.drop(x))
 
 
 class PooledHeadNet(ClassifierNet):
@@ -357,7 +357,12 @@ class PooledHeadNet(ClassifierNet):
     """
 
     classifier_attrs = ("fc",)
-    drop: Optional[nn.Layer] = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        # An identity until a subclass (or _init_head) sets its dropout. Not a class attribute:
+        # paddle.nn.Layer keeps sublayers in _sub_layers, which a class-level ``drop = None`` would shadow.
+        self.drop: nn.Layer = nn.Identity()
 
     def _init_head(self, width: int, num_classes: int, dropout: float, dropout_mode: str) -> None:
         self.drop = make_dropout(dropout, dropout_mode)
@@ -370,7 +375,7 @@ class PooledHeadNet(ClassifierNet):
         # The inference-time dropout scale belongs to the classifier's input.
         if pre_logits or self.num_classes == 0:
             return x
-        return self.fc(x if self.drop is None else self.drop(x))
+        return self.fc(self.drop(x))
 
 
 class StemStagesNet(PooledHeadNet):
